@@ -1,0 +1,137 @@
+//! Per-object exponential backoff that never retries before the server's `Retry-After`
+//! (kube-runtime has no per-object backoff: kube-rs issue 1916). Reset on success.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rand::Rng;
+
+/// Backoff settings.
+#[derive(Clone, Copy, Debug)]
+pub struct BackoffPolicy {
+    /// Delay after the first failure.
+    pub initial: Duration,
+    /// Upper bound of the exponential delay (a server hint may exceed it).
+    pub max: Duration,
+    /// Fraction of random jitter added, 0.0 to 1.0.
+    pub jitter: f64,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(300),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// Failure counts per object key.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    policy: BackoffPolicy,
+    failures: HashMap<String, u32>,
+}
+
+impl Backoff {
+    /// A tracker with the given policy.
+    pub fn new(policy: BackoffPolicy) -> Self {
+        Self {
+            policy,
+            failures: HashMap::new(),
+        }
+    }
+
+    /// Records a failure of `key` and returns how long to wait before the next attempt: the
+    /// exponential delay with jitter, but never less than `retry_after`.
+    pub fn next_delay(&mut self, key: &str, retry_after: Option<Duration>) -> Duration {
+        let failures = self.failures.entry(key.to_owned()).or_insert(0);
+        *failures = failures.saturating_add(1);
+        let exponent = (*failures - 1).min(20);
+        let base = self
+            .policy
+            .initial
+            .saturating_mul(1u32 << exponent)
+            .min(self.policy.max);
+        let jitter = if self.policy.jitter > 0.0 {
+            base.mul_f64(rand::rng().random_range(0.0..self.policy.jitter))
+        } else {
+            Duration::ZERO
+        };
+        let delay = base + jitter;
+        retry_after.map_or(delay, |hint| delay.max(hint))
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub fn reset(&mut self, key: &str) {
+        self.failures.remove(key);
+    }
+
+    /// Failures recorded for `key` since its last success.
+    pub fn failures(&self, key: &str) -> u32 {
+        self.failures.get(key).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_jitter() -> Backoff {
+        Backoff::new(BackoffPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+            jitter: 0.0,
+        })
+    }
+
+    #[test]
+    fn delays_double_up_to_the_maximum() {
+        let mut b = no_jitter();
+        let delays: Vec<u64> = (0..6)
+            .map(|_| b.next_delay("ns/a", None).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 8, 8]);
+    }
+
+    #[test]
+    fn a_retry_hint_is_never_undercut() {
+        let mut b = no_jitter();
+        assert_eq!(
+            b.next_delay("ns/a", Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            b.next_delay("ns/a", Some(Duration::from_millis(10))),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn objects_back_off_independently_and_reset_on_success() {
+        let mut b = no_jitter();
+        b.next_delay("ns/a", None);
+        b.next_delay("ns/a", None);
+        assert_eq!(b.next_delay("ns/b", None), Duration::from_secs(1));
+        b.reset("ns/a");
+        assert_eq!(b.failures("ns/a"), 0);
+        assert_eq!(b.next_delay("ns/a", None), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        let mut b = Backoff::new(BackoffPolicy {
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(10),
+            jitter: 0.2,
+        });
+        for _ in 0..50 {
+            let d = b.next_delay("k", None);
+            assert!(
+                d >= Duration::from_secs(10) && d < Duration::from_secs(12),
+                "{d:?}"
+            );
+        }
+    }
+}
