@@ -5,6 +5,10 @@
 //! doc text the apiserver prints, and every rule the apiserver can enforce itself (enums, patterns,
 //! CEL rules for "exactly one of", immutability) lives in the generated schema. It does no IO.
 
+// kube's `printcolumn(...)` attributes repeat `type_ = "string"` by design, which clippy reads as
+// a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod agent;
 pub mod common;
 pub mod conditions;
