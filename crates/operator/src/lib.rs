@@ -1,5 +1,9 @@
 //! The Foundry gateway operator: controllers for FoundryProject, GatewayConnection and
-//! PromptAgent.
+//! PromptAgent, an admin server with metrics and health endpoints, and Lease leader election.
 
+pub mod admin;
 pub mod backoff;
+pub mod leader;
+pub mod metrics;
 pub mod status;
+pub mod telemetry;
