@@ -1,0 +1,252 @@
+//! Command-line flags of the `foundry-emulator` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::{AuthMode, EmulatorConfig, ProjectId, ProjectIdentity, TlsPem};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A local, offline Microsoft Foundry for the "bring your own AI gateway" feature: ARM project
+/// connections and the project data plane on one loopback server.
+#[derive(Debug, Parser)]
+#[command(name = "foundry-emulator", version, about)]
+pub struct Cli {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0", env = "FOUNDRY_EMULATOR_LISTEN")]
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS (local use only).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub insecure_http: bool,
+    /// Extra root CA (PEM) trusted for calls to gateways, token servers and the JWKS URL.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// A project to serve, SUBSCRIPTION/RESOURCE_GROUP/ACCOUNT/PROJECT (repeatable).
+    #[arg(long = "project", value_name = "SUB/RG/ACCOUNT/PROJECT")]
+    pub projects: Vec<ProjectId>,
+    /// Accept this bearer token on both planes.
+    #[arg(
+        long,
+        env = "FOUNDRY_EMULATOR_STATIC_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "jwks_url"
+    )]
+    pub static_token: Option<String>,
+    /// Validate RS256 JWTs against this JWKS (audience per plane).
+    #[arg(long, value_name = "URL")]
+    pub jwks_url: Option<String>,
+    /// Required issuer (`iss`) of JWTs.
+    #[arg(long, requires = "jwks_url")]
+    pub issuer: Option<String>,
+    /// Client-credentials token endpoint for the project managed identity (Entra-authenticated
+    /// gateways); the scope sent is `{audience}/.default`.
+    #[arg(long, value_name = "URL")]
+    pub entra_token_url: Option<String>,
+    /// Client id sent to --entra-token-url.
+    #[arg(long, default_value = "foundry-emulator-project-identity")]
+    pub entra_client_id: String,
+    /// Client secret sent to --entra-token-url.
+    #[arg(
+        long,
+        env = "FOUNDRY_EMULATOR_ENTRA_CLIENT_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub entra_client_secret: String,
+    /// Fixed project managed-identity token, used when --entra-token-url is not given.
+    #[arg(
+        long,
+        env = "FOUNDRY_EMULATOR_PROJECT_IDENTITY_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "entra_token_url"
+    )]
+    pub project_identity_token: Option<String>,
+    /// Latency added to every Foundry call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Seed of probabilistic fault rules.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Timeout of one call to a gateway or token server, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub gateway_timeout_seconds: u64,
+    /// Page size of ARM connection lists.
+    #[arg(long, default_value_t = 100)]
+    pub arm_page_size: usize,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "plain")]
+    pub log_format: LogFormat,
+}
+
+/// Why the flags do not make a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file could not be read.
+    #[error("reading {what} {path} failed: {source}")]
+    Read {
+        /// Which file.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Flags that do not fit together.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Cli {
+    /// Installs the tracing subscriber (logs go to stderr; stdout carries only the listen line).
+    pub fn init_logging(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = match self.log_format {
+            LogFormat::Plain => builder.try_init(),
+            LogFormat::Json => builder.json().try_init(),
+        };
+    }
+
+    /// Reads the files the flags name and builds the configuration.
+    pub fn into_config(self) -> Result<EmulatorConfig, CliError> {
+        let read = |what: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| CliError::Read {
+                what,
+                path: path.clone(),
+                source,
+            })
+        };
+        let auth = match (self.static_token, self.jwks_url) {
+            (Some(t), None) if !t.is_empty() => AuthMode::StaticToken(t),
+            (None, Some(url)) => AuthMode::Jwks {
+                url,
+                issuer: self.issuer,
+            },
+            _ => {
+                return Err(CliError::Usage(
+                    "choose how bearer tokens are checked: --static-token TOKEN or --jwks-url URL"
+                        .into(),
+                ));
+            }
+        };
+        let tls = match (&self.tls_cert, &self.tls_key, self.insecure_http) {
+            (Some(c), Some(k), false) => Some(TlsPem {
+                cert_chain_pem: read("certificate", c)?,
+                key_pem: read("key", k)?,
+            }),
+            (None, None, true) => None,
+            _ => {
+                return Err(CliError::Usage(
+                    "give --tls-cert and --tls-key, or --insecure-http for plain HTTP".into(),
+                ));
+            }
+        };
+        let extra_ca_pem = self
+            .ca_file
+            .as_ref()
+            .map(|p| read("CA file", p))
+            .transpose()?;
+        let project_identity = match (self.entra_token_url, self.project_identity_token) {
+            (Some(token_url), _) => ProjectIdentity::ClientCredentials {
+                token_url,
+                client_id: self.entra_client_id,
+                client_secret: self.entra_client_secret,
+            },
+            (None, Some(t)) => ProjectIdentity::StaticToken(t),
+            (None, None) => ProjectIdentity::None,
+        };
+        let mut config = EmulatorConfig::new(auth);
+        config.listen = self.listen;
+        config.tls = tls;
+        config.extra_ca_pem = extra_ca_pem;
+        if !self.projects.is_empty() {
+            config.projects = self.projects;
+        }
+        config.project_identity = project_identity;
+        config.latency = Duration::from_millis(self.latency_ms);
+        config.seed = self.seed;
+        config.gateway_timeout = Duration::from_secs(self.gateway_timeout_seconds.max(1));
+        config.arm_page_size = self.arm_page_size.max(1);
+        Ok(config)
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_need_an_auth_mode_and_a_transport() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("foundry-emulator").chain(args.iter().copied()))
+                .unwrap()
+                .into_config()
+        };
+        assert!(parse(&["--insecure-http"]).is_err());
+        assert!(parse(&["--static-token", "t"]).is_err());
+        let c = parse(&[
+            "--static-token",
+            "t",
+            "--insecure-http",
+            "--project",
+            "s/rg/a/p",
+            "--project",
+            "s/rg/a/q",
+            "--latency-ms",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(c.projects.len(), 2);
+        assert_eq!(c.latency, Duration::from_millis(5));
+        assert!(c.tls.is_none());
+        let c = parse(&["--jwks-url", "https://127.0.0.1:1/jwks", "--insecure-http"]).unwrap();
+        assert!(matches!(c.auth, AuthMode::Jwks { .. }));
+        assert_eq!(c.projects, vec![ProjectId::default_project()]);
+        assert!(
+            Cli::try_parse_from(["foundry-emulator", "--static-token", "t", "--jwks-url", "u"])
+                .is_err()
+        );
+    }
+}

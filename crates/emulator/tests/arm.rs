@@ -1,0 +1,367 @@
+//! ARM project connections over real HTTPS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use serde_json::{Value, json};
+
+fn apikey_body(key: &str) -> Value {
+    gateway_connection(
+        "ModelGateway",
+        "https://gw.example.com/llm",
+        json!({"authType": "ApiKey", "credentials": {"key": key}}),
+        json!({"deploymentInPath": "false", "inferenceAPIVersion": "", "models": MODELS}),
+    )
+}
+
+#[tokio::test]
+async fn put_creates_and_upserts_with_200_and_never_returns_credentials() {
+    let h = start().await;
+    let (s, v) = h
+        .put_connection("my-gw", apikey_body("super-secret-key-1"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["name"], "my-gw");
+    assert_eq!(
+        v["type"],
+        "Microsoft.CognitiveServices/accounts/projects/connections"
+    );
+    assert!(
+        v["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("/projects/local-project/connections/my-gw")
+    );
+    assert_eq!(v["properties"]["category"], "ModelGateway");
+    assert!(v["properties"].get("credentials").is_none());
+    assert!(v["systemData"]["createdAt"].is_string());
+    // Upsert is also 200 (no 201).
+    let (s, v2) = h
+        .put_connection("my-gw", apikey_body("super-secret-key-2"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!v2.to_string().contains("super-secret"));
+    let (s, got) = h.send(Method::GET, &h.connection_url("my-gw"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["properties"], v2["properties"]);
+    assert!(!got.to_string().contains("super-secret"));
+}
+
+#[tokio::test]
+async fn get_of_a_missing_connection_is_404_resource_not_found() {
+    let h = start().await;
+    let (s, v) = h
+        .send(Method::GET, &h.connection_url("nothing-here"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "ResourceNotFound");
+}
+
+#[tokio::test]
+async fn delete_is_200_when_it_existed_and_204_when_missing() {
+    let h = start().await;
+    h.put_connection("my-gw", apikey_body("k-1")).await;
+    let resp = h
+        .client
+        .delete(h.connection_url("my-gw"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = h
+        .client
+        .delete(h.connection_url("my-gw"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (s, _) = h.send(Method::GET, &h.connection_url("my-gw"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn patch_merges_properties_and_keeps_credentials_unless_replaced() {
+    let h = start().await;
+    h.put_connection("my-gw", apikey_body("k-original")).await;
+    let (s, v) = h
+        .send(Method::PATCH, &h.connection_url("my-gw"), Some(json!({"properties": {"category": "ModelGateway", "authType": "ApiKey", "isSharedToAll": true}})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["properties"]["isSharedToAll"], true);
+    assert_eq!(v["properties"]["target"], "https://gw.example.com/llm");
+    assert!(v["properties"].get("credentials").is_none());
+    let (s, v) = h
+        .send(
+            Method::PATCH,
+            &h.connection_url("absent-one"),
+            Some(json!({"properties": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "ResourceNotFound");
+    let (s, v) = h
+        .send(
+            Method::PATCH,
+            &h.connection_url("my-gw"),
+            Some(json!({"properties": {"metadata": {"models": [1]}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "InvalidRequestContent");
+}
+
+#[tokio::test]
+async fn list_pages_with_next_link_and_filters_by_category_and_target() {
+    let h = start_with(|c| c.arm_page_size = 2).await;
+    for i in 0..5 {
+        h.put_connection(&format!("gw-{i}"), apikey_body("k")).await;
+    }
+    let other = json!({"properties": {"category": "ContainerRegistry", "target": "https://acr.example.com", "authType": "None"}});
+    h.put_connection("acr-1", other).await;
+
+    let mut url = format!(
+        "{}?api-version=2025-12-01&category=ModelGateway",
+        h.arm_connections()
+    );
+    let mut names = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (s, v) = h.send(Method::GET, &url, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        pages += 1;
+        names.extend(
+            v["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string()),
+        );
+        match v["nextLink"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(names, vec!["gw-0", "gw-1", "gw-2", "gw-3", "gw-4"]);
+    assert_eq!(pages, 3);
+    let (_, v) = h
+        .send(
+            Method::GET,
+            &format!(
+                "{}?api-version=2025-12-01&target=https://acr.example.com",
+                h.arm_connections()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(v["value"].as_array().unwrap().len(), 1);
+    assert_eq!(v["value"][0]["name"], "acr-1");
+    assert!(v.get("nextLink").is_none());
+}
+
+#[tokio::test]
+async fn api_version_is_required_and_must_be_a_known_one() {
+    let h = start().await;
+    let url = format!("{}/my-gw", h.arm_connections());
+    let (s, v) = h.send(Method::GET, &url, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "MissingApiVersionParameter");
+    let (s, v) = h
+        .send(Method::GET, &format!("{url}?api-version=2023-05-01"), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "InvalidApiVersionParameter");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("2025-04-01-preview") && msg.contains("2025-12-01"),
+        "{msg}"
+    );
+    for version in foundry_gateway_emulator::ARM_API_VERSIONS {
+        let (s, _) = h
+            .send(Method::GET, &format!("{url}?api-version={version}"), None)
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "{version} is accepted (and the connection is missing)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_parent_project_is_404_parent_resource_not_found() {
+    let h = start().await;
+    let url = h
+        .connection_url("my-gw")
+        .replace("/projects/local-project/", "/projects/other-project/");
+    let (s, v) = h.send(Method::PUT, &url, Some(apikey_body("k"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "ParentResourceNotFound");
+}
+
+#[tokio::test]
+async fn invalid_bodies_are_400_invalid_request_content_with_a_precise_message() {
+    let h = start().await;
+    let cases = [
+        ("ab", apikey_body("k"), "connection name 'ab' is invalid"),
+        ("my-gw", json!({"name": "x"}), "'properties' is required"),
+        (
+            "my-gw",
+            json!({"properties": {"authType": "ApiKey"}}),
+            "properties.category is required",
+        ),
+        (
+            "my-gw",
+            json!({"properties": {"category": "ModelGateway"}}),
+            "properties.authType is required",
+        ),
+        (
+            "my-gw",
+            gateway_connection(
+                "ModelGateway",
+                "https://gw.example.com",
+                json!({"authType": "ApiKey", "credentials": {"key": "k"}}),
+                json!({"models": [{"name": "gpt-4o"}]}),
+            ),
+            "metadata.models must be a string",
+        ),
+        (
+            "my-gw",
+            gateway_connection(
+                "ModelGateway",
+                "https://gw.example.com",
+                json!({"authType": "ApiKey", "credentials": {}}),
+                json!({"models": MODELS}),
+            ),
+            "credentials.key is required",
+        ),
+        (
+            "my-gw",
+            gateway_connection(
+                "ModelGateway",
+                "https://gw.example.com",
+                json!({"authType": "OAuth2", "credentials": {"clientId": "c", "clientSecret": "s"}}),
+                json!({"models": MODELS}),
+            ),
+            "tokenUrl is required",
+        ),
+        (
+            "my-gw",
+            gateway_connection(
+                "ModelGateway",
+                "https://gw.example.com",
+                json!({"authType": "ApiKey", "credentials": {"key": "k"}}),
+                json!({"modelDiscovery": r#"{"listModelsEndpoint":"https://evil.example.com/models","getModelEndpoint":"/models/{deploymentName}","deploymentProvider":"OpenAI"}"#}),
+            ),
+            "same origin",
+        ),
+        (
+            "my-gw",
+            gateway_connection(
+                "ModelGateway",
+                "https://gw.example.com",
+                json!({"authType": "ApiKey", "credentials": {"key": "k"}}),
+                json!({"models": MODELS, "modelDiscovery": r#"{"listModelsEndpoint":"/m","getModelEndpoint":"/m/{deploymentName}","deploymentProvider":"OpenAI"}"#}),
+            ),
+            "mutually exclusive",
+        ),
+    ];
+    for (name, body, expected) in cases {
+        let (s, v) = h.put_connection(name, body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{expected}: {v}");
+        assert_eq!(v["error"]["code"], "InvalidRequestContent");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(expected), "expected '{expected}' in '{msg}'");
+    }
+    let resp = h
+        .client
+        .put(h.connection_url("my-gw"))
+        .bearer_auth(TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn entra_and_oauth2_connections_of_the_samples_are_accepted() {
+    let h = start().await;
+    let apim = json!({"properties": {"category": "ApiManagement", "target": "https://contoso.azure-api.net/aoai",
+        "authType": "ProjectManagedIdentity", "audience": "https://cognitiveservices.azure.com", "credentials": {},
+        "isSharedToAll": false, "metadata": {"deploymentInPath": "true",
+        "modelDiscovery": "{\"listModelsEndpoint\":\"/deployments\",\"getModelEndpoint\":\"/deployments/{deploymentName}\",\"deploymentProvider\":\"AzureOpenAI\"}"}}});
+    let (s, v) = h.put_connection("apim-entra", apim).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["properties"]["audience"],
+        "https://cognitiveservices.azure.com"
+    );
+    let oauth = json!({"properties": {"category": "ModelGateway", "target": "https://gw.example.com/llm", "authType": "OAuth2",
+        "credentials": {"clientId": "gw-client", "clientSecret": "oauth-secret-value"},
+        "tokenUrl": "https://login.example.com/oauth2/token", "scopes": ["api://gw/.default"],
+        "isSharedToAll": false, "metadata": {"deploymentInPath": "false", "inferenceAPIVersion": "", "models": MODELS,
+        "customHeaders": "{\"X-Client-App\":\"foundry-agents\"}"}}});
+    let (s, v) = h.put_connection("mg-oauth", oauth).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["properties"]["tokenUrl"],
+        "https://login.example.com/oauth2/token"
+    );
+    assert!(!v.to_string().contains("oauth-secret-value"));
+}
+
+#[tokio::test]
+async fn the_request_log_redacts_credentials_and_hashes_them_so_rotation_is_visible() {
+    let h = start().await;
+    h.put_connection("my-gw", apikey_body("rotating-key-one"))
+        .await;
+    h.put_connection("my-gw", apikey_body("rotating-key-two"))
+        .await;
+    h.send(Method::GET, &h.connection_url("my-gw"), None).await;
+    let (s, log) = h.control(Method::GET, "/requests", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = log.to_string();
+    assert!(!text.contains("rotating-key"), "{text}");
+    let list = log.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["operation"], "ProjectConnections_Create");
+    assert_eq!(list[0]["plane"], "arm");
+    assert_eq!(list[0]["status"], 200);
+    assert_eq!(list[0]["query"], "api-version=2025-12-01");
+    assert_eq!(
+        list[0]["requestBody"]["properties"]["credentials"]["key"],
+        "<redacted>"
+    );
+    let h1 = list[0]["credentialsSha256"].as_str().unwrap();
+    let h2 = list[1]["credentialsSha256"].as_str().unwrap();
+    assert_ne!(h1, h2, "a rotated key changes the hash");
+    assert_eq!(h1.len(), 64);
+    assert_eq!(list[2]["operation"], "ProjectConnections_Get");
+    assert!(list[2].get("credentialsSha256").is_none());
+    let (_, only_gets) = h
+        .control(
+            Method::GET,
+            "/requests?operation=ProjectConnections_Get",
+            None,
+        )
+        .await;
+    assert_eq!(only_gets.as_array().unwrap().len(), 1);
+    let (s, _) = h.control(Method::DELETE, "/requests", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, log) = h.control(Method::GET, "/requests", None).await;
+    assert_eq!(log, json!([]));
+}
+
+#[tokio::test]
+async fn arm_names_are_case_insensitive_and_keep_the_first_casing() {
+    let h = start().await;
+    h.put_connection("My-Gw", apikey_body("k")).await;
+    let (s, v) = h.send(Method::GET, &h.connection_url("my-gw"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["name"], "My-Gw");
+}

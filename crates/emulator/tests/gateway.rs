@@ -1,0 +1,493 @@
+//! Responses for agents are forwarded to the gateway of the agent's connection (reference §3),
+//! here a small OpenAI-compatible server over HTTPS with the test CA.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use foundry_gateway_emulator::ProjectIdentity;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn a_model_gateway_with_an_api_key_gets_the_documented_request() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let body = gateway_connection(
+        "ModelGateway",
+        &format!("{}/llm/", gw.base),
+        json!({"authType": "ApiKey", "credentials": {"key": "gw-api-key-123"}}),
+        json!({"deploymentInPath": "false", "inferenceAPIVersion": "", "models": MODELS,
+               "customHeaders": "{\"X-Client-App\":\"foundry-agents\",\"X-Team\":\"blue\"}"}),
+    );
+    assert_eq!(h.put_connection("my-gw", body).await.0, StatusCode::OK);
+    h.create_agent("helper", "my-gw/gpt-4o").await;
+
+    let (s, v) = h.respond("helper", "Ping").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["object"], "response");
+    assert!(v["id"].as_str().unwrap().starts_with("resp_"));
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["model"], "my-gw/gpt-4o");
+    assert_eq!(v["output"][0]["type"], "message");
+    assert_eq!(v["output"][0]["role"], "assistant");
+    assert_eq!(v["output"][0]["content"][0]["type"], "output_text");
+    assert_eq!(v["output"][0]["content"][0]["text"], "echo: Ping");
+    assert_eq!(v["usage"]["input_tokens"], 7);
+    assert_eq!(v["usage"]["output_tokens"], 3);
+    assert_eq!(v["usage"]["total_tokens"], 10);
+
+    let calls = gw.chat_calls();
+    assert_eq!(calls.len(), 1);
+    let c = &calls[0];
+    assert_eq!(c.method, Method::POST);
+    assert_eq!(c.uri.path(), "/llm/chat/completions");
+    assert_eq!(
+        c.uri.query(),
+        None,
+        "an empty inferenceAPIVersion adds no api-version"
+    );
+    assert_eq!(c.headers["api-key"], "gw-api-key-123");
+    assert!(c.headers.get("authorization").is_none());
+    assert_eq!(c.headers["x-client-app"], "foundry-agents");
+    assert_eq!(c.headers["x-team"], "blue");
+    assert!(
+        c.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(
+        c.body["model"], "gpt-4o",
+        "deploymentInPath=false puts the model in the body"
+    );
+    assert_eq!(
+        c.body["messages"],
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Ping"}])
+    );
+
+    // The outgoing call log keeps custom header values and hides the key.
+    let (_, log) = h.control(Method::GET, "/gateway-calls", None).await;
+    let text = log.to_string();
+    assert!(!text.contains("gw-api-key-123"), "{text}");
+    let call = &log.as_array().unwrap()[0];
+    assert_eq!(call["kind"], "inference");
+    assert_eq!(call["url"], format!("{}/llm/chat/completions", gw.base));
+    assert_eq!(call["headers"]["api-key"], "<redacted>");
+    assert_eq!(call["headers"]["X-Client-App"], "foundry-agents");
+    assert_eq!(call["status"], 200);
+    assert!(
+        call["headerNames"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("api-key"))
+    );
+}
+
+#[tokio::test]
+async fn apim_puts_the_deployment_in_the_path_with_the_inference_api_version_and_auth_config() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let body = gateway_connection(
+        "ApiManagement",
+        &format!("{}/foundry/models", gw.base),
+        json!({"authType": "ApiKey", "credentials": {"key": "apim-sub-key"}}),
+        json!({"deploymentInPath": "true", "inferenceAPIVersion": "2024-02-01", "models": MODELS,
+               "authConfig": "{\"type\":\"api_key\",\"name\":\"Authorization\",\"format\":\"Bearer {api_key}\"}"}),
+    );
+    assert_eq!(h.put_connection("apim", body).await.0, StatusCode::OK);
+    h.create_agent("apim-agent", "apim/gpt-4o").await;
+    let (s, v) = h.respond("apim-agent", "Hi").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let c = &gw.chat_calls()[0];
+    assert_eq!(
+        c.uri.path(),
+        "/foundry/models/deployments/gpt-4o/chat/completions"
+    );
+    assert_eq!(c.uri.query(), Some("api-version=2024-02-01"));
+    assert_eq!(c.headers["authorization"], "Bearer apim-sub-key");
+    assert!(c.headers.get("api-key").is_none());
+    assert!(
+        c.body.get("model").is_none(),
+        "deploymentInPath=true keeps the model out of the body"
+    );
+}
+
+#[tokio::test]
+async fn unknown_connections_and_deployments_are_404_model_not_found_naming_the_model() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let body = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "k-1234"}}),
+        json!({"models": MODELS}),
+    );
+    h.put_connection("my-gw", body).await;
+    h.create_agent("wrong-model", "my-gw/gpt-5").await;
+    h.create_agent("wrong-conn", "nope/gpt-4o").await;
+    h.create_agent("no-conn", "gpt-4o").await;
+    for (agent, model) in [
+        ("wrong-model", "my-gw/gpt-5"),
+        ("wrong-conn", "nope/gpt-4o"),
+        ("no-conn", "gpt-4o"),
+    ] {
+        let (s, v) = h.respond(agent, "x").await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(model),
+            "{v}"
+        );
+    }
+    assert!(gw.chat_calls().is_empty());
+}
+
+#[tokio::test]
+async fn openai_discovery_lists_models_once_and_asks_get_by_name_for_unlisted_ones() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let body = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "k-disc"}}),
+        json!({"deploymentAPIVersion": "2024-10-21", "modelDiscovery":
+            "{\"listModelsEndpoint\":\"/v1/models\",\"getModelEndpoint\":\"/v1/models/{deploymentName}\",\"deploymentProvider\":\"OpenAI\"}",
+            "customHeaders": "{\"X-Trace\":\"on\"}"}),
+    );
+    h.put_connection("disc", body.clone()).await;
+    h.create_agent("a1", "disc/llama").await;
+    h.create_agent("a2", "disc/hidden-model").await;
+    h.create_agent("a3", "disc/absent").await;
+    assert_eq!(h.respond("a1", "one").await.0, StatusCode::OK);
+    assert_eq!(h.respond("a1", "two").await.0, StatusCode::OK);
+    assert_eq!(h.respond("a2", "three").await.0, StatusCode::OK);
+    let (s, v) = h.respond("a3", "four").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'gpt-4o', 'llama'"),
+        "{v}"
+    );
+
+    let seen = gw.seen();
+    let lists: Vec<_> = seen
+        .iter()
+        .filter(|s| s.uri.path() == "/v1/models")
+        .collect();
+    assert_eq!(lists.len(), 1, "the list is cached per connection");
+    assert_eq!(lists[0].uri.query(), Some("api-version=2024-10-21"));
+    assert_eq!(lists[0].headers["api-key"], "k-disc");
+    assert_eq!(lists[0].headers["x-trace"], "on");
+    let gets: Vec<_> = seen
+        .iter()
+        .filter(|s| s.uri.path().starts_with("/v1/models/"))
+        .map(|s| s.uri.path().to_string())
+        .collect();
+    assert_eq!(gets, vec!["/v1/models/hidden-model", "/v1/models/absent"]);
+
+    // Writing the connection again clears the cache.
+    h.put_connection("disc", body).await;
+    assert_eq!(h.respond("a1", "five").await.0, StatusCode::OK);
+    assert_eq!(
+        gw.seen()
+            .iter()
+            .filter(|s| s.uri.path() == "/v1/models")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn apim_without_discovery_metadata_uses_the_deployments_defaults() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let body = gateway_connection(
+        "ApiManagement",
+        &format!("{}/aoai", gw.base),
+        json!({"authType": "ApiKey", "credentials": {"key": "k-apim"}}),
+        json!({"deploymentAPIVersion": "2023-05-01"}),
+    );
+    assert_eq!(h.put_connection("apim", body).await.0, StatusCode::OK);
+    h.create_agent("a1", "apim/gpt-4o").await;
+    let (s, v) = h.respond("a1", "hello").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let seen = gw.seen();
+    assert_eq!(seen[0].uri.path(), "/aoai/deployments");
+    assert_eq!(seen[0].uri.query(), Some("api-version=2023-05-01"));
+    assert_eq!(
+        seen[1].uri.path(),
+        "/aoai/deployments/gpt-4o/chat/completions"
+    );
+}
+
+#[tokio::test]
+async fn oauth2_connections_fetch_a_client_credentials_token_once_and_send_it_as_bearer() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let body = json!({"properties": {"category": "ModelGateway", "target": format!("{}/llm", gw.base), "authType": "OAuth2",
+        "credentials": {"clientId": "gw-client", "clientSecret": "oauth-client-secret"},
+        "tokenUrl": format!("{}/oauth2/token", gw.base), "scopes": ["api://gw/.default", "extra"],
+        "metadata": {"deploymentInPath": "false", "inferenceAPIVersion": "", "models": MODELS}}});
+    assert_eq!(h.put_connection("mg-oauth", body).await.0, StatusCode::OK);
+    h.create_agent("oauth-agent", "mg-oauth/gpt-4o").await;
+    assert_eq!(h.respond("oauth-agent", "one").await.0, StatusCode::OK);
+    assert_eq!(h.respond("oauth-agent", "two").await.0, StatusCode::OK);
+    assert_eq!(gw.token_count(), 1, "the token is cached until it expires");
+    let token_call = gw
+        .seen()
+        .into_iter()
+        .find(|s| s.uri.path() == "/oauth2/token")
+        .unwrap();
+    assert_eq!(token_call.method, Method::POST);
+    assert_eq!(
+        token_call.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(token_call.form.as_bytes())
+        .into_owned()
+        .collect();
+    assert!(form.contains(&("grant_type".into(), "client_credentials".into())));
+    assert!(form.contains(&("client_id".into(), "gw-client".into())));
+    assert!(form.contains(&("client_secret".into(), "oauth-client-secret".into())));
+    assert!(form.contains(&("scope".into(), "api://gw/.default extra".into())));
+    for c in gw.chat_calls() {
+        assert_eq!(c.headers["authorization"], "Bearer gw-access-token-1");
+        assert!(c.headers.get("api-key").is_none());
+    }
+    let (_, log) = h.control(Method::GET, "/gateway-calls", None).await;
+    let text = log.to_string();
+    assert!(
+        !text.contains("oauth-client-secret") && !text.contains("gw-access-token"),
+        "{text}"
+    );
+    assert_eq!(log[0]["kind"], "token");
+}
+
+#[tokio::test]
+async fn entra_connections_send_a_static_project_identity_token() {
+    let h = start_with(|c| {
+        c.project_identity = ProjectIdentity::StaticToken("project-mi-token".into())
+    })
+    .await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let entra = |target: String| {
+        json!({"properties": {"category": "ApiManagement", "target": target, "authType": "ProjectManagedIdentity",
+            "audience": "https://cognitiveservices.azure.com", "credentials": {},
+            "metadata": {"deploymentInPath": "true", "models": MODELS}}})
+    };
+    h.put_connection("apim-mi", entra(format!("{}/aoai", gw.base)))
+        .await;
+    h.create_agent("mi-agent", "apim-mi/gpt-4o").await;
+    assert_eq!(h.respond("mi-agent", "x").await.0, StatusCode::OK);
+    assert_eq!(
+        gw.chat_calls()[0].headers["authorization"],
+        "Bearer project-mi-token"
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_certificate_from_an_untrusted_ca_fails_with_502() {
+    // This emulator trusts only its own test CA; the gateway uses another one.
+    let h = start().await;
+    let other = TestPki::new();
+    let gw = FakeGateway::start(&other).await;
+    h.put_connection(
+        "my-gw",
+        gateway_connection(
+            "ModelGateway",
+            &gw.base,
+            json!({"authType": "ApiKey", "credentials": {"key": "k-tls"}}),
+            json!({"models": MODELS}),
+        ),
+    )
+    .await;
+    h.create_agent("a1", "my-gw/gpt-4o").await;
+    let (s, v) = h.respond("a1", "x").await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+    assert_eq!(v["error"]["code"], "gateway_error");
+    assert!(gw.seen().is_empty());
+}
+
+#[tokio::test]
+async fn entra_token_url_mode_requests_the_audience_default_scope() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    // A second emulator that trusts the same CA and uses the gateway's token endpoint.
+    let ca = h.pki.ca_pem.clone();
+    let tls = h.pki.tls();
+    let token_url = format!("{}/oauth2/token", gw.base);
+    let mut config = foundry_gateway_emulator::EmulatorConfig::new(
+        foundry_gateway_emulator::AuthMode::StaticToken(TOKEN.into()),
+    );
+    config.tls = Some(tls);
+    config.extra_ca_pem = Some(ca.into_bytes());
+    config.project_identity = ProjectIdentity::ClientCredentials {
+        token_url,
+        client_id: "project-identity".into(),
+        client_secret: "mi-secret".into(),
+    };
+    let emu = foundry_gateway_emulator::Emulator::start(config)
+        .await
+        .unwrap();
+    let h2 = Harness {
+        pki: TestPki {
+            ca_pem: h.pki.ca_pem.clone(),
+            cert_pem: h.pki.cert_pem.clone(),
+            key_pem: h.pki.key_pem.clone(),
+        },
+        emu,
+        client: h.pki.client(),
+    };
+    let body = json!({"properties": {"category": "ApiManagement", "target": format!("{}/aoai", gw.base), "authType": "AAD",
+        "audience": "https://cognitiveservices.azure.com/", "metadata": {"deploymentInPath": "true", "models": MODELS}}});
+    assert_eq!(h2.put_connection("apim-aad", body).await.0, StatusCode::OK);
+    h2.create_agent("aad-agent", "apim-aad/gpt-4o").await;
+    assert_eq!(h2.respond("aad-agent", "x").await.0, StatusCode::OK);
+    assert_eq!(h2.respond("aad-agent", "y").await.0, StatusCode::OK);
+    assert_eq!(gw.token_count(), 1);
+    let token_call = gw
+        .seen()
+        .into_iter()
+        .find(|s| s.uri.path() == "/oauth2/token")
+        .unwrap();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(token_call.form.as_bytes())
+        .into_owned()
+        .collect();
+    assert!(
+        form.contains(&(
+            "scope".into(),
+            "https://cognitiveservices.azure.com/.default".into()
+        )),
+        "{form:?}"
+    );
+    assert!(form.contains(&("client_id".into(), "project-identity".into())));
+    assert_eq!(
+        gw.chat_calls()[0].headers["authorization"],
+        "Bearer gw-access-token-1"
+    );
+}
+
+#[tokio::test]
+async fn gateway_errors_become_502_saying_what_the_gateway_said_without_credentials() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let body = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "leaky-key-999"}}),
+        json!({"models": MODELS}),
+    );
+    h.put_connection("my-gw", body).await;
+    h.create_agent("a1", "my-gw/gpt-4o").await;
+    gw.reply_next(
+        StatusCode::UNAUTHORIZED,
+        json!({"error": {"message": "Invalid key leaky-key-999 for this route", "type": "auth"}}),
+    );
+    let (s, v) = h.respond("a1", "x").await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY);
+    assert_eq!(v["error"]["code"], "gateway_error");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("401") && msg.contains("Invalid key"), "{msg}");
+    assert!(!msg.contains("leaky-key-999"), "{msg}");
+
+    // An unreachable gateway is a 502 too.
+    let dead = gateway_connection(
+        "ModelGateway",
+        "https://127.0.0.1:9",
+        json!({"authType": "ApiKey", "credentials": {"key": "k-dead"}}),
+        json!({"models": MODELS}),
+    );
+    h.put_connection("dead-gw", dead).await;
+    h.create_agent("a2", "dead-gw/gpt-4o").await;
+    let (s, v) = h.respond("a2", "x").await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+}
+
+#[tokio::test]
+async fn responses_in_a_conversation_send_its_history_and_append_input_and_reply() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    h.put_connection(
+        "my-gw",
+        gateway_connection(
+            "ModelGateway",
+            &gw.base,
+            json!({"authType": "ApiKey", "credentials": {"key": "k-conv"}}),
+            json!({"models": MODELS}),
+        ),
+    )
+    .await;
+    h.create_agent("chatty", "my-gw/gpt-4o").await;
+    let (s, conv) = h
+        .send(
+            Method::POST,
+            &h.openai("/conversations"),
+            Some(json!({"items": [{"type": "message", "role": "user", "content": "Earlier"}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let conv_id = conv["id"].as_str().unwrap();
+    // The legacy `agent` key works too, and the version is optional.
+    let (s, v) = h
+        .send(Method::POST, &h.openai("/responses"), Some(json!({"conversation": conv_id, "input": "Now", "agent": {"type": "agent_reference", "name": "chatty"}})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["conversation"]["id"], conv_id);
+    assert_eq!(v["agent_reference"]["name"], "chatty");
+    assert_eq!(v["agent_reference"]["version"], "1");
+    let sent = &gw.chat_calls()[0].body["messages"];
+    assert_eq!(
+        *sent,
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Earlier"}, {"role": "user", "content": "Now"}])
+    );
+    let (s, items) = h
+        .send(
+            Method::GET,
+            &h.openai(&format!("/conversations/{conv_id}/items?order=asc")),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let texts: Vec<&str> = items["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["content"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, vec!["Earlier", "Now", "echo: Now"]);
+    let (s, got) = h
+        .send(
+            Method::GET,
+            &h.openai(&format!("/responses/{}", v["id"].as_str().unwrap())),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["id"], v["id"]);
+    // A specific version can be named.
+    let (s, _) = h
+        .send(Method::POST, &h.openai("/responses"), Some(json!({"input": "x", "agent_reference": {"type": "agent_reference", "name": "chatty", "version": "9"}})))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn responses_without_an_agent_or_with_an_unknown_agent_are_refused() {
+    let h = start().await;
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &h.openai("/responses"),
+            Some(json!({"input": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["param"], "agent_reference");
+    let (s, v) = h.respond("ghost", "x").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "not_found");
+    let _: Value = v;
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The documented "bring your own AI gateway" flow, run with the official Foundry SDK.
+
+It does exactly what the Foundry docs and the azure-ai-projects samples do, against any
+endpoint (the real service or the local foundry-emulator):
+
+    AIProjectClient -> agents.create_version(model="<connection>/<model>")
+    -> get_openai_client() -> conversations.create -> responses.create(extra_body={agent ref})
+    -> print the reply -> delete the conversation and the agent version
+
+TLS trust comes from the environment (SSL_CERT_FILE / REQUESTS_CA_BUNDLE).
+Exit code 0 when every expectation held, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from azure.ai.projects import AIProjectClient
+from azure.ai.projects.models import PromptAgentDefinition
+from azure.core.credentials import AccessToken, AccessTokenInfo
+import openai as openai_module
+
+
+class StaticTokenCredential:
+    """A TokenCredential that returns one fixed bearer token for every scope."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def _expires_on(self) -> int:
+        return int(time.time()) + 3600
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:  # noqa: ARG002
+        return AccessToken(self._token, self._expires_on())
+
+    def get_token_info(self, *scopes: str, options: object = None) -> AccessTokenInfo:  # noqa: ARG002
+        return AccessTokenInfo(self._token, self._expires_on())
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "StaticTokenCredential":
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        pass
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--endpoint", default=env("FOUNDRY_PROJECT_ENDPOINT"),
+                   help="project endpoint, e.g. https://127.0.0.1:PORT/api/projects/local-project "
+                        "(env FOUNDRY_PROJECT_ENDPOINT)")
+    p.add_argument("--token", default=env("FOUNDRY_TOKEN"),
+                   help="static bearer token for the data plane (env FOUNDRY_TOKEN)")
+    p.add_argument("--connection", default=env("FOUNDRY_CONNECTION"),
+                   help="gateway connection name (env FOUNDRY_CONNECTION)")
+    p.add_argument("--model", default=env("FOUNDRY_MODEL"),
+                   help="model (deployment) name inside the connection (env FOUNDRY_MODEL)")
+    p.add_argument("--agent-name", default=env("FOUNDRY_AGENT_NAME", "sdk-flow-agent"),
+                   help="agent name (env FOUNDRY_AGENT_NAME, default sdk-flow-agent)")
+    p.add_argument("--instructions", default=env("FOUNDRY_INSTRUCTIONS", "You are a helpful assistant."),
+                   help="agent instructions")
+    p.add_argument("--input", default=env("FOUNDRY_INPUT", "Say hello."),
+                   help="user input sent in responses.create")
+    p.add_argument("--expect", default=env("FOUNDRY_EXPECT_REPLY"),
+                   help="expected reply text (exact match after trimming; env FOUNDRY_EXPECT_REPLY)")
+    p.add_argument("--reference-form", choices=["agent", "agent_reference"],
+                   default=env("FOUNDRY_REFERENCE_FORM", "agent_reference"),
+                   help="key of the agent reference in extra_body: the current 'agent_reference' "
+                        "or the legacy 'agent' (env FOUNDRY_REFERENCE_FORM)")
+    p.add_argument("--expect-model-not-found", action="store_true",
+                   default=env("FOUNDRY_EXPECT_MODEL_NOT_FOUND", "") in ("1", "true", "yes"),
+                   help="expect responses.create to fail with the openai NotFoundError")
+    args = p.parse_args(argv)
+    missing = [n for n in ("endpoint", "token", "connection", "model") if not getattr(args, n)]
+    if missing:
+        p.error("missing: " + ", ".join("--" + m for m in missing))
+    if not args.expect and not args.expect_model_not_found:
+        p.error("give --expect TEXT or --expect-model-not-found")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    credential = StaticTokenCredential(args.token)
+    model = f"{args.connection}/{args.model}"
+    ok = True
+
+    with AIProjectClient(endpoint=args.endpoint, credential=credential) as project:
+        agent = project.agents.create_version(
+            agent_name=args.agent_name,
+            definition=PromptAgentDefinition(model=model, instructions=args.instructions),
+        )
+        print(f"AGENT: {agent.name} version {agent.version} model {model}")
+        openai = project.get_openai_client()
+        conversation = openai.conversations.create(
+            items=[{"type": "message", "role": "user", "content": "Hello from the SDK flow."}],
+        )
+        print(f"CONVERSATION: {conversation.id}")
+        reference = {"name": agent.name, "version": agent.version, "type": "agent_reference"}
+        try:
+            try:
+                response = openai.responses.create(
+                    conversation=conversation.id,
+                    input=args.input,
+                    extra_body={args.reference_form: reference},
+                )
+            except openai_module.NotFoundError as e:
+                if args.expect_model_not_found:
+                    print(f"MODEL NOT FOUND: {e}")
+                else:
+                    print(f"FAILED: unexpected NotFoundError: {e}")
+                    ok = False
+            else:
+                reply = response.output_text
+                print(f"REPLY: {reply}")
+                if args.expect_model_not_found:
+                    print("FAILED: expected a model-not-found error, got a reply")
+                    ok = False
+                elif reply.strip() != args.expect.strip():
+                    print(f"FAILED: expected reply {args.expect!r}, got {reply!r}")
+                    ok = False
+        finally:
+            openai.conversations.delete(conversation_id=conversation.id)
+            print(f"DELETED CONVERSATION: {conversation.id}")
+            project.agents.delete_version(agent_name=agent.name, agent_version=agent.version)
+            print(f"DELETED AGENT VERSION: {agent.name} {agent.version}")
+
+    print("PASSED" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
