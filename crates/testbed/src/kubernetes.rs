@@ -1,0 +1,247 @@
+//! Kubernetes of the test bed: etcd and kube-apiserver on loopback, real RBAC, a throwaway PKI, an
+//! admin token, and a kubeconfig. There is no kubelet and no controller manager: Pods never run and
+//! deleted namespaces stay Terminating.
+
+use std::ffi::OsString;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+use crate::pki::{self, Ca, San};
+use crate::ports::free_loopback_ports;
+use crate::probe::Probe;
+use crate::process::{Launcher, ProcessSpec};
+use crate::{Error, KubeBinaries, Result, Secret, random_hex};
+
+/// The service-account issuer, also accepted as an audience.
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc";
+
+/// The Service IP range the apiserver is configured with (no traffic ever flows there).
+pub const SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/16";
+
+/// Name of the cluster and the context in every kubeconfig the test bed writes.
+pub const CONTEXT: &str = "foundry-testbed";
+
+/// User name and group of the admin token.
+pub const ADMIN_USER: &str = "testbed-admin";
+
+/// Where a running Kubernetes of the test bed is, and how to reach it as admin.
+#[derive(Debug, Clone)]
+pub struct KubeCluster {
+    /// `https://127.0.0.1:PORT`.
+    pub server_url: String,
+    /// etcd's client URL.
+    pub etcd_url: String,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The CA certificate file.
+    pub ca_file: PathBuf,
+    /// The CA certificate (PEM).
+    pub ca_pem: String,
+    /// Bearer token of a member of `system:masters`.
+    pub admin_token: Secret,
+    /// The file holding the admin token.
+    pub admin_token_file: PathBuf,
+}
+
+/// Files of the Kubernetes part below the state directory.
+struct Layout {
+    pki: PathBuf,
+    etcd_data: PathBuf,
+    logs: PathBuf,
+}
+
+impl Layout {
+    fn new(dir: &Path) -> Self {
+        Self {
+            pki: dir.join("pki"),
+            etcd_data: dir.join("etcd"),
+            logs: dir.join("logs"),
+        }
+    }
+
+    fn create(&self) -> Result<()> {
+        for dir in [&self.pki, &self.logs] {
+            fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts etcd, then kube-apiserver, and waits for `/readyz`, all within `timeout`.
+pub(crate) fn start(
+    launcher: &mut Launcher,
+    dir: &Path,
+    binaries: &KubeBinaries,
+    timeout: Duration,
+) -> Result<KubeCluster> {
+    let deadline = Instant::now() + timeout;
+    let layout = Layout::new(dir);
+    layout.create()?;
+
+    let ca = Ca::create(&layout.pki, "ca", "foundry-testbed-ca")?;
+    let serving = ca.issue_server_cert(
+        &layout.pki,
+        "apiserver",
+        "kube-apiserver",
+        &[
+            San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            San::Dns("localhost".to_owned()),
+            San::Dns("kubernetes.default.svc".to_owned()),
+        ],
+    )?;
+    let service_account = pki::rsa_key_pair(&layout.pki, "service-account")?;
+    let ca_pem = ca.cert_pem()?;
+
+    let admin_token = Secret::new(random_hex(32));
+    let token_file = layout.pki.join("tokens.csv");
+    write_private(
+        &token_file,
+        &format!(
+            "{},{ADMIN_USER},{ADMIN_USER},\"system:masters\"\n",
+            admin_token.expose()
+        ),
+    )?;
+    let admin_token_file = layout.pki.join("admin.token");
+    write_private(&admin_token_file, admin_token.expose())?;
+
+    let [etcd_client, etcd_peer, secure_port] = match free_loopback_ports(3)?[..] {
+        [a, b, c] => [a, b, c],
+        _ => return Err(Error::FreePort(std::io::Error::other("too few ports"))),
+    };
+    let etcd_url = format!("http://127.0.0.1:{etcd_client}");
+    let peer_url = format!("http://127.0.0.1:{etcd_peer}");
+    let server_url = format!("https://127.0.0.1:{secure_port}");
+
+    let etcd = launcher.spawn(&ProcessSpec {
+        name: "etcd".to_owned(),
+        program: binaries.etcd.clone(),
+        args: args(&[
+            "--name=testbed".to_owned(),
+            format!("--data-dir={}", layout.etcd_data.display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=testbed={peer_url}"),
+            "--initial-cluster-state=new".to_owned(),
+            "--unsafe-no-fsync".to_owned(),
+            "--log-level=warn".to_owned(),
+        ]),
+        log: layout.logs.join("etcd.log"),
+        cwd: dir.to_path_buf(),
+    })?;
+    Probe::new(format!("{etcd_url}/health"), None, None)?
+        .wait_until_ready(etcd, remaining(deadline))?;
+
+    let apiserver = launcher.spawn(&ProcessSpec {
+        name: "kube-apiserver".to_owned(),
+        program: binaries.kube_apiserver.clone(),
+        args: args(&[
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".to_owned(),
+            "--advertise-address=127.0.0.1".to_owned(),
+            format!("--secure-port={secure_port}"),
+            format!("--cert-dir={}", layout.pki.display()),
+            format!("--tls-cert-file={}", serving.cert.display()),
+            format!("--tls-private-key-file={}", serving.key.display()),
+            format!("--client-ca-file={}", ca.pair().cert.display()),
+            "--authorization-mode=RBAC".to_owned(),
+            format!("--token-auth-file={}", token_file.display()),
+            format!(
+                "--service-account-key-file={}",
+                service_account.public.display()
+            ),
+            format!(
+                "--service-account-signing-key-file={}",
+                service_account.private.display()
+            ),
+            format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
+            format!("--api-audiences={SERVICE_ACCOUNT_ISSUER}"),
+            format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
+            "--profiling=false".to_owned(),
+        ]),
+        log: layout.logs.join("kube-apiserver.log"),
+        cwd: dir.to_path_buf(),
+    })?;
+    Probe::new(
+        format!("{server_url}/readyz"),
+        Some(&ca_pem),
+        Some(&admin_token),
+    )?
+    .wait_until_ready(apiserver, remaining(deadline))?;
+
+    let kubeconfig = dir.join("kubeconfig");
+    write_private(
+        &kubeconfig,
+        &render_kubeconfig(&server_url, &ca_pem, ADMIN_USER, &admin_token),
+    )?;
+
+    Ok(KubeCluster {
+        server_url,
+        etcd_url,
+        kubeconfig,
+        ca_file: ca.pair().cert.clone(),
+        ca_pem,
+        admin_token,
+        admin_token_file,
+    })
+}
+
+/// A kubeconfig for `server_url` that trusts `ca_pem` (embedded) and authenticates `user` with a
+/// bearer token.
+pub fn render_kubeconfig(server_url: &str, ca_pem: &str, user: &str, token: &Secret) -> String {
+    let ca_data = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    // JSON strings are valid YAML scalars, and escape whatever a name may contain.
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {user}\ncurrent-context: {CONTEXT}\n",
+        server = q(server_url),
+        ca = q(&ca_data),
+        user = q(user),
+        token = q(token.expose()),
+    )
+}
+
+/// Writes a file readable by its owner only (keys, tokens, kubeconfigs).
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
+    fs::write(path, contents).map_err(|source| Error::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    pki::restrict(path)
+}
+
+fn args(list: &[String]) -> Vec<OsString> {
+    list.iter().map(OsString::from).collect()
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubeconfig_embeds_the_ca_and_the_token_of_its_user() {
+        let text = render_kubeconfig(
+            "https://127.0.0.1:6443",
+            "PEM",
+            "system:serviceaccount:ns:sa",
+            &Secret::new("tok"),
+        );
+        assert!(text.contains("server: \"https://127.0.0.1:6443\""));
+        assert!(text.contains("certificate-authority-data: \"UEVN\""));
+        assert!(text.contains("- name: \"system:serviceaccount:ns:sa\""));
+        assert!(text.contains("token: \"tok\""));
+        assert!(text.contains("current-context: foundry-testbed"));
+    }
+}
