@@ -1,0 +1,563 @@
+//! The exact requests Foundry sends to a gateway (reference §3), as pure functions. These are
+//! the contract: the probe and the emulator must agree with them.
+
+use std::collections::BTreeMap;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use url::Url;
+
+use crate::connections::{
+    API_KEY_PLACEHOLDER, AuthConfig, DEPLOYMENT_NAME_PLACEHOLDER, DeploymentProvider,
+};
+use crate::error::{Error, Result};
+use crate::types::SecretString;
+use crate::urls::{encode_component, same_origin};
+
+const OP: &str = "Probe_Settings";
+
+/// The message the probe sends.
+pub const PROBE_MESSAGE: &str = "ping";
+
+/// Parse the connection target: an absolute `http(s)` URL without credentials, query or
+/// fragment. Returns the parsed URL and the target string with one trailing `/` removed.
+pub fn parse_target(target: &str) -> Result<(Url, String)> {
+    let t = target.trim();
+    let url = Url::parse(t)
+        .map_err(|e| Error::invalid_input(OP, format!("target {t:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(Error::invalid_input(
+            OP,
+            format!("target {t:?} must be an http(s) URL"),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid_input(
+            OP,
+            "target must not contain credentials",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::invalid_input(
+            OP,
+            format!("target {t:?} must not have a query or fragment"),
+        ));
+    }
+    let base = t.strip_suffix('/').unwrap_or(t).to_owned();
+    Ok((url, base))
+}
+
+fn count_api_version(url: &Url) -> usize {
+    url.query_pairs()
+        .filter(|(k, _)| k == "api-version")
+        .count()
+}
+
+fn check_endpoint_text(endpoint: &str) -> Result<()> {
+    let lower = endpoint.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || endpoint.contains('\\') {
+        return Err(Error::invalid_input(
+            OP,
+            format!("discovery endpoint {endpoint:?} must not contain encoded slashes"),
+        ));
+    }
+    let path = endpoint.split(['?', '#']).next().unwrap_or("");
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(Error::invalid_input(
+            OP,
+            format!("discovery endpoint {endpoint:?} must not contain '.' or '..' segments"),
+        ));
+    }
+    if endpoint.contains('#') {
+        return Err(Error::invalid_input(
+            OP,
+            format!("discovery endpoint {endpoint:?} must not contain a fragment"),
+        ));
+    }
+    Ok(())
+}
+
+/// URL of a discovery call. A relative `endpoint` is appended to the target (one trailing `/`
+/// of the target stripped; a `/` inserted when the endpoint lacks one). An absolute endpoint is
+/// used as is, but must be on the target's origin (scheme, host, port) and carry no
+/// credentials. `api-version` comes from `deployment_api_version` unless the endpoint already
+/// has one (which wins); an endpoint with two is an error.
+pub fn discovery_url(
+    target: &str,
+    endpoint: &str,
+    deployment_api_version: Option<&str>,
+) -> Result<Url> {
+    let (target_url, base) = parse_target(target)?;
+    let endpoint = endpoint.trim();
+    if endpoint.is_empty() {
+        return Err(Error::invalid_input(OP, "discovery endpoint is empty"));
+    }
+    check_endpoint_text(endpoint)?;
+    let lower = endpoint.to_ascii_lowercase();
+    let mut url = if lower.starts_with("https://") || lower.starts_with("http://") {
+        let url = Url::parse(endpoint).map_err(|e| {
+            Error::invalid_input(
+                OP,
+                format!("discovery endpoint {endpoint:?} is not a URL: {e}"),
+            )
+        })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::invalid_input(
+                OP,
+                "discovery endpoint must not contain credentials",
+            ));
+        }
+        if !same_origin(&url, &target_url) {
+            return Err(Error::invalid_input(
+                OP,
+                format!(
+                    "absolute discovery endpoint {endpoint:?} must be on the target's origin ({})",
+                    target_url.origin().ascii_serialization()
+                ),
+            ));
+        }
+        url
+    } else if lower.contains("://") {
+        return Err(Error::invalid_input(
+            OP,
+            format!("discovery endpoint {endpoint:?} must be a path or an http(s) URL"),
+        ));
+    } else {
+        let sep = if endpoint.starts_with('/') { "" } else { "/" };
+        let joined = format!("{base}{sep}{endpoint}");
+        Url::parse(&joined).map_err(|e| {
+            Error::invalid_input(OP, format!("discovery URL {joined:?} is not valid: {e}"))
+        })?
+    };
+    match count_api_version(&url) {
+        0 => {
+            if let Some(v) = deployment_api_version
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+            {
+                url.query_pairs_mut().append_pair("api-version", v);
+            }
+        }
+        1 => {}
+        _ => {
+            return Err(Error::invalid_input(
+                OP,
+                format!("discovery endpoint {endpoint:?} has more than one api-version"),
+            ));
+        }
+    }
+    Ok(url)
+}
+
+/// URL of the get-model call: `getModelEndpoint` with `{deploymentName}` replaced by the
+/// percent-encoded deployment, then as [`discovery_url`].
+pub fn get_model_url(
+    target: &str,
+    get_model_endpoint: &str,
+    deployment: &str,
+    deployment_api_version: Option<&str>,
+) -> Result<Url> {
+    if get_model_endpoint
+        .matches(DEPLOYMENT_NAME_PLACEHOLDER)
+        .count()
+        != 1
+    {
+        return Err(Error::invalid_input(
+            OP,
+            "getModelEndpoint must contain {deploymentName} exactly once",
+        ));
+    }
+    if deployment.is_empty() {
+        return Err(Error::invalid_input(OP, "the deployment name is empty"));
+    }
+    let endpoint =
+        get_model_endpoint.replace(DEPLOYMENT_NAME_PLACEHOLDER, &encode_component(deployment));
+    discovery_url(target, &endpoint, deployment_api_version)
+}
+
+/// URL of the chat completion: `{target}/deployments/{deployment}/chat/completions` when the
+/// deployment is in the path, else `{target}/chat/completions`; `?api-version=` added when
+/// `inference_api_version` is non-empty.
+pub fn chat_completions_url(
+    target: &str,
+    deployment_in_path: bool,
+    deployment: &str,
+    inference_api_version: Option<&str>,
+) -> Result<Url> {
+    let (_, base) = parse_target(target)?;
+    let text = if deployment_in_path {
+        if deployment.is_empty() {
+            return Err(Error::invalid_input(OP, "the deployment name is empty"));
+        }
+        format!(
+            "{base}/deployments/{}/chat/completions",
+            encode_component(deployment)
+        )
+    } else {
+        format!("{base}/chat/completions")
+    };
+    let mut url = Url::parse(&text).map_err(|e| {
+        Error::invalid_input(OP, format!("inference URL {text:?} is not valid: {e}"))
+    })?;
+    if let Some(v) = inference_api_version
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        url.query_pairs_mut().append_pair("api-version", v);
+    }
+    Ok(url)
+}
+
+/// The minimal chat completion body: one user message, `max_tokens: 1`; `model` only when the
+/// deployment is not in the path.
+pub fn chat_completions_body(deployment: &str, deployment_in_path: bool) -> Value {
+    let mut body = serde_json::json!({
+        "messages": [{"role": "user", "content": PROBE_MESSAGE}],
+        "max_tokens": 1,
+    });
+    if !deployment_in_path && let Value::Object(m) = &mut body {
+        m.insert("model".into(), Value::String(deployment.to_owned()));
+    }
+    body
+}
+
+fn header_name(name: &str) -> Result<HeaderName> {
+    HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| Error::invalid_input(OP, format!("{name:?} is not a valid header name")))
+}
+
+fn sensitive_value(value: &str, what: &str) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(value)
+        .map_err(|_| Error::invalid_input(OP, format!("the {what} is not a valid header value")))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// The API key header: `api-key: <key>` by default, or `<authConfig.name>: <authConfig.format>`
+/// with `{api_key}` replaced (format default `{api_key}`).
+pub fn api_key_header(
+    key: &SecretString,
+    auth_config: Option<&AuthConfig>,
+) -> Result<(HeaderName, HeaderValue)> {
+    match auth_config {
+        None => Ok((
+            HeaderName::from_static("api-key"),
+            sensitive_value(key.expose(), "API key")?,
+        )),
+        Some(c) => {
+            if c.name.trim().is_empty() {
+                return Err(Error::invalid_input(OP, "authConfig.name is empty"));
+            }
+            let format = if c.format.is_empty() {
+                API_KEY_PLACEHOLDER
+            } else {
+                c.format.as_str()
+            };
+            let value = format.replace(API_KEY_PLACEHOLDER, key.expose());
+            Ok((
+                header_name(&c.name)?,
+                sensitive_value(&value, "API key header")?,
+            ))
+        }
+    }
+}
+
+/// `Authorization: Bearer <token>`.
+pub fn bearer_header(token: &str) -> Result<(HeaderName, HeaderValue)> {
+    Ok((
+        http::header::AUTHORIZATION,
+        sensitive_value(&format!("Bearer {token}"), "token")?,
+    ))
+}
+
+/// Every header of a gateway call: the custom headers, then the auth header (which wins over
+/// a custom header of the same name), then `Content-Type: application/json` for a body.
+pub fn gateway_headers(
+    auth: Option<(HeaderName, HeaderValue)>,
+    custom_headers: &BTreeMap<String, SecretString>,
+    json_body: bool,
+) -> Result<HeaderMap> {
+    let mut h = HeaderMap::new();
+    for (name, value) in custom_headers {
+        h.insert(
+            header_name(name)?,
+            sensitive_value(value.expose(), "custom header value")?,
+        );
+    }
+    if let Some((name, value)) = auth {
+        h.insert(name, value);
+    }
+    if json_body {
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    h.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(h)
+}
+
+/// The OAuth2 client-credentials form body:
+/// `grant_type=client_credentials&client_id=…&client_secret=…&scope=<scopes joined by space>`.
+pub fn oauth2_token_form(
+    client_id: &str,
+    client_secret: &SecretString,
+    scopes: &[String],
+) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("client_id", client_id)
+        .append_pair("client_secret", client_secret.expose())
+        .append_pair("scope", &scopes.join(" "))
+        .finish()
+}
+
+/// Model names from a discovery list body: `value[].name` (AzureOpenAI) or `data[].id`
+/// (OpenAI). `Err` says what is wrong with the body.
+pub fn parse_model_list(
+    provider: &DeploymentProvider,
+    body: &[u8],
+) -> std::result::Result<Vec<String>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_owned())?;
+    let (key, field) = provider_keys(provider);
+    let items = v
+        .get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("the body has no \"{key}\" array"))?;
+    Ok(items
+        .iter()
+        .filter_map(|i| i.get(field).and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The model name from a get-model body (`name` or `id`).
+pub fn parse_model_object(
+    provider: &DeploymentProvider,
+    body: &[u8],
+) -> std::result::Result<String, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_owned())?;
+    let (_, field) = provider_keys(provider);
+    v.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the body has no \"{field}\""))
+}
+
+fn provider_keys(provider: &DeploymentProvider) -> (&'static str, &'static str) {
+    match provider {
+        DeploymentProvider::OpenAI => ("data", "id"),
+        _ => ("value", "name"),
+    }
+}
+
+/// True when a chat completion body has a `choices` array.
+pub fn is_chat_completion(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("choices").map(Value::is_array))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_urls() {
+        let u = chat_completions_url(
+            "https://contoso.azure-api.net/foundry/models/",
+            true,
+            "gpt-4o",
+            Some("2024-02-01"),
+        )
+        .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://contoso.azure-api.net/foundry/models/deployments/gpt-4o/chat/completions?api-version=2024-02-01"
+        );
+        let u =
+            chat_completions_url("https://gw.example.com/llm", false, "gpt-4o", Some("")).unwrap();
+        assert_eq!(u.as_str(), "https://gw.example.com/llm/chat/completions");
+        let u = chat_completions_url("https://gw.example.com/llm", false, "gpt-4o", None).unwrap();
+        assert_eq!(u.as_str(), "https://gw.example.com/llm/chat/completions");
+        let u = chat_completions_url("http://127.0.0.1:4000", true, "a/b", None).unwrap();
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:4000/deployments/a%2Fb/chat/completions"
+        );
+        assert!(chat_completions_url("ftp://x", true, "m", None).is_err());
+        assert!(chat_completions_url("https://x/?a=1", true, "m", None).is_err());
+        assert!(chat_completions_url("https://x", true, "", None).is_err());
+    }
+
+    #[test]
+    fn inference_bodies() {
+        assert_eq!(
+            chat_completions_body("gpt-4o", true),
+            serde_json::json!({"messages":[{"role":"user","content":"ping"}],"max_tokens":1})
+        );
+        assert_eq!(
+            chat_completions_body("gpt-4o", false),
+            serde_json::json!({"messages":[{"role":"user","content":"ping"}],"max_tokens":1,"model":"gpt-4o"})
+        );
+    }
+
+    #[test]
+    fn relative_discovery_urls() {
+        let u = discovery_url(
+            "https://contoso.azure-api.net/aoai/",
+            "/deployments",
+            Some("2023-05-01"),
+        )
+        .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://contoso.azure-api.net/aoai/deployments?api-version=2023-05-01"
+        );
+        let u = discovery_url("https://gw.example.com/llm", "v1/models", None).unwrap();
+        assert_eq!(u.as_str(), "https://gw.example.com/llm/v1/models");
+        let u = discovery_url("https://gw.example.com", "/v1/models", Some(" ")).unwrap();
+        assert_eq!(u.as_str(), "https://gw.example.com/v1/models");
+        let u = get_model_url(
+            "https://gw.example.com/aoai",
+            "/deployments/{deploymentName}",
+            "gpt 4o",
+            Some("2023-05-01"),
+        )
+        .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://gw.example.com/aoai/deployments/gpt%204o?api-version=2023-05-01"
+        );
+    }
+
+    #[test]
+    fn absolute_discovery_urls() {
+        let t = "https://gw.example.com/llm";
+        let u = discovery_url(
+            t,
+            "https://gw.example.com/openai/deployments?api-version=2022-12-01",
+            Some("2024-01-01"),
+        )
+        .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://gw.example.com/openai/deployments?api-version=2022-12-01"
+        );
+        let u = discovery_url(t, "https://GW.example.com:443/models", Some("2024-01-01")).unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://gw.example.com/models?api-version=2024-01-01"
+        );
+        for bad in [
+            "https://other.example.com/models",
+            "http://gw.example.com/models",
+            "https://gw.example.com:8443/models",
+            "https://user:pw@gw.example.com/models",
+            "https://gw.example.com/a/../models",
+            "https://gw.example.com/a%2Fb/models",
+            "https://gw.example.com/models#frag",
+            "https://gw.example.com/models?api-version=1&api-version=2",
+            "ftp://gw.example.com/models",
+        ] {
+            assert!(discovery_url(t, bad, Some("x")).is_err(), "{bad}");
+        }
+        assert!(discovery_url(t, "/models?api-version=1&api-version=1", None).is_err());
+        assert!(discovery_url(t, "", None).is_err());
+        assert!(get_model_url(t, "/deployments", "m", None).is_err());
+    }
+
+    #[test]
+    fn api_key_headers() {
+        let key = SecretString::new("k-123");
+        let (n, v) = api_key_header(&key, None).unwrap();
+        assert_eq!((n.as_str(), v.to_str().unwrap()), ("api-key", "k-123"));
+        assert!(v.is_sensitive());
+        let c = AuthConfig::new("Authorization", "Bearer {api_key}");
+        let (n, v) = api_key_header(&key, Some(&c)).unwrap();
+        assert_eq!(
+            (n.as_str(), v.to_str().unwrap()),
+            ("authorization", "Bearer k-123")
+        );
+        let c = AuthConfig::new("x-api-key", "");
+        let (n, v) = api_key_header(&key, Some(&c)).unwrap();
+        assert_eq!((n.as_str(), v.to_str().unwrap()), ("x-api-key", "k-123"));
+        let c = AuthConfig::new("Ocp-Apim-Subscription-Key", "{api_key}");
+        let (n, _) = api_key_header(&key, Some(&c)).unwrap();
+        assert_eq!(n.as_str(), "ocp-apim-subscription-key");
+        assert!(api_key_header(&key, Some(&AuthConfig::new("bad header", "{api_key}"))).is_err());
+        assert!(api_key_header(&SecretString::new("a\nb"), None).is_err());
+    }
+
+    #[test]
+    fn headers_combine() {
+        let custom = BTreeMap::from([
+            (
+                "X-Client-App".to_string(),
+                SecretString::new("foundry-agents"),
+            ),
+            ("api-key".to_string(), SecretString::new("custom-loses")),
+        ]);
+        let h = gateway_headers(
+            Some(api_key_header(&SecretString::new("k"), None).unwrap()),
+            &custom,
+            true,
+        )
+        .unwrap();
+        assert_eq!(h["x-client-app"], "foundry-agents");
+        assert_eq!(h["api-key"], "k");
+        assert_eq!(h["content-type"], "application/json");
+        let (n, v) = bearer_header("tok").unwrap();
+        assert_eq!(
+            (n.as_str(), v.to_str().unwrap()),
+            ("authorization", "Bearer tok")
+        );
+        let h = gateway_headers(None, &BTreeMap::new(), false).unwrap();
+        assert!(h.get("content-type").is_none());
+    }
+
+    #[test]
+    fn oauth2_form() {
+        let f = oauth2_token_form(
+            "cid",
+            &SecretString::new("s e&c"),
+            &["api://gw/.default".into(), "b".into()],
+        );
+        assert_eq!(
+            f,
+            "grant_type=client_credentials&client_id=cid&client_secret=s+e%26c&scope=api%3A%2F%2Fgw%2F.default+b"
+        );
+    }
+
+    #[test]
+    fn discovery_bodies() {
+        let aoai = br#"{"value":[{"name":"gpt-4o","properties":{"model":{"format":"OpenAI","name":"gpt-4o","version":"2024-11-20"}}},{"x":1}]}"#;
+        assert_eq!(
+            parse_model_list(&DeploymentProvider::AzureOpenAI, aoai).unwrap(),
+            vec!["gpt-4o"]
+        );
+        let oai = br#"{"object":"list","data":[{"id":"gpt-4o","object":"model","created":1687882411,"owned_by":"openai"},{"id":"m2"}]}"#;
+        assert_eq!(
+            parse_model_list(&DeploymentProvider::OpenAI, oai).unwrap(),
+            vec!["gpt-4o", "m2"]
+        );
+        assert!(parse_model_list(&DeploymentProvider::OpenAI, aoai).is_err());
+        assert!(parse_model_list(&DeploymentProvider::AzureOpenAI, b"<html>").is_err());
+        assert_eq!(
+            parse_model_object(&DeploymentProvider::AzureOpenAI, br#"{"name":"gpt-4o"}"#).unwrap(),
+            "gpt-4o"
+        );
+        assert_eq!(
+            parse_model_object(&DeploymentProvider::OpenAI, br#"{"id":"m"}"#).unwrap(),
+            "m"
+        );
+        assert!(parse_model_object(&DeploymentProvider::OpenAI, br#"{"name":"m"}"#).is_err());
+        assert!(is_chat_completion(br#"{"choices":[]}"#));
+        assert!(!is_chat_completion(br#"{"error":{}}"#));
+        assert!(!is_chat_completion(b"pong"));
+    }
+}
