@@ -1,6 +1,9 @@
-//! Developer tasks: `cargo xtask crd`, `cargo xtask testbed up|down|env|status`.
+//! Developer tasks: `cargo xtask test`, `cargo xtask demo`, `cargo xtask crd`,
+//! `cargo xtask testbed build|up|down|env|status`.
 
+mod ci;
 mod crd;
+mod demo;
 mod testbed;
 
 use clap::{Parser, Subcommand};
@@ -14,6 +17,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole test suite: format, CRD drift, clippy, and every test on a real test bed.
+    Test(ci::Args),
+    /// Start the local demo: test bed, CRDs, samples.
+    Demo,
     /// Write the CRD YAML to config/crd/ and the chart, or check that it is up to date.
     Crd(crd::Args),
     /// Build, start, stop and describe the local test bed.
@@ -23,6 +30,8 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Test(args) => ci::run(&args),
+        Command::Demo => demo::run(),
         Command::Crd(args) => crd::run(&args),
         Command::Testbed(command) => testbed::run(command),
     }

@@ -1,0 +1,99 @@
+//! `cargo xtask test`: the whole test suite, exactly what CI runs.
+//!
+//! Static checks first (format, CRD drift, clippy), while the test bed's Go binaries build on
+//! another thread; then one test bed for the whole run, shared by every test binary through
+//! `FOUNDRY_TESTBED_DIR`, and `cargo test --workspace`.
+
+use std::process::Command;
+use std::thread;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use foundry_gateway_testbed::{ENV_TESTBED_DIR, Options, Testbed, ensure_kube_binaries};
+
+use crate::crd;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Skip `cargo fmt --check` and `cargo clippy` (for a quick local run of the tests).
+    #[arg(long)]
+    no_lint: bool,
+    /// Extra arguments passed to `cargo test` after `--` (e.g. a test name filter).
+    #[arg(last = true)]
+    test_args: Vec<String>,
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs a command, printing a header and its duration; fails when it fails.
+pub fn step(title: &str, mut command: Command) -> anyhow::Result<()> {
+    eprintln!("==> {title}");
+    let started = Instant::now();
+    let status = command
+        .status()
+        .with_context(|| format!("failed to run {title}"))?;
+    eprintln!(
+        "==> {title}: {} in {:.1?}",
+        if status.success() { "ok" } else { "FAILED" },
+        started.elapsed()
+    );
+    if !status.success() {
+        bail!("{title} failed ({status})");
+    }
+    Ok(())
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // The Go build takes minutes on a cold cache: overlap it with the Rust checks and build.
+    let kube = thread::spawn(ensure_kube_binaries);
+    if !args.no_lint {
+        let mut fmt = cargo();
+        fmt.args(["fmt", "--all", "--", "--check"]);
+        step("cargo fmt --check", fmt)?;
+        eprintln!("==> CRD drift check");
+        crd::run(&crd::Args { check: true })?;
+        let mut clippy = cargo();
+        clippy.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        step("cargo clippy", clippy)?;
+    }
+    let mut build = cargo();
+    build.args(["test", "--workspace", "--no-run"]);
+    step("build the tests", build)?;
+    let binaries = kube
+        .join()
+        .map_err(|_| anyhow::anyhow!("the test bed build thread panicked"))?
+        .context("failed to build kube-apiserver and etcd")?;
+    eprintln!(
+        "==> test bed binaries ready: {}",
+        binaries.kube_apiserver.display()
+    );
+    let mut testbed = Testbed::start(Options {
+        binaries: Some(binaries),
+        ..Options::default()
+    })
+    .context("failed to start the test bed")?;
+    eprintln!("==> test bed up at {}", testbed.server_url());
+    let mut test = cargo();
+    test.args(["test", "--workspace"])
+        .env(ENV_TESTBED_DIR, testbed.state_dir());
+    if !args.test_args.is_empty() {
+        test.arg("--").args(&args.test_args);
+    }
+    let result = step("cargo test --workspace", test);
+    if let Err(error) = testbed.stop() {
+        eprintln!("warning: the test bed did not stop cleanly: {error}");
+    }
+    result?;
+    eprintln!("==> all checks passed in {:.1?}", started.elapsed());
+    Ok(())
+}
