@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod backoff;
+pub mod connection;
 pub mod leader;
 pub mod metrics;
+pub mod settings;
 pub mod status;
 pub mod telemetry;

@@ -1,0 +1,3 @@
+//! GatewayConnection controller.
+
+pub mod build;
