@@ -92,6 +92,24 @@ impl Conditions {
         }
     }
 
+    /// Sets a condition to status "Unknown" (same transition-time rule as [`Self::set`]).
+    pub fn set_unknown(
+        &mut self,
+        type_: &str,
+        reason: &str,
+        message: &str,
+        generation: i64,
+        now: Timestamp,
+    ) {
+        self.set(type_, false, reason, message, generation, now);
+        if let Some(c) = self.list.iter_mut().find(|c| c.type_ == type_)
+            && c.status != "Unknown"
+        {
+            c.status = "Unknown".to_owned();
+            c.last_transition_time = Time(now);
+        }
+    }
+
     /// Removes a condition (abnormal-true conditions are absent rather than False).
     pub fn remove(&mut self, type_: &str) {
         self.list.retain(|c| c.type_ != type_);

@@ -1,3 +1,745 @@
 //! GatewayConnection controller.
+//!
+//! Pipeline: resolve (FoundryProject, Secrets of this namespace) → validate → build the ARM body
+//! → read the live connection (on change, rotated credentials, a Flux request, or every resync)
+//! → PUT only on drift or new credentials → probe the gateway the way Foundry calls it (every
+//! `probe.interval`, damped by `probe.failureThreshold`) → status, written only when it differs.
+//! Deletion: a finalizer waits for the PromptAgents that use the connection, then deletes it in
+//! Foundry (`deletionPolicy: Delete`, 404 counts as done) or leaves it (`Orphan`).
 
 pub mod build;
+pub mod tracker;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use foundry_gateway_api::common::DeletionPolicy;
+use foundry_gateway_api::conditions::{reasons, types};
+use foundry_gateway_api::connection::{GatewayState, ProbeMode as SpecProbeMode};
+use foundry_gateway_api::{FoundryProject, GatewayConnection, GatewayConnectionStatus};
+use foundry_gateway_client::SecretString;
+use foundry_gateway_client::connections::{AuthConfig, ConnectionResource};
+use foundry_gateway_client::probe::{GatewayAuth, GatewaySettings, ProbeMode, ProbeRequest};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use tracing::{info, instrument, warn};
+
+use self::build::{Desired, ResolvedSecrets};
+use self::tracker::Tracker;
+use crate::context::{Context, FINALIZER, REQUESTED_AT_ANNOTATION, object_key, same_status};
+use crate::failure::Failure;
+use crate::project::{self, ResolvedProject};
+use crate::settings::parse_duration;
+use crate::status::{Conditions, Outcome};
+
+const KIND: &str = "GatewayConnection";
+/// Default probe interval.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(60);
+/// Default probe timeout.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default failure threshold.
+pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+
+/// Per-connection memory of the controller.
+#[derive(Debug, Default)]
+pub struct Trackers(Mutex<HashMap<String, Tracker>>);
+
+impl Trackers {
+    fn get(&self, key: &str) -> Tracker {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn put(&self, key: &str, tracker: Tracker) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), tracker);
+    }
+
+    fn forget(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+/// Errors that end a reconcile early (everything else is written to status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing status or the finalizer failed.
+    #[error("kubernetes API call failed")]
+    Kube(#[from] kube::Error),
+    /// The finalizer helper failed.
+    #[error("finalizer step failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Deletion must wait (PromptAgents still use the connection, or Foundry failed); the
+    /// finalizer stays.
+    #[error("deletion waits: {message}")]
+    DeletionPending {
+        /// Why.
+        message: String,
+        /// When to look again.
+        retry_after: Duration,
+    },
+}
+
+impl Error {
+    /// Stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "KubernetesApiError",
+            Self::Finalizer(_) => "FinalizerError",
+            Self::DeletionPending { .. } => "DeletionPending",
+        }
+    }
+}
+
+fn probe_settings(gc: &GatewayConnection) -> (ProbeMode, Option<Duration>, Duration, u32) {
+    let probe = gc.spec.probe.clone().unwrap_or_default();
+    let interval = probe
+        .interval
+        .as_deref()
+        .and_then(parse_duration)
+        .unwrap_or(DEFAULT_PROBE_INTERVAL);
+    let timeout = probe
+        .timeout
+        .as_deref()
+        .and_then(parse_duration)
+        .unwrap_or(DEFAULT_PROBE_TIMEOUT);
+    let threshold = probe
+        .failure_threshold
+        .and_then(|t| u32::try_from(t).ok())
+        .unwrap_or(DEFAULT_FAILURE_THRESHOLD);
+    let mode = match probe.mode.unwrap_or_default() {
+        SpecProbeMode::Auto => Some(ProbeMode::Auto),
+        SpecProbeMode::Discovery => Some(ProbeMode::Discovery),
+        SpecProbeMode::Inference => Some(ProbeMode::Inference),
+        SpecProbeMode::Off => None,
+    };
+    (
+        mode.unwrap_or_default(),
+        mode.map(|_| interval),
+        timeout,
+        threshold,
+    )
+}
+
+/// Reads every Secret value the spec refers to.
+async fn resolve_secrets(
+    ctx: &Context,
+    gc: &GatewayConnection,
+    key: &str,
+) -> Result<ResolvedSecrets, Failure> {
+    let namespace = gc.namespace().unwrap_or_default();
+    let mut secrets = ResolvedSecrets::default();
+    if let Some(api_key) = &gc.spec.auth.api_key {
+        let r = &api_key.secret_ref;
+        secrets.api_key = Some(
+            project::read_secret_key(ctx, &namespace, &r.name, &r.key, key)
+                .await?
+                .0
+                .into(),
+        );
+    }
+    if let Some(oauth) = &gc.spec.auth.oauth2 {
+        let r = &oauth.client_secret_ref;
+        secrets.oauth_client_secret = Some(
+            project::read_secret_key(ctx, &namespace, &r.name, &r.key, key)
+                .await?
+                .0
+                .into(),
+        );
+    }
+    for header in &gc.spec.custom_headers {
+        if let Some(r) = &header.value_from {
+            let value = project::read_secret_key(ctx, &namespace, &r.name, &r.key, key)
+                .await?
+                .0;
+            secrets
+                .header_values
+                .insert(header.name.clone(), value.into());
+        }
+    }
+    Ok(secrets)
+}
+
+fn gateway_settings(
+    gc: &GatewayConnection,
+    desired: &Desired,
+    secrets: &ResolvedSecrets,
+    project: &ResolvedProject,
+) -> GatewaySettings {
+    let auth = if let Some(api_key) = &gc.spec.auth.api_key {
+        GatewayAuth::ApiKey {
+            key: secrets
+                .api_key
+                .clone()
+                .unwrap_or_else(|| SecretString::new("")),
+            auth_config: api_key.header.as_ref().map(|h| {
+                AuthConfig::new(
+                    h,
+                    api_key.format.clone().unwrap_or_else(|| "{api_key}".into()),
+                )
+            }),
+        }
+    } else if let Some(oauth) = &gc.spec.auth.oauth2 {
+        GatewayAuth::OAuth2 {
+            token_url: oauth.token_url.clone(),
+            scopes: oauth.scopes.clone(),
+            client_id: oauth.client_id.clone(),
+            client_secret: secrets
+                .oauth_client_secret
+                .clone()
+                .unwrap_or_else(|| SecretString::new("")),
+        }
+    } else if let Some(entra) = &gc.spec.auth.entra_id {
+        GatewayAuth::Entra {
+            credential: Arc::clone(&project.credential),
+            audience: entra
+                .audience
+                .clone()
+                .unwrap_or_else(|| build::DEFAULT_ENTRA_AUDIENCE.to_owned()),
+        }
+    } else {
+        GatewayAuth::None
+    };
+    let custom_headers: BTreeMap<String, SecretString> = gc
+        .spec
+        .custom_headers
+        .iter()
+        .map(|h| {
+            let value = h
+                .value
+                .clone()
+                .map(SecretString::from)
+                .or_else(|| secrets.header_values.get(&h.name).cloned());
+            (
+                h.name.clone(),
+                value.unwrap_or_else(|| SecretString::new("")),
+            )
+        })
+        .collect();
+    GatewaySettings {
+        target: gc.spec.target.clone(),
+        category: desired.properties.category.clone(),
+        deployment_in_path: build::deployment_in_path(&gc.spec),
+        inference_api_version: gc.spec.inference_api_version.clone(),
+        deployment_api_version: gc.spec.deployment_api_version.clone(),
+        discovery: desired.discovery.clone(),
+        static_models: desired.static_models.clone(),
+        custom_headers,
+        auth,
+    }
+}
+
+/// The PromptAgents of this namespace that use the connection, sorted.
+fn used_by(ctx: &Context, gc: &GatewayConnection) -> Vec<String> {
+    let namespace = gc.namespace();
+    let name = gc.name_any();
+    let mut agents: Vec<String> = ctx
+        .stores
+        .agents
+        .state()
+        .iter()
+        .filter(|a| a.namespace() == namespace && a.spec.model.connection_ref.name == name)
+        .map(|a| a.name_any())
+        .collect();
+    agents.sort();
+    agents
+}
+
+async fn publish(
+    ctx: &Context,
+    gc: &GatewayConnection,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &gc.object_ref(&())).await {
+        warn!(%error, "Failed to publish an event");
+    }
+}
+
+/// Reconciles one GatewayConnection.
+#[instrument(skip_all, fields(kind = KIND, namespace = gc.namespace().unwrap_or_default(), name = gc.name_any()))]
+pub async fn reconcile(gc: Arc<GatewayConnection>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    if gc.spec.suspend == Some(true) && gc.meta().deletion_timestamp.is_none() {
+        return Ok(Action::await_change());
+    }
+    let api: Api<GatewayConnection> =
+        Api::namespaced(ctx.client.clone(), &gc.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, gc, |event| async {
+        match event {
+            Finalizer::Apply(gc) => apply(&gc, &ctx).await,
+            Finalizer::Cleanup(gc) => cleanup(&gc, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.observe_reconcile(KIND, started.elapsed());
+    if let Err(error) = &result {
+        ctx.metrics.observe_failure(KIND, error.label());
+    }
+    result
+}
+
+/// Requeue policy for errors that escaped the reconcile (status could not be written).
+pub fn error_policy(gc: Arc<GatewayConnection>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Error::Finalizer(inner) = error
+        && let kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending {
+            retry_after,
+            ..
+        }) = inner.as_ref()
+    {
+        return Action::requeue(*retry_after);
+    }
+    warn!(error = %error, name = %gc.name_any(), "Reconcile failed");
+    let key = object_key(&gc.namespace().unwrap_or_default(), &gc.name_any());
+    Action::requeue(ctx.backoff(&key, None))
+}
+
+async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
+    let namespace = gc.namespace().unwrap_or_default();
+    let name = gc.name_any();
+    let key = object_key(&namespace, &name);
+    let generation = gc.metadata.generation.unwrap_or(0);
+    let mut tracker = ctx.trackers.get(&key);
+    let requested = gc.annotations().get(REQUESTED_AT_ANNOTATION).cloned();
+    let forced = requested.is_some() && requested != tracker.handled_request;
+    let status = gc.status.clone().unwrap_or_default();
+    let (mode, interval, timeout, threshold) = probe_settings(gc);
+
+    let mut conditions = Conditions::from_live(&status.conditions);
+    let now = Timestamp::now();
+    let mut next = ctx.settings.resync;
+    let mut new_status = GatewayConnectionStatus {
+        observed_generation: Some(generation),
+        connection_name: Some(build::connection_name(&gc.spec, &name)),
+        used_by: used_by(ctx, gc),
+        last_handled_reconcile_at: requested.clone(),
+        ..status.clone()
+    };
+
+    let step = sync_and_probe(
+        gc,
+        ctx,
+        &mut tracker,
+        &mut new_status,
+        forced,
+        mode,
+        interval,
+        timeout,
+        threshold,
+    )
+    .await;
+    let outcome = match step {
+        Ok(()) => {
+            ctx.reset_backoff(&key);
+            let verdict = &tracker.verdict;
+            match verdict.state {
+                GatewayState::Active => conditions.set(
+                    types::GATEWAY_ACTIVE,
+                    true,
+                    reasons::ACTIVE,
+                    &verdict.message,
+                    generation,
+                    now,
+                ),
+                GatewayState::Inactive => conditions.set(
+                    types::GATEWAY_ACTIVE,
+                    false,
+                    &verdict.reason,
+                    &verdict.message,
+                    generation,
+                    now,
+                ),
+                GatewayState::Unknown => conditions.set_unknown(
+                    types::GATEWAY_ACTIVE,
+                    &verdict.reason,
+                    &verdict.message,
+                    generation,
+                    now,
+                ),
+            }
+            new_status.gateway_state = Some(verdict.state);
+            // Inactive keeps the models last seen, so a person still sees what was offered.
+            if verdict.state != GatewayState::Inactive && !verdict.models.is_empty() {
+                new_status.models = verdict.models.clone();
+            }
+            if let Some(interval) = interval {
+                next = next.min(
+                    tracker
+                        .until_next_probe(interval)
+                        .max(Duration::from_secs(1)),
+                );
+            }
+            match verdict.state {
+                GatewayState::Inactive => Outcome::NotReady {
+                    reason: reasons::GATEWAY_INACTIVE.into(),
+                    message: format!(
+                        "Gateway is Inactive ({}): {}",
+                        verdict.reason, verdict.message
+                    ),
+                },
+                _ => Outcome::Ready {
+                    message: format!(
+                        "Foundry connection {} is in place",
+                        new_status.connection_name.as_deref().unwrap_or_default()
+                    ),
+                },
+            }
+        }
+        Err(failure) => {
+            ctx.metrics.observe_failure(KIND, failure.label());
+            match &failure {
+                Failure::Transient { retry_after, .. } => next = ctx.backoff(&key, *retry_after),
+                Failure::Permanent { .. } => next = Duration::MAX,
+                Failure::Waiting { .. } => {
+                    next = ctx.backoff(&key, None).max(Duration::from_secs(5))
+                }
+            }
+            failure.outcome()
+        }
+    };
+    conditions.apply_outcome(&outcome, generation, now);
+    new_status.conditions = conditions.into_vec();
+    tracker.handled_request = requested;
+
+    if !same_status(gc.status.as_ref(), &new_status) {
+        let old_state = status.gateway_state;
+        crate::apply_status::<GatewayConnection>(&ctx.client, &namespace, &name, &new_status)
+            .await?;
+        announce(ctx, gc, &status, &new_status, old_state).await;
+    }
+    ctx.trackers.put(&key, tracker);
+    Ok(if next == Duration::MAX {
+        Action::await_change()
+    } else {
+        Action::requeue(next)
+    })
+}
+
+/// Events for what a user should see: only on transitions, so a quiet resync publishes nothing.
+async fn announce(
+    ctx: &Context,
+    gc: &GatewayConnection,
+    old: &GatewayConnectionStatus,
+    new: &GatewayConnectionStatus,
+    old_state: Option<GatewayState>,
+) {
+    if new.gateway_state != old_state {
+        match new.gateway_state {
+            Some(GatewayState::Active) => {
+                info!("Gateway became Active");
+                publish(
+                    ctx,
+                    gc,
+                    EventType::Normal,
+                    "GatewayActive",
+                    "The gateway answers as Foundry calls it".into(),
+                )
+                .await;
+            }
+            Some(GatewayState::Inactive) => {
+                let condition = new
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == types::GATEWAY_ACTIVE);
+                let (reason, message) = condition
+                    .map(|c| (c.reason.clone(), c.message.clone()))
+                    .unwrap_or_default();
+                warn!(cause = %reason, "Gateway became Inactive");
+                publish(
+                    ctx,
+                    gc,
+                    EventType::Warning,
+                    "GatewayInactive",
+                    format!("{reason}: {message}"),
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+    let stalled = |s: &GatewayConnectionStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == types::STALLED && c.status == "True")
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    if let Some((reason, message)) = stalled(new)
+        && stalled(old).as_ref().map(|(r, m)| (r, m)) != Some((&reason, &message))
+    {
+        warn!(%reason, "Stalled");
+        publish(ctx, gc, EventType::Warning, &reason, message).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_and_probe(
+    gc: &GatewayConnection,
+    ctx: &Context,
+    tracker: &mut Tracker,
+    status: &mut GatewayConnectionStatus,
+    forced: bool,
+    mode: ProbeMode,
+    interval: Option<Duration>,
+    timeout: Duration,
+    threshold: u32,
+) -> Result<(), Failure> {
+    let namespace = gc.namespace().unwrap_or_default();
+    let name = gc.name_any();
+    let key = object_key(&namespace, &name);
+    let generation = gc.metadata.generation.unwrap_or(0);
+
+    // resolve
+    let project_ref =
+        ObjectRef::<FoundryProject>::new(&gc.spec.project_ref.name).within(&namespace);
+    let Some(project) = ctx.stores.projects.get(&project_ref) else {
+        return Err(Failure::Waiting {
+            reason: reasons::PROJECT_NOT_READY.into(),
+            message: format!(
+                "FoundryProject {} does not exist in namespace {namespace}",
+                gc.spec.project_ref.name
+            ),
+        });
+    };
+    let project = project::resolve(ctx, &project, false)
+        .await
+        .map_err(|f| match f {
+            Failure::Permanent { message, .. }
+            | Failure::Transient { message, .. }
+            | Failure::Waiting { message, .. } => Failure::Waiting {
+                reason: reasons::PROJECT_NOT_READY.into(),
+                message: format!(
+                    "FoundryProject {} is not usable: {message}",
+                    gc.spec.project_ref.name
+                ),
+            },
+        })?;
+    let secrets = resolve_secrets(ctx, gc, &key).await?;
+
+    // validate + build
+    let uid = gc.metadata.uid.clone().unwrap_or_default();
+    let desired = build::build(&gc.spec, &namespace, &name, &uid, &secrets)
+        .map_err(|e| Failure::permanent(reasons::INVALID_SPEC, e.0))?;
+    status.connection_name = Some(desired.name.clone());
+
+    // read live → compare → PUT on drift or new credentials
+    if forced
+        || status.connection_id.is_none()
+        || tracker.foundry_check_due(generation, &desired.credentials_hash, ctx.settings.resync)
+    {
+        let live = project
+            .connections
+            .get(&desired.name)
+            .await
+            .map_err(|e| Failure::from_foundry("read the Foundry connection", &e))?;
+        let reason_to_write = match &live {
+            None => Some("Created".to_owned()),
+            Some(live) => {
+                let ours = build::is_managed_by(&live.properties, &namespace, &name);
+                if !ours && gc.spec.adopt != Some(true) {
+                    return Err(Failure::permanent(
+                        reasons::ALREADY_EXISTS,
+                        format!(
+                            "A connection named {} already exists in project {} and is not managed by this object; set spec.adopt: true to take it over, or choose another spec.connectionName",
+                            desired.name, project.resource_id.project
+                        ),
+                    ));
+                }
+                let drift = build::drift(&desired.properties, &live.properties);
+                let new_credentials =
+                    status.credentials_hash.as_deref() != Some(desired.credentials_hash.as_str());
+                match (ours, drift, new_credentials) {
+                    (false, _, _) => Some("Adopted".to_owned()),
+                    (true, Some(fields), _) => Some(format!("Updated ({fields} differed)")),
+                    (true, None, true) => Some("Updated (credentials changed)".to_owned()),
+                    (true, None, false) => None,
+                }
+            }
+        };
+        let resource = match reason_to_write {
+            Some(what) => {
+                let written = project
+                    .connections
+                    .create_or_update(
+                        &desired.name,
+                        &ConnectionResource::new(desired.properties.clone()),
+                    )
+                    .await
+                    .map_err(|e| Failure::from_foundry("write the Foundry connection", &e))?;
+                info!(connection = %desired.name, change = %what, "Wrote Foundry connection");
+                publish(
+                    ctx,
+                    gc,
+                    EventType::Normal,
+                    "ConnectionWritten",
+                    format!("{what} Foundry connection {}", desired.name),
+                )
+                .await;
+                written
+            }
+            None => live.unwrap_or_else(|| ConnectionResource::new(desired.properties.clone())),
+        };
+        status.connection_id = resource
+            .id
+            .or_else(|| Some(project.resource_id.connection_id(&desired.name)));
+        status.credentials_hash = Some(desired.credentials_hash.clone());
+        tracker.synced_generation = Some(generation);
+        tracker.synced_credentials = Some(desired.credentials_hash.clone());
+        tracker.last_foundry_check = Some(Instant::now());
+    }
+
+    // probe
+    match interval {
+        None => {
+            tracker.not_probed();
+            tracker.verdict.models = desired.static_models.clone();
+        }
+        Some(interval) => {
+            if forced || tracker.probe_due(generation, &desired.credentials_hash, interval) {
+                let model = desired.static_models.first().cloned();
+                let request = ProbeRequest {
+                    settings: gateway_settings(gc, &desired, &secrets, &project),
+                    mode,
+                    model,
+                    timeout,
+                };
+                let probe_started = Instant::now();
+                let outcome = ctx.prober.probe(&request).await.map_err(|e| {
+                    Failure::permanent(
+                        reasons::INVALID_SPEC,
+                        format!(
+                            "The gateway cannot be probed as configured: {}",
+                            e.message()
+                        ),
+                    )
+                })?;
+                ctx.metrics
+                    .probe_duration
+                    .observe(probe_started.elapsed().as_secs_f64());
+                tracker.record(&outcome, threshold, generation, &desired.credentials_hash);
+                if desired.discovery.is_none() && tracker.verdict.state == GatewayState::Active {
+                    tracker.verdict.models = desired.static_models.clone();
+                }
+            }
+        }
+    }
+    let gauge = match tracker.verdict.state {
+        GatewayState::Active => 1,
+        GatewayState::Inactive => 0,
+        GatewayState::Unknown => -1,
+    };
+    ctx.metrics
+        .gateway_active
+        .get_or_create(&crate::metrics::GatewayLabels { namespace, name })
+        .set(gauge);
+    Ok(())
+}
+
+async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
+    let namespace = gc.namespace().unwrap_or_default();
+    let name = gc.name_any();
+    let key = object_key(&namespace, &name);
+    let users = used_by(ctx, gc);
+    if !users.is_empty() {
+        let generation = gc.metadata.generation.unwrap_or(0);
+        let mut status = gc.status.clone().unwrap_or_default();
+        let mut conditions = Conditions::from_live(&status.conditions);
+        let message = format!(
+            "Deletion waits for the PromptAgents that use this connection: {}",
+            users.join(", ")
+        );
+        conditions.apply_outcome(
+            &Outcome::NotReady {
+                reason: reasons::IN_USE.into(),
+                message,
+            },
+            generation,
+            Timestamp::now(),
+        );
+        status.conditions = conditions.into_vec();
+        status.used_by = users;
+        if !same_status(gc.status.as_ref(), &status) {
+            crate::apply_status::<GatewayConnection>(&ctx.client, &namespace, &name, &status)
+                .await?;
+        }
+        return Err(Error::DeletionPending {
+            message: "PromptAgents still use the connection".into(),
+            retry_after: Duration::from_secs(10),
+        });
+    }
+    if gc.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Delete {
+        let project_ref =
+            ObjectRef::<FoundryProject>::new(&gc.spec.project_ref.name).within(&namespace);
+        let connection_name = build::connection_name(&gc.spec, &name);
+        match ctx.stores.projects.get(&project_ref) {
+            Some(project) => {
+                let resolved = match project::resolve(ctx, &project, false).await {
+                    Ok(resolved) => resolved,
+                    Err(failure) => {
+                        return Err(Error::DeletionPending {
+                            message: format!(
+                                "cannot reach the project to delete the connection ({})",
+                                failure.label()
+                            ),
+                            retry_after: ctx.backoff(&key, None),
+                        });
+                    }
+                };
+                // Only delete what this object owns: never someone else's connection.
+                match resolved.connections.get(&connection_name).await {
+                    Ok(Some(live))
+                        if build::is_managed_by(&live.properties, &namespace, &name)
+                            || gc.spec.adopt == Some(true) =>
+                    {
+                        if let Err(error) = resolved.connections.delete(&connection_name).await {
+                            return Err(Error::DeletionPending {
+                                message: format!(
+                                    "failed to delete the Foundry connection ({})",
+                                    error.label()
+                                ),
+                                retry_after: ctx.backoff(&key, error.retry_after()),
+                            });
+                        }
+                        info!(connection = %connection_name, "Deleted Foundry connection");
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        return Err(Error::DeletionPending {
+                            message: format!(
+                                "failed to read the Foundry connection before deleting it ({})",
+                                error.label()
+                            ),
+                            retry_after: ctx.backoff(&key, error.retry_after()),
+                        });
+                    }
+                }
+            }
+            None => warn!(
+                "FoundryProject is gone; the Foundry connection cannot be deleted and is left in place"
+            ),
+        }
+    }
+    ctx.trackers.forget(&key);
+    ctx.reset_backoff(&key);
+    Ok(Action::await_change())
+}

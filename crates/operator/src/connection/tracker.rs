@@ -1,0 +1,189 @@
+//! In-memory state of one GatewayConnection between reconciles: when Foundry was last checked,
+//! and the probe history that damps flapping. Losing it (a restart) only costs one extra check.
+
+use std::time::{Duration, Instant};
+
+use foundry_gateway_api::connection::GatewayState;
+use foundry_gateway_client::probe::ProbeOutcome;
+
+/// Probe verdict after damping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Active, Inactive or Unknown.
+    pub state: GatewayState,
+    /// Condition reason (Active, or the Inactive cause, or NotProbed).
+    pub reason: String,
+    /// Message for a person.
+    pub message: String,
+    /// Models the last successful probe found.
+    pub models: Vec<String>,
+}
+
+/// What the controller remembers about one connection.
+#[derive(Clone, Debug, Default)]
+pub struct Tracker {
+    /// Generation last synced with Foundry.
+    pub synced_generation: Option<i64>,
+    /// Credentials hash last synced.
+    pub synced_credentials: Option<String>,
+    /// When Foundry was last read.
+    pub last_foundry_check: Option<Instant>,
+    /// When the gateway was last probed.
+    pub last_probe: Option<Instant>,
+    /// Generation and credentials the last probe ran with.
+    pub probed_with: Option<(i64, String)>,
+    /// Consecutive failed probes.
+    pub failures: u32,
+    /// The damped verdict.
+    pub verdict: Verdict,
+    /// The `reconcile.fluxcd.io/requestedAt` value last handled.
+    pub handled_request: Option<String>,
+}
+
+impl Tracker {
+    /// Whether Foundry must be read now.
+    pub fn foundry_check_due(&self, generation: i64, credentials: &str, resync: Duration) -> bool {
+        self.synced_generation != Some(generation)
+            || self.synced_credentials.as_deref() != Some(credentials)
+            || self
+                .last_foundry_check
+                .is_none_or(|t| t.elapsed() >= resync)
+    }
+
+    /// Whether the gateway must be probed now.
+    pub fn probe_due(&self, generation: i64, credentials: &str, interval: Duration) -> bool {
+        self.probed_with
+            .as_ref()
+            .is_none_or(|(g, c)| *g != generation || c != credentials)
+            || self.last_probe.is_none_or(|t| t.elapsed() >= interval)
+    }
+
+    /// Time until the next probe is due.
+    pub fn until_next_probe(&self, interval: Duration) -> Duration {
+        self.last_probe
+            .map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()))
+    }
+
+    /// Records a probe result with flap damping: an Active gateway turns Inactive only after
+    /// `threshold` failures in a row; an Unknown one (never probed, or just changed) at the first
+    /// failure; any success makes it Active at once.
+    pub fn record(
+        &mut self,
+        outcome: &ProbeOutcome,
+        threshold: u32,
+        generation: i64,
+        credentials: &str,
+    ) {
+        self.last_probe = Some(Instant::now());
+        let changed_inputs = self
+            .probed_with
+            .as_ref()
+            .is_none_or(|(g, c)| *g != generation || c != credentials);
+        self.probed_with = Some((generation, credentials.to_owned()));
+        match outcome {
+            ProbeOutcome::Active { models, .. } => {
+                self.failures = 0;
+                self.verdict = Verdict {
+                    state: GatewayState::Active,
+                    reason: "Active".into(),
+                    message: format!(
+                        "The gateway answered as Foundry calls it ({} model{})",
+                        models.len(),
+                        if models.len() == 1 { "" } else { "s" }
+                    ),
+                    models: models.clone(),
+                };
+            }
+            ProbeOutcome::Inactive { cause, message } => {
+                self.failures = self.failures.saturating_add(1);
+                let keep_active = self.verdict.state == GatewayState::Active
+                    && !changed_inputs
+                    && self.failures < threshold;
+                if !keep_active {
+                    self.verdict = Verdict {
+                        state: GatewayState::Inactive,
+                        reason: cause.as_str().to_owned(),
+                        message: message.clone(),
+                        models: Vec::new(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Marks probing as off.
+    pub fn not_probed(&mut self) {
+        self.verdict = Verdict {
+            state: GatewayState::Unknown,
+            reason: "NotProbed".into(),
+            message: "Probing is off (spec.probe.mode: Off)".into(),
+            models: Vec::new(),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foundry_gateway_client::probe::InactiveCause;
+
+    fn active() -> ProbeOutcome {
+        ProbeOutcome::Active {
+            models: vec!["gpt-4o".into()],
+            latency: Duration::from_millis(5),
+        }
+    }
+
+    fn down() -> ProbeOutcome {
+        ProbeOutcome::Inactive {
+            cause: InactiveCause::Unreachable,
+            message: "connection refused".into(),
+        }
+    }
+
+    #[test]
+    fn an_active_gateway_turns_inactive_only_after_the_threshold() {
+        let mut t = Tracker::default();
+        t.record(&active(), 3, 1, "c");
+        t.record(&down(), 3, 1, "c");
+        t.record(&down(), 3, 1, "c");
+        assert_eq!(t.verdict.state, GatewayState::Active);
+        t.record(&down(), 3, 1, "c");
+        assert_eq!(t.verdict.state, GatewayState::Inactive);
+        assert_eq!(t.verdict.reason, "Unreachable");
+        t.record(&active(), 3, 1, "c");
+        assert_eq!(t.verdict.state, GatewayState::Active);
+        assert_eq!(t.failures, 0);
+    }
+
+    #[test]
+    fn a_new_connection_is_inactive_at_its_first_failure() {
+        let mut t = Tracker::default();
+        t.record(&down(), 3, 1, "c");
+        assert_eq!(t.verdict.state, GatewayState::Inactive);
+    }
+
+    #[test]
+    fn a_changed_spec_or_key_is_judged_by_its_own_first_probe() {
+        let mut t = Tracker::default();
+        t.record(&active(), 3, 1, "old-key");
+        t.record(&down(), 3, 1, "new-key");
+        assert_eq!(
+            t.verdict.state,
+            GatewayState::Inactive,
+            "a new key that fails is not hidden by damping"
+        );
+    }
+
+    #[test]
+    fn probes_and_foundry_checks_fall_due_on_change_and_on_time() {
+        let mut t = Tracker::default();
+        assert!(t.probe_due(1, "c", Duration::from_secs(60)));
+        t.record(&active(), 3, 1, "c");
+        assert!(!t.probe_due(1, "c", Duration::from_secs(60)));
+        assert!(t.probe_due(2, "c", Duration::from_secs(60)));
+        assert!(t.probe_due(1, "c2", Duration::from_secs(60)));
+        assert!(t.probe_due(1, "c", Duration::ZERO));
+        assert!(t.foundry_check_due(1, "c", Duration::from_secs(600)));
+    }
+}
