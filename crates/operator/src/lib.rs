@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod agent_definition;
 pub mod backoff;
 pub mod connection;
 pub mod context;
@@ -40,7 +41,11 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(context::MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(context::MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }

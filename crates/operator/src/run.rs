@@ -147,10 +147,11 @@ async fn run_controllers(
     elector: Option<&mut Elector>,
 ) -> anyhow::Result<()> {
     let config = ControllerConfig::default().concurrency(settings.concurrency);
-    let projects_api: Api<FoundryProject> = Api::all(client.clone());
-    let connections_api: Api<GatewayConnection> = Api::all(client.clone());
-    let agents_api: Api<PromptAgent> = Api::all(client.clone());
-    let secrets_api: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+    let scope = settings.watch_namespace.clone();
+    let projects_api: Api<FoundryProject> = scoped(&client, scope.as_deref());
+    let connections_api: Api<GatewayConnection> = scoped(&client, scope.as_deref());
+    let agents_api: Api<PromptAgent> = scoped(&client, scope.as_deref());
+    let secrets_api: Api<PartialObjectMeta<Secret>> = scoped(&client, scope.as_deref());
 
     let project_controller =
         Controller::new(projects_api, WatcherConfig::default()).with_config(config.clone());
@@ -267,6 +268,18 @@ async fn run_controllers(
             controllers.await;
             Ok(())
         }
+    }
+}
+
+/// An Api over all namespaces, or over the watched one.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     }
 }
 

@@ -49,6 +49,11 @@ pub struct Settings {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
+    /// Watch only this namespace (all namespaces when unset). A namespace-scoped operator needs
+    /// a Role in that namespace instead of the ClusterRole.
+    #[arg(long, env = "FOUNDRY_OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
     /// Objects reconciled at once per controller.
     #[arg(long, env = "FOUNDRY_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,

@@ -1,0 +1,111 @@
+//! The pure middle of the PromptAgent pipeline (DESIGN §4): validate → build → hash → request,
+//! and the rule that decides whether Foundry needs a new agent version. No IO, no async: every
+//! function here is a plain function of its arguments, unit-tested next to the code.
+//!
+//! ```text
+//! resolve (IO: project, connection, ConfigMap)
+//!   → validate(spec, instructions)                     everything the CRD schema cannot check
+//!   → build_definition(spec, connection, instructions) the Foundry wire definition
+//!   → definition_hash(definition, description, meta)   what is sent, canonically hashed
+//!   → needs_new_version(listed versions, hash)         nothing to do, or …
+//!   → version_request(spec, definition, hash)          … POST /agents/{name}/versions
+//!   → verify (IO) → reply_matches(reply, expect)
+//! ```
+//!
+//! [`desired_version`] runs validate, build, hash and request in one call.
+//!
+//! Crash safety: the hash travels in the version's own metadata ([`SPEC_HASH_KEY`]), so the
+//! decision to create a version is taken from what Foundry holds, never from our status. A crash
+//! between the create and the status write is followed by a reconcile that lists the versions,
+//! finds ours on top with the same hash, and creates nothing.
+
+mod build;
+mod error;
+mod hash;
+mod validate;
+mod versions;
+
+use foundry_gateway_api::PromptAgentSpec;
+use foundry_gateway_client::project::CreateAgentVersionRequest;
+
+pub use build::{build_definition, model_string};
+pub use error::ValidationError;
+pub use hash::{canonical_json, definition_hash, version_request};
+pub use validate::{agent_name, parse_tool, parse_tools, validate};
+pub use versions::{
+    is_managed, latest_managed_version, needs_new_version, newest_version, version_matches,
+};
+
+/// Metadata key of every version the operator creates: the [`definition_hash`] of what was sent.
+/// The CRD reserves the `gateway.foundry.dev/` prefix, so a user cannot set it.
+pub const SPEC_HASH_KEY: &str = "gateway.foundry.dev/spec-hash";
+
+/// Metadata key that marks a version as created by this operator; its value is
+/// [`MANAGED_BY_VALUE`]. Left out when the user's metadata fills every other slot (see
+/// [`version_request`]); [`SPEC_HASH_KEY`] alone then marks the version.
+pub const MANAGED_BY_KEY: &str = "gateway.foundry.dev/managed-by";
+
+/// Value of [`MANAGED_BY_KEY`].
+pub const MANAGED_BY_VALUE: &str = "foundry-gateway-operator";
+
+/// Most metadata keys Foundry accepts on an agent version.
+pub const MAX_METADATA_KEYS: usize = 16;
+
+/// Most metadata keys a user may set (the CRD's `maxProperties`): one slot always stays free for
+/// [`SPEC_HASH_KEY`].
+pub const MAX_USER_METADATA_KEYS: usize = MAX_METADATA_KEYS - 1;
+
+/// The tool kinds of `spec.tools[].type`, as the user writes them (the nine kinds Foundry
+/// supports with gateway models).
+pub const SUPPORTED_TOOL_KINDS: [&str; 9] = [
+    "codeInterpreter",
+    "function",
+    "fileSearch",
+    "openApi",
+    "foundryIq",
+    "sharePointGrounding",
+    "fabricDataAgent",
+    "mcp",
+    "browserAutomation",
+];
+
+/// What the controller sends for a spec, and the facts it reports in status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredVersion {
+    /// The model string Foundry sees: `<connection>/<model>`.
+    pub model: String,
+    /// [`definition_hash`] of the request, also in its metadata under [`SPEC_HASH_KEY`].
+    pub spec_hash: String,
+    /// The body of `POST /agents/{name}/versions`.
+    pub request: CreateAgentVersionRequest,
+}
+
+/// Validate, build, hash and wrap in one call: the version the spec asks for.
+///
+/// `connection_name` is the Foundry connection name (the GatewayConnection's `connectionName`,
+/// default its `metadata.name`); `instructions` the resolved text (inline or from the ConfigMap).
+pub fn desired_version(
+    spec: &PromptAgentSpec,
+    connection_name: &str,
+    instructions: Option<&str>,
+) -> Result<DesiredVersion, ValidationError> {
+    validate(spec, instructions)?;
+    let definition = build_definition(spec, connection_name, instructions);
+    let model = definition.model.clone();
+    let spec_hash = definition_hash(&definition, spec.description.as_deref(), &spec.metadata);
+    let request = version_request(spec, definition, &spec_hash);
+    Ok(DesiredVersion {
+        model,
+        spec_hash,
+        request,
+    })
+}
+
+/// Whether a verification reply passes: it must not be empty (or only whitespace), and when
+/// `expect` is set it must contain it, case-sensitively.
+pub fn reply_matches(reply: &str, expect: Option<&str>) -> bool {
+    !reply.trim().is_empty() && expect.is_none_or(|e| reply.contains(e))
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,214 @@
+use foundry_gateway_client::project::{AgentDefinition, AgentVersionObject, PromptAgentDefinition};
+use serde_json::json;
+
+use super::*;
+
+const HASH: &str = "0123456789abcdef0123456789abcdef";
+const OTHER: &str = "fedcba9876543210fedcba9876543210";
+
+fn version(number: &str, created_at: i64, metadata: &[(&str, &str)]) -> AgentVersionObject {
+    AgentVersionObject {
+        object: "agent.version".into(),
+        id: format!("weather:{number}"),
+        name: "weather".into(),
+        version: number.into(),
+        description: None,
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        created_at,
+        definition: AgentDefinition::from(PromptAgentDefinition::new("gw/gpt-4o")),
+        status: None,
+    }
+}
+
+fn ours(number: &str, created_at: i64, hash: &str) -> AgentVersionObject {
+    version(
+        number,
+        created_at,
+        &[(SPEC_HASH_KEY, hash), (MANAGED_BY_KEY, MANAGED_BY_VALUE)],
+    )
+}
+
+fn by_hand(number: &str, created_at: i64) -> AgentVersionObject {
+    version(number, created_at, &[("owner", "portal")])
+}
+
+/// Every order of a small list (Heap's algorithm).
+fn permutations(items: &[AgentVersionObject]) -> Vec<Vec<AgentVersionObject>> {
+    fn heap(k: usize, a: &mut Vec<AgentVersionObject>, out: &mut Vec<Vec<AgentVersionObject>>) {
+        if k <= 1 {
+            out.push(a.clone());
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, a, out);
+            a.swap(if k.is_multiple_of(2) { i } else { 0 }, k - 1);
+        }
+    }
+    let mut out = Vec::new();
+    heap(items.len(), &mut items.to_vec(), &mut out);
+    out
+}
+
+#[test]
+fn an_agent_without_versions_needs_one() {
+    assert!(needs_new_version(&[], HASH));
+    assert!(latest_managed_version(&[]).is_none());
+}
+
+#[test]
+fn nothing_is_created_when_our_latest_version_has_the_same_hash() {
+    let versions = [ours("1", 100, OTHER), ours("2", 200, HASH)];
+    assert!(!needs_new_version(&versions, HASH));
+    assert_eq!(latest_managed_version(&versions).unwrap().version, "2");
+    assert!(version_matches(&versions[1], HASH));
+}
+
+#[test]
+fn a_version_is_created_when_our_latest_version_has_another_hash() {
+    let versions = [ours("1", 100, HASH), ours("2", 200, OTHER)];
+    assert!(
+        needs_new_version(&versions, HASH),
+        "a spec reverted to an older hash"
+    );
+    assert!(needs_new_version(&[ours("1", 100, OTHER)], HASH));
+}
+
+#[test]
+fn a_newer_hand_made_version_after_ours_is_replaced_even_when_ours_has_the_same_hash() {
+    let versions = [ours("1", 100, HASH), by_hand("2", 200)];
+    assert!(needs_new_version(&versions, HASH));
+    assert_eq!(latest_managed_version(&versions).unwrap().version, "1");
+    assert_eq!(newest_version(&versions).unwrap().version, "2");
+}
+
+#[test]
+fn a_hand_made_version_that_copied_our_hash_under_another_marker_is_not_ours() {
+    let copied = version(
+        "3",
+        300,
+        &[(SPEC_HASH_KEY, HASH), (MANAGED_BY_KEY, "someone-else")],
+    );
+    assert!(!is_managed(&copied));
+    assert!(!version_matches(&copied, HASH));
+    assert!(needs_new_version(&[ours("2", 200, HASH), copied], HASH));
+}
+
+#[test]
+fn the_decision_does_not_depend_on_the_order_versions_are_listed_in() {
+    let cases = [
+        (
+            vec![
+                ours("1", 100, OTHER),
+                ours("2", 200, HASH),
+                ours("3", 300, HASH),
+            ],
+            false,
+        ),
+        (
+            vec![
+                ours("1", 100, HASH),
+                ours("2", 200, HASH),
+                by_hand("3", 300),
+            ],
+            true,
+        ),
+        (
+            vec![
+                by_hand("1", 100),
+                ours("2", 200, OTHER),
+                ours("3", 300, HASH),
+            ],
+            false,
+        ),
+        (
+            vec![
+                ours("1", 100, HASH),
+                by_hand("2", 200),
+                ours("3", 300, OTHER),
+            ],
+            true,
+        ),
+    ];
+    for (versions, expected) in cases {
+        let latest_ours = latest_managed_version(&versions).map(|v| v.version.clone());
+        for order in permutations(&versions) {
+            assert_eq!(needs_new_version(&order, HASH), expected, "{order:?}");
+            assert_eq!(
+                latest_managed_version(&order).map(|v| v.version.clone()),
+                latest_ours
+            );
+        }
+    }
+}
+
+#[test]
+fn version_10_is_newer_than_version_9() {
+    let versions = [ours("10", 1000, HASH), ours("9", 900, OTHER)];
+    assert!(!needs_new_version(&versions, HASH));
+    assert_eq!(latest_managed_version(&versions).unwrap().version, "10");
+}
+
+#[test]
+fn versions_created_in_the_same_second_are_ordered_by_number() {
+    let versions = [ours("4", 500, HASH), ours("3", 500, OTHER)];
+    assert!(!needs_new_version(&versions, HASH));
+    let reversed = [ours("3", 500, HASH), ours("4", 500, OTHER)];
+    assert!(needs_new_version(&reversed, HASH));
+}
+
+#[test]
+fn non_numeric_versions_fall_back_to_creation_time() {
+    let versions = [ours("b", 200, HASH), ours("a", 100, OTHER)];
+    assert!(!needs_new_version(&versions, HASH));
+}
+
+#[test]
+fn versions_being_deleted_do_not_count() {
+    let mut deleting = by_hand("3", 300);
+    deleting.status = Some("deleting".into());
+    let mut deleted = ours("4", 400, OTHER);
+    deleted.status = Some("deleted".into());
+    let versions = [ours("2", 200, HASH), deleting, deleted];
+    assert!(!needs_new_version(&versions, HASH));
+    assert_eq!(latest_managed_version(&versions).unwrap().version, "2");
+}
+
+#[test]
+fn a_failed_version_of_ours_is_not_recreated_in_a_loop() {
+    let mut failed = ours("2", 200, HASH);
+    failed.status = Some("failed".into());
+    assert!(!needs_new_version(&[failed], HASH));
+}
+
+#[test]
+fn a_version_created_from_a_request_is_recognised_so_a_crash_before_the_status_write_creates_no_duplicate()
+ {
+    for user_keys in [0, 14, 15] {
+        let metadata: serde_json::Map<String, Value> = (0..user_keys)
+            .map(|i| (format!("k{i:02}"), json!("v")))
+            .collect();
+        let spec = spec_with(json!({"metadata": metadata}));
+        let desired = desired_version(&spec, "gw", None).unwrap();
+        // What Foundry stores and lists back after the create (the operator then crashed).
+        let created = AgentVersionObject {
+            metadata: desired.request.metadata.clone(),
+            definition: desired.request.definition.clone(),
+            ..version("7", 700, &[])
+        };
+        assert!(is_managed(&created), "{user_keys} user keys");
+        let listed = [ours("6", 600, OTHER), created];
+        assert!(
+            !needs_new_version(&listed, &desired.spec_hash),
+            "{user_keys} user keys"
+        );
+    }
+}
+
+#[test]
+fn user_metadata_alone_does_not_make_a_version_ours() {
+    assert!(!is_managed(&version("1", 1, &[("team", "weather")])));
+    assert!(!is_managed(&version("1", 1, &[])));
+}
