@@ -69,6 +69,9 @@ pub struct Cli {
         default_value = ""
     )]
     pub entra_client_secret: String,
+    /// File holding the client secret sent to --entra-token-url (kept off the command line).
+    #[arg(long, value_name = "FILE", conflicts_with = "entra_client_secret")]
+    pub entra_client_secret_file: Option<PathBuf>,
     /// Fixed project managed-identity token, used when --entra-token-url is not given.
     #[arg(
         long,
@@ -165,11 +168,17 @@ impl Cli {
             .as_ref()
             .map(|p| read("CA file", p))
             .transpose()?;
+        let entra_client_secret = match &self.entra_client_secret_file {
+            Some(path) => String::from_utf8_lossy(&read("client secret file", path)?)
+                .trim()
+                .to_string(),
+            None => self.entra_client_secret,
+        };
         let project_identity = match (self.entra_token_url, self.project_identity_token) {
             (Some(token_url), _) => ProjectIdentity::ClientCredentials {
                 token_url,
                 client_id: self.entra_client_id,
-                client_secret: self.entra_client_secret,
+                client_secret: entra_client_secret,
             },
             (None, Some(t)) => ProjectIdentity::StaticToken(t),
             (None, None) => ProjectIdentity::None,
@@ -247,6 +256,43 @@ mod tests {
         assert!(
             Cli::try_parse_from(["foundry-emulator", "--static-token", "t", "--jwks-url", "u"])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn the_project_identity_secret_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let file = file.to_str().unwrap();
+        let c = Cli::try_parse_from([
+            "foundry-emulator",
+            "--static-token",
+            "t",
+            "--insecure-http",
+            "--entra-token-url",
+            "https://127.0.0.1:1/tenant/oauth2/v2.0/token",
+            "--entra-client-secret-file",
+            file,
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        match c.project_identity {
+            ProjectIdentity::ClientCredentials { client_secret, .. } => {
+                assert_eq!(client_secret, "s3cret");
+            }
+            other => panic!("unexpected identity {other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from([
+                "foundry-emulator",
+                "--entra-client-secret",
+                "a",
+                "--entra-client-secret-file",
+                file,
+            ])
+            .is_err()
         );
     }
 }

@@ -31,6 +31,16 @@ mod secret;
 mod state;
 mod testbed;
 
+pub mod emulator;
+pub mod gateway;
+pub mod http;
+pub mod install;
+mod part;
+pub mod python;
+pub mod stack;
+pub mod stack_error;
+pub mod token_server;
+
 pub use binaries::{KubeBinaries, ensure_kube_binaries};
 pub use error::{Error, LogTail};
 pub use secret::Secret;

@@ -1,0 +1,475 @@
+//! The Foundry emulator as a process: the `foundry-emulator` binary of this workspace, over HTTPS
+//! with a certificate of the test bed's CA, checking real JWTs against the token server's key set,
+//! and getting the project managed identity's tokens from the token server.
+
+use std::ffi::OsString;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::http::{HttpClient, expect_json};
+use crate::install;
+use crate::part::{PartProcess, SharedWatchdog};
+use crate::pki::{Ca, San};
+use crate::probe::Probe;
+use crate::process::{Mode, ProcessSpec};
+use crate::stack_error::{StackError, StackResult};
+use crate::{LogTail, Secret, paths};
+
+/// Names the emulator binary to run instead of the one cargo builds.
+pub const ENV_EMULATOR_BIN: &str = "FOUNDRY_EMULATOR_BIN";
+
+/// The line the emulator prints on stdout once it listens.
+const LISTEN_LINE: &str = "foundry-emulator listening on ";
+
+/// One project the emulator serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatorProject {
+    /// Subscription id.
+    pub subscription: String,
+    /// Resource group.
+    pub resource_group: String,
+    /// Foundry account.
+    pub account: String,
+    /// Project name.
+    pub project: String,
+}
+
+impl EmulatorProject {
+    /// The project the emulator serves when none is given.
+    pub fn default_project() -> Self {
+        Self {
+            subscription: "00000000-0000-0000-0000-000000000000".to_owned(),
+            resource_group: "rg-local".to_owned(),
+            account: "local-account".to_owned(),
+            project: "local-project".to_owned(),
+        }
+    }
+
+    /// `SUB/RG/ACCOUNT/PROJECT`, the emulator's `--project` value.
+    pub fn flag_value(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.subscription, self.resource_group, self.account, self.project
+        )
+    }
+
+    /// The ARM id of the project.
+    pub fn arm_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.CognitiveServices/accounts/{}/projects/{}",
+            self.subscription, self.resource_group, self.account, self.project
+        )
+    }
+}
+
+/// How to start the emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorOptions {
+    /// Its own directory (certificate, secret file, log); created if missing.
+    pub dir: PathBuf,
+    /// Issues its serving certificate; also trusted for its calls to gateways and token servers.
+    pub ca: Ca,
+    /// Detached or attached.
+    pub mode: Mode,
+    /// The binary; `None` finds (or builds) the workspace's `foundry-emulator`.
+    pub binary: Option<PathBuf>,
+    /// The key set incoming bearer JWTs are checked against.
+    pub jwks_url: String,
+    /// The required `iss`, if any.
+    pub issuer: Option<String>,
+    /// The token endpoint and client of the project managed identity (Entra-authenticated
+    /// gateway calls), if any.
+    pub project_identity: Option<ProjectIdentityClient>,
+    /// The projects it serves (default: [`EmulatorProject::default_project`]).
+    pub projects: Vec<EmulatorProject>,
+    /// More flags, e.g. `--latency-ms 5`.
+    pub extra_args: Vec<OsString>,
+    /// How long the start may take.
+    pub ready_timeout: Duration,
+    /// Set by the stack: one watchdog for all its parts.
+    pub(crate) shared_watchdog: Option<SharedWatchdog>,
+}
+
+/// The client-credentials client the emulator uses as the project's managed identity.
+#[derive(Debug, Clone)]
+pub struct ProjectIdentityClient {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: Secret,
+}
+
+impl EmulatorOptions {
+    /// An emulator checking JWTs against `jwks_url`, attached to this process.
+    pub fn new(dir: impl Into<PathBuf>, ca: Ca, jwks_url: impl Into<String>) -> Self {
+        Self {
+            dir: dir.into(),
+            ca,
+            mode: Mode::attached_to_this_process(),
+            binary: None,
+            jwks_url: jwks_url.into(),
+            issuer: None,
+            project_identity: None,
+            projects: vec![EmulatorProject::default_project()],
+            extra_args: Vec::new(),
+            ready_timeout: Duration::from_secs(30),
+            shared_watchdog: None,
+        }
+    }
+}
+
+/// The emulator process. Start it with [`FoundryEmulator::start`].
+#[derive(Debug)]
+pub struct FoundryEmulator;
+
+impl FoundryEmulator {
+    /// Finds or builds the binary, starts it and waits until it answers.
+    pub fn start(options: EmulatorOptions) -> StackResult<RunningEmulator> {
+        let binary = match &options.binary {
+            Some(binary) => binary.clone(),
+            None => emulator_binary()?,
+        };
+        RunningEmulator::start(&binary, options)
+    }
+}
+
+/// The `foundry-emulator` binary: `$FOUNDRY_EMULATOR_BIN`, else the one cargo built next to the
+/// running executable (a test binary in `target/<profile>/deps`, or xtask), rebuilt with
+/// `cargo build -p foundry-gateway-emulator --bin foundry-emulator` when missing or older than
+/// the emulator's sources.
+pub fn emulator_binary() -> StackResult<PathBuf> {
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    if let Some(path) = std::env::var_os(ENV_EMULATOR_BIN).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(path) = built.as_ref() {
+        return Ok(path.clone());
+    }
+    let sources_changed = newest_source_change();
+    let found = candidates().into_iter().find(|path| {
+        path.is_file()
+            && fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|built_at| sources_changed.is_none_or(|changed| built_at >= changed))
+    });
+    let path = match found {
+        Some(path) => path,
+        None => build_emulator()?,
+    };
+    *built = Some(path.clone());
+    Ok(path)
+}
+
+fn candidates() -> Vec<PathBuf> {
+    let Ok(exe) = std::env::current_exe() else {
+        return Vec::new();
+    };
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("foundry-emulator"))
+        .collect()
+}
+
+/// The newest modification time of the emulator crate's files and the lock file.
+fn newest_source_change() -> Option<SystemTime> {
+    let root = paths::repo_root();
+    let mut newest = None;
+    let mut stack = vec![
+        root.join("crates").join("emulator"),
+        root.join("Cargo.lock"),
+    ];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(modified) = meta.modified() {
+            newest = newest.max(Some(modified));
+        }
+    }
+    newest
+}
+
+fn build_emulator() -> StackResult<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("Building foundry-emulator with cargo");
+    let output = Command::new(&cargo)
+        .args([
+            "build",
+            "-p",
+            "foundry-gateway-emulator",
+            "--bin",
+            "foundry-emulator",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(paths::repo_root())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|source| StackError::Tool {
+            command: "cargo build -p foundry-gateway-emulator".to_owned(),
+            message: source.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(StackError::BuildEmulator {
+            status: output.status,
+        });
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .ok_or(StackError::BuildEmulator {
+            status: output.status,
+        })
+}
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    /// `https://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// The ARM endpoint (the same server): pass it as the management endpoint.
+    pub arm_endpoint: String,
+    /// The data-plane endpoint of the first project: `{base}/api/projects/{project}`.
+    pub project_endpoint: String,
+    /// The projects it serves.
+    pub projects: Vec<EmulatorProject>,
+    http: HttpClient,
+    part: PartProcess,
+}
+
+impl RunningEmulator {
+    fn start(binary: &Path, options: EmulatorOptions) -> StackResult<Self> {
+        let dir = options.dir;
+        fs::create_dir_all(&dir).map_err(|source| StackError::create_dir(&dir, source))?;
+        let dir = fs::canonicalize(&dir).map_err(|source| StackError::read(&dir, source))?;
+        let serving = options.ca.issue_server_cert(
+            &dir,
+            "emulator",
+            "foundry-emulator",
+            &[
+                San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                San::Dns("localhost".to_owned()),
+            ],
+        )?;
+        let mut args: Vec<OsString> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--tls-cert".into(),
+            serving.cert.into_os_string(),
+            "--tls-key".into(),
+            serving.key.into_os_string(),
+            "--ca-file".into(),
+            options.ca.pair().cert.clone().into_os_string(),
+            "--jwks-url".into(),
+            options.jwks_url.clone().into(),
+        ];
+        if let Some(issuer) = &options.issuer {
+            args.extend(["--issuer".into(), issuer.into()]);
+        }
+        if let Some(identity) = &options.project_identity {
+            let secret_file = dir.join("project-identity.secret");
+            install::write_private(&secret_file, identity.client_secret.expose())?;
+            args.extend([
+                "--entra-token-url".into(),
+                identity.token_url.clone().into(),
+                "--entra-client-id".into(),
+                identity.client_id.clone().into(),
+                "--entra-client-secret-file".into(),
+                secret_file.into_os_string(),
+            ]);
+        }
+        let projects = if options.projects.is_empty() {
+            vec![EmulatorProject::default_project()]
+        } else {
+            options.projects
+        };
+        for project in &projects {
+            args.extend(["--project".into(), project.flag_value().into()]);
+        }
+        args.extend(options.extra_args);
+        let spec = ProcessSpec {
+            name: "foundry-emulator".to_owned(),
+            program: binary.to_path_buf(),
+            args,
+            log: dir.join("emulator.log"),
+            cwd: dir.clone(),
+        };
+        let started = Instant::now();
+        let ca_pem = options.ca.cert_pem()?;
+        let mut part =
+            PartProcess::start(spec, options.mode, &dir, options.shared_watchdog.clone())?;
+        let base_url = wait_for_listen_line(&mut part, options.ready_timeout)?;
+        let probe = Probe::new(format!("{base_url}/_emulator/health"), Some(&ca_pem), None)?;
+        part.wait_ready(&probe, options.ready_timeout)?;
+        eprintln!(
+            "Started foundry-emulator at {base_url} in {:.1?}",
+            started.elapsed()
+        );
+        let project_endpoint = projects
+            .first()
+            .map(|p| format!("{base_url}/api/projects/{}", p.project))
+            .unwrap_or_default();
+        Ok(Self {
+            arm_endpoint: base_url.clone(),
+            project_endpoint,
+            base_url,
+            projects,
+            http: HttpClient::new(&ca_pem)?,
+            part,
+        })
+    }
+
+    /// The data-plane endpoint of `project`.
+    pub fn endpoint_of(&self, project: &EmulatorProject) -> String {
+        format!("{}/api/projects/{}", self.base_url, project.project)
+    }
+
+    /// The first project.
+    pub fn project(&self) -> &EmulatorProject {
+        // `start` always serves at least one project.
+        &self.projects[0]
+    }
+
+    /// `GET /_emulator/requests[?query]`: the recorded Foundry requests.
+    pub fn requests(&self, query: &str) -> StackResult<Value> {
+        self.control_get("requests", query)
+    }
+
+    /// `GET /_emulator/gateway-calls[?query]`: the recorded calls to gateways and token servers.
+    pub fn gateway_calls(&self, query: &str) -> StackResult<Value> {
+        self.control_get("gateway-calls", query)
+    }
+
+    /// `DELETE /_emulator/requests`.
+    pub fn clear_requests(&self) -> StackResult<()> {
+        self.control_delete("requests")
+    }
+
+    /// `DELETE /_emulator/gateway-calls`.
+    pub fn clear_gateway_calls(&self) -> StackResult<()> {
+        self.control_delete("gateway-calls")
+    }
+
+    /// `POST /_emulator/faults` with one rule or `{"rules": [...]}`; returns the installed rules.
+    pub fn add_faults(&self, rules: &Value) -> StackResult<Value> {
+        let url = format!("{}/_emulator/faults", self.base_url);
+        let reply = self.http.post_json(&url, &[], rules)?;
+        expect_json("POST", &url, reply)
+    }
+
+    /// `DELETE /_emulator/faults`.
+    pub fn clear_faults(&self) -> StackResult<()> {
+        self.control_delete("faults")
+    }
+
+    fn control_get(&self, what: &str, query: &str) -> StackResult<Value> {
+        let mut url = format!("{}/_emulator/{what}", self.base_url);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        let reply = self.http.get(&url, &[])?;
+        expect_json("GET", &url, reply)
+    }
+
+    fn control_delete(&self, what: &str) -> StackResult<()> {
+        let url = format!("{}/_emulator/{what}", self.base_url);
+        let reply = self.http.delete(&url, &[])?;
+        if reply.is_success() {
+            Ok(())
+        } else {
+            Err(StackError::Status {
+                method: "DELETE",
+                url,
+                status: reply.status,
+                body: reply.text,
+            })
+        }
+    }
+
+    /// The process, while it runs.
+    pub fn process(&self) -> Option<&crate::process::ManagedProcess> {
+        self.part.process()
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &Path {
+        self.part.log()
+    }
+
+    /// Whether the process runs now.
+    pub fn is_running(&mut self) -> bool {
+        self.part.is_running()
+    }
+
+    /// Stops the emulator.
+    pub fn stop(&mut self) -> StackResult<()> {
+        self.part.shutdown()
+    }
+}
+
+/// Reads the base URL from the emulator's listen line in its log.
+fn wait_for_listen_line(part: &mut PartProcess, timeout: Duration) -> StackResult<String> {
+    let deadline = Instant::now() + timeout;
+    let log = part.log().to_path_buf();
+    loop {
+        if let Some(url) = fs::read_to_string(&log).ok().and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(LISTEN_LINE).map(|u| u.trim().to_owned()))
+        }) {
+            return Ok(url);
+        }
+        let exited = part
+            .process_mut()
+            .and_then(crate::process::ManagedProcess::exit_status);
+        if exited.is_some() || Instant::now() >= deadline {
+            return Err(StackError::NoListenLine {
+                name: "foundry-emulator".to_owned(),
+                timeout,
+                log: Box::new(LogTail {
+                    tail: install::tail(&log, 30),
+                    path: log,
+                }),
+            });
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_project_matches_the_emulator_default() {
+        let project = EmulatorProject::default_project();
+        assert_eq!(
+            project.flag_value(),
+            "00000000-0000-0000-0000-000000000000/rg-local/local-account/local-project"
+        );
+        assert!(
+            project
+                .arm_id()
+                .ends_with("/accounts/local-account/projects/local-project")
+        );
+    }
+}
