@@ -345,8 +345,15 @@ pub struct ProbeSpec {
     #[schemars(pattern(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('100ms') && duration(self) <= duration('5m')").message("timeout must be between 100ms and 5m"))]
     pub timeout: Option<String>,
-    /// Consecutive failed probes before the gateway is reported Inactive (and successes before
-    /// it is Active again). Default: 3.
+    /// The model deployment the probe must find (in discovery) or call (inference), so that
+    /// "Active" means "this model is served". Default: the first static model, or any model
+    /// discovery lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), pattern(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"))]
+    pub model: Option<String>,
+    /// Consecutive failed probes before an Active gateway is reported Inactive; one success makes
+    /// it Active again, and a gateway that was never Active is Inactive at its first failure.
+    /// Default: 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 20))]
     pub failure_threshold: Option<i32>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use foundry_gateway_api::{FoundryProject, GatewayConnection, PromptAgent};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config as ControllerConfig;
@@ -236,6 +236,50 @@ async fn run_controllers(
             )
         })
         .graceful_shutdown_on(shutdown.clone().wait());
+
+    // PromptAgent: the ConfigMaps of its instructions (metadata only), and its connection.
+    let by_config_map = stores.agents.clone();
+    let by_connection = stores.agents.clone();
+    let agent_controller = agent_controller
+        .watches_stream(
+            watcher(
+                scoped::<PartialObjectMeta<ConfigMap>>(&client, scope.as_deref()),
+                WatcherConfig::default(),
+            )
+            .touched_objects(),
+            move |config_map| {
+                let namespace = config_map.namespace();
+                let name = config_map.name_any();
+                by_config_map
+                    .state()
+                    .into_iter()
+                    .filter(|a| a.namespace() == namespace)
+                    .filter(|a| {
+                        a.spec
+                            .instructions_from
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                    })
+                    .map(|a| ObjectRef::from_obj(&*a))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            scoped::<GatewayConnection>(&client, scope.as_deref()),
+            WatcherConfig::default(),
+            move |gc| {
+                let namespace = gc.namespace();
+                let name = gc.name_any();
+                by_connection
+                    .state()
+                    .into_iter()
+                    .filter(|a| {
+                        a.namespace() == namespace && a.spec.model.connection_ref.name == name
+                    })
+                    .map(|a| ObjectRef::from_obj(&*a))
+                    .collect::<Vec<_>>()
+            },
+        );
 
     ready.store(true, Ordering::Relaxed);
     info!("Controllers started");

@@ -616,7 +616,12 @@ async fn sync_and_probe(
         }
         Some(interval) => {
             if forced || tracker.probe_due(generation, &desired.credentials_hash, interval) {
-                let model = desired.static_models.first().cloned();
+                let model = gc
+                    .spec
+                    .probe
+                    .as_ref()
+                    .and_then(|p| p.model.clone())
+                    .or_else(|| desired.static_models.first().cloned());
                 let request = ProbeRequest {
                     settings: gateway_settings(gc, &desired, &secrets, &project),
                     mode,

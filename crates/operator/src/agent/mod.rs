@@ -1,0 +1,766 @@
+//! PromptAgent controller.
+//!
+//! Pipeline: resolve → validate → build → hash → apply → verify → status.
+//! - resolve: the instructions (inline, or a ConfigMap key of this namespace, missing → a grace
+//!   period, then Stalled `ConfigMapNotFound`), the FoundryProject, the GatewayConnection (Ready at
+//!   its generation → `ConnectionResolved`) and the model among its models (`ModelResolved`).
+//!   The spec is validated right after the instructions are read, so a spec error shows at once,
+//!   even while the connection is not Ready, and an unsupported tool never reaches Foundry.
+//! - validate → build → hash: [`crate::agent_definition::desired_version`], pure.
+//! - apply: list the agent's versions (on a new definition, a Flux request, or once per resync)
+//!   and create a version only when the newest one is not ours with the same hash; the hash lives
+//!   in the version's metadata, so a crash between create and status write creates no duplicate,
+//!   and a version made by hand is replaced at the next look.
+//! - verify (`spec.verify`): once per version, a conversation and a response through the gateway,
+//!   the reply checked, the conversation deleted; a failure is retried with backoff.
+//! - status: computed in full ([`report::desired_status`]) and written only when it differs.
+//!
+//! Deletion: a finalizer deletes the agent in Foundry (`deletionPolicy: Delete`, 404 counts as
+//! done; every version when Foundry refuses to delete the agent) when its newest version is ours,
+//! or leaves it (`Orphan`). It needs only the project, not the connection.
+
+pub mod report;
+pub mod tracker;
+
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use foundry_gateway_api::agent::{AgentVersionRef, VerifySpec};
+use foundry_gateway_api::common::DeletionPolicy;
+use foundry_gateway_api::conditions::{reasons, types};
+use foundry_gateway_api::{FoundryProject, GatewayConnection, PromptAgent, PromptAgentStatus};
+use foundry_gateway_client::project::{
+    AgentReference, CreateConversationRequest, CreateResponseRequest, ListOptions,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use tracing::{info, instrument, warn};
+
+use self::report::{Check, Report, Served, VerifiedCondition};
+use self::tracker::{Subject, Synced, Tracker, Trackers, Verification};
+use crate::agent_definition::{
+    self, DesiredVersion, ValidationError, is_managed, needs_new_version, newest_version,
+};
+use crate::context::{Context, FINALIZER, REQUESTED_AT_ANNOTATION, object_key, same_status};
+use crate::failure::Failure;
+use crate::project::{self, ResolvedProject};
+use crate::status::Outcome;
+
+const KIND: &str = "PromptAgent";
+/// How soon to look again at a version Foundry is still creating.
+const CREATING_POLL: Duration = Duration::from_secs(5);
+/// Shortest wait for a project that is not there yet.
+const MIN_WAIT: Duration = Duration::from_secs(5);
+/// Page size of version listings (Foundry's maximum).
+const LIST_PAGE: u32 = 100;
+/// Shortest wait before a failed verification runs again (each one spends tokens).
+const VERIFY_RETRY_MIN: Duration = Duration::from_secs(30);
+
+/// Per-agent memory of the controller. It lives here rather than in [`Context`] so that the
+/// controller owns it; keys carry the object's uid, so one process serving several clusters (in
+/// tests) cannot mix agents up.
+static TRACKERS: LazyLock<Trackers> = LazyLock::new(Trackers::default);
+
+/// Errors that end a reconcile early (everything else is written to status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing status or the finalizer failed.
+    #[error("kubernetes API call failed")]
+    Kube(#[from] kube::Error),
+    /// The finalizer helper failed.
+    #[error("finalizer step failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Deletion must wait (Foundry failed or the project cannot be reached); the finalizer stays.
+    #[error("deletion waits: {message}")]
+    DeletionPending {
+        /// Why.
+        message: String,
+        /// When to look again.
+        retry_after: Duration,
+    },
+}
+
+impl Error {
+    /// Stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "KubernetesApiError",
+            Self::Finalizer(_) => "FinalizerError",
+            Self::DeletionPending { .. } => "DeletionPending",
+        }
+    }
+}
+
+/// Reconciles one PromptAgent.
+#[instrument(skip_all, fields(kind = KIND, namespace = agent.namespace().unwrap_or_default(), name = agent.name_any()))]
+pub async fn reconcile(agent: Arc<PromptAgent>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    if agent.spec.suspend == Some(true) && agent.meta().deletion_timestamp.is_none() {
+        return Ok(Action::await_change());
+    }
+    let api: Api<PromptAgent> =
+        Api::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, agent, |event| async {
+        match event {
+            Finalizer::Apply(agent) => apply(&agent, &ctx).await,
+            Finalizer::Cleanup(agent) => cleanup(&agent, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.observe_reconcile(KIND, started.elapsed());
+    if let Err(error) = &result {
+        ctx.metrics.observe_failure(KIND, error.label());
+    }
+    result
+}
+
+/// Requeue policy for errors that escaped the reconcile (status could not be written, or
+/// deletion waits).
+pub fn error_policy(agent: Arc<PromptAgent>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Error::Finalizer(inner) = error
+        && let kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending {
+            retry_after,
+            ..
+        }) = inner.as_ref()
+    {
+        return Action::requeue(*retry_after);
+    }
+    warn!(error = %error, name = %agent.name_any(), "Reconcile failed");
+    let key = object_key(&agent.namespace().unwrap_or_default(), &agent.name_any());
+    Action::requeue(ctx.backoff(&key, None))
+}
+
+/// Keys of the per-object state of one agent.
+struct Keys {
+    /// `namespace/name`: backoff and missing references.
+    object: String,
+    /// Backoff of failed verifications, apart from the object's.
+    verify: String,
+    /// The tracker (with the uid).
+    tracker: String,
+}
+
+impl Keys {
+    fn of(agent: &PromptAgent) -> Self {
+        let object = object_key(&agent.namespace().unwrap_or_default(), &agent.name_any());
+        Self {
+            verify: format!("{object}#verify"),
+            tracker: format!(
+                "{object}#{}",
+                agent.metadata.uid.as_deref().unwrap_or_default()
+            ),
+            object,
+        }
+    }
+
+    fn config_map(&self, name: &str, key: &str) -> String {
+        format!("{}#configmap/{name}/{key}", self.object)
+    }
+}
+
+/// How a pipeline that ran to its end left the agent.
+struct Pass {
+    outcome: Outcome,
+    next: Duration,
+}
+
+async fn apply(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
+    let namespace = agent.namespace().unwrap_or_default();
+    let name = agent.name_any();
+    let keys = Keys::of(agent);
+    let generation = agent.metadata.generation.unwrap_or(0);
+    let mut tracker = TRACKERS.get(&keys.tracker);
+    let requested = agent.annotations().get(REQUESTED_AT_ANNOTATION).cloned();
+    let forced = requested.is_some() && requested != tracker.handled_request;
+
+    let mut live = agent.status.clone().unwrap_or_default();
+    if live.conditions.is_empty() {
+        let first = report::first_status(generation, requested.clone(), Timestamp::now());
+        crate::apply_status::<PromptAgent>(&ctx.client, &namespace, &name, &first).await?;
+        live = first;
+    }
+
+    let mut report = Report::default();
+    let step = pipeline(agent, ctx, &keys, &mut tracker, &mut report, &live, forced).await;
+    let (outcome, next) = match step {
+        Ok(Pass { outcome, next }) => {
+            ctx.reset_backoff(&keys.object);
+            (outcome, next)
+        }
+        Err(failure) => {
+            ctx.metrics.observe_failure(KIND, failure.label());
+            let next = match &failure {
+                Failure::Transient { retry_after, .. } => ctx.backoff(&keys.object, *retry_after),
+                Failure::Permanent { .. } => Duration::MAX,
+                // A connection or model that is missing heals when the connection changes, which
+                // triggers this agent; a project is polled.
+                Failure::Waiting { reason, .. }
+                    if reason == reasons::CONNECTION_NOT_READY
+                        || reason == reasons::MODEL_NOT_FOUND =>
+                {
+                    ctx.settings.resync
+                }
+                Failure::Waiting { .. } => ctx.backoff(&keys.object, None).max(MIN_WAIT),
+            };
+            (failure.outcome(), next)
+        }
+    };
+    let new_status = report::desired_status(
+        &live,
+        &report,
+        &outcome,
+        generation,
+        requested.clone(),
+        Timestamp::now(),
+    );
+    if !same_status(Some(&live), &new_status) {
+        crate::apply_status::<PromptAgent>(&ctx.client, &namespace, &name, &new_status).await?;
+        announce(ctx, agent, &live, &new_status).await;
+    }
+    tracker.handled_request = requested;
+    TRACKERS.put(&keys.tracker, tracker);
+    Ok(if next == Duration::MAX {
+        Action::await_change()
+    } else {
+        Action::requeue(next)
+    })
+}
+
+async fn pipeline(
+    agent: &PromptAgent,
+    ctx: &Context,
+    keys: &Keys,
+    tracker: &mut Tracker,
+    report: &mut Report,
+    live: &PromptAgentStatus,
+    forced: bool,
+) -> Result<Pass, Failure> {
+    let namespace = agent.namespace().unwrap_or_default();
+    let generation = agent.metadata.generation.unwrap_or(0);
+
+    // resolve: instructions; validate
+    let instructions = resolve_instructions(ctx, agent, keys).await?;
+    let agent_name = agent_definition::agent_name(&agent.spec, &agent.name_any())
+        .map_err(invalid)?
+        .to_owned();
+    agent_definition::validate(&agent.spec, instructions.as_deref()).map_err(invalid)?;
+
+    // resolve: project, connection, model
+    let project = resolve_project(ctx, agent, &namespace).await?;
+    let connection = &agent.spec.model.connection_ref.name;
+    let gc = ctx
+        .stores
+        .connections
+        .get(&ObjectRef::<GatewayConnection>::new(connection).within(&namespace));
+    let facts = match report::check_connection(gc.as_deref(), connection) {
+        Ok((facts, check)) => {
+            report.connection = Some(check);
+            facts
+        }
+        Err(check) => {
+            let failure = Failure::Waiting {
+                reason: check.reason.clone(),
+                message: check.message.clone(),
+            };
+            report.connection = Some(check);
+            return Err(failure);
+        }
+    };
+    let model = report::check_model(&facts, connection, &agent.spec.model.name);
+    report.model = Some(model.clone());
+    if !model.ok {
+        return Err(Failure::Waiting {
+            reason: model.reason,
+            message: model.message,
+        });
+    }
+
+    // build + hash
+    let desired = agent_definition::desired_version(
+        &agent.spec,
+        &facts.connection_name,
+        instructions.as_deref(),
+    )
+    .map_err(invalid)?;
+
+    // apply
+    let target = format!("{}#{agent_name}", project.endpoint);
+    if forced || tracker.foundry_check_due(&target, &desired.spec_hash, ctx.settings.resync) {
+        sync(
+            ctx,
+            agent,
+            &project,
+            &agent_name,
+            &desired,
+            &target,
+            tracker,
+        )
+        .await?;
+    }
+    let Some(synced) = tracker.synced.clone() else {
+        return Err(Failure::transient(
+            reasons::PROGRESSING,
+            "The agent's versions were not read",
+        ));
+    };
+    let served = synced.served;
+    report.served = Some(served.clone());
+    let who = format!(
+        "Agent {} version {}",
+        served.agent.name, served.agent.version
+    );
+    match synced.state.as_deref() {
+        Some("failed") => {
+            return Err(Failure::permanent(
+                reasons::REJECTED_BY_FOUNDRY,
+                format!("{who} failed in Foundry; change the spec to create a new version"),
+            ));
+        }
+        Some("creating") => {
+            return Ok(Pass {
+                outcome: Outcome::Progressing {
+                    message: format!("{who} is being created in Foundry"),
+                },
+                next: CREATING_POLL,
+            });
+        }
+        _ => {}
+    }
+    let ready = Outcome::Ready {
+        message: format!("{who} runs on {}", served.model),
+    };
+
+    // verify
+    let Some(verify) = &agent.spec.verify else {
+        report.verified = VerifiedCondition::Remove;
+        return Ok(Pass {
+            outcome: ready,
+            next: ctx.settings.resync,
+        });
+    };
+    let subject = Subject {
+        agent: served.agent.clone(),
+        verify: verify.clone(),
+    };
+    if tracker.verdict(&subject).is_none()
+        && let Some(check) = report::verified_in_status(live, generation, &served.agent)
+    {
+        tracker.verification = Some(Verification {
+            subject: subject.clone(),
+            check,
+            at: None,
+            retry_in: Duration::ZERO,
+            generation,
+        });
+    }
+    if forced || tracker.verification_due(&subject, generation) {
+        let (check, retry_after) = run_verification(&project, &served.agent, verify).await;
+        let retry_in = if check.ok {
+            info!(agent = %served.agent.name, version = %served.agent.version, "Verified agent");
+            ctx.reset_backoff(&keys.verify);
+            Duration::ZERO
+        } else {
+            warn!(agent = %served.agent.name, version = %served.agent.version, reason = %check.reason, "Verification failed");
+            ctx.metrics.observe_failure(KIND, &check.reason);
+            ctx.backoff(&keys.verify, retry_after).max(VERIFY_RETRY_MIN)
+        };
+        tracker.verification = Some(Verification {
+            subject: subject.clone(),
+            check,
+            at: Some(Instant::now()),
+            retry_in,
+            generation,
+        });
+    }
+    let check = tracker
+        .verdict(&subject)
+        .cloned()
+        .unwrap_or_else(|| Check::fail(reasons::VERIFICATION_FAILED, "Not verified yet"));
+    report.verified = VerifiedCondition::Set(check.clone());
+    if check.ok {
+        Ok(Pass {
+            outcome: ready,
+            next: ctx.settings.resync,
+        })
+    } else {
+        let retry = tracker
+            .until_verification_retry()
+            .unwrap_or(ctx.settings.resync)
+            .max(Duration::from_secs(1));
+        Ok(Pass {
+            outcome: Outcome::NotReady {
+                reason: check.reason,
+                message: check.message,
+            },
+            next: retry.min(ctx.settings.resync),
+        })
+    }
+}
+
+fn invalid(error: ValidationError) -> Failure {
+    Failure::permanent(error.reason(), error.to_string())
+}
+
+/// The instructions: inline, or the value of the `instructionsFrom` ConfigMap key. A missing
+/// ConfigMap or key is transient during the grace period (it may be applied right after the
+/// agent), then permanent.
+async fn resolve_instructions(
+    ctx: &Context,
+    agent: &PromptAgent,
+    keys: &Keys,
+) -> Result<Option<String>, Failure> {
+    // Both set is refused by validate; the inline text is enough to get there.
+    if let Some(text) = &agent.spec.instructions {
+        return Ok(Some(text.clone()));
+    }
+    let Some(from) = &agent.spec.instructions_from else {
+        return Ok(None);
+    };
+    let namespace = agent.namespace().unwrap_or_default();
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    let config_map = api.get_opt(&from.name).await?;
+    let missing = keys.config_map(&from.name, &from.key);
+    let value = config_map.as_ref().and_then(|cm| {
+        cm.data
+            .as_ref()
+            .and_then(|d| d.get(&from.key).cloned())
+            .or_else(|| {
+                cm.binary_data
+                    .as_ref()
+                    .and_then(|d| d.get(&from.key))
+                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            })
+    });
+    if let Some(value) = value {
+        ctx.found(&missing);
+        return Ok(Some(value));
+    }
+    let what = if config_map.is_some() {
+        format!(
+            "spec.instructionsFrom: ConfigMap {} has no text key {:?}",
+            from.name, from.key
+        )
+    } else {
+        format!(
+            "spec.instructionsFrom: ConfigMap {} does not exist in namespace {namespace}",
+            from.name
+        )
+    };
+    if ctx.missing_past_grace(&missing) {
+        Err(Failure::permanent(
+            reasons::CONFIG_MAP_NOT_FOUND,
+            format!("{what}; create it or fix the reference"),
+        ))
+    } else {
+        Err(Failure::Transient {
+            reason: reasons::CONFIG_MAP_NOT_FOUND.to_owned(),
+            message: format!("{what}; waiting for it"),
+            retry_after: None,
+        })
+    }
+}
+
+async fn resolve_project(
+    ctx: &Context,
+    agent: &PromptAgent,
+    namespace: &str,
+) -> Result<Arc<ResolvedProject>, Failure> {
+    let name = &agent.spec.project_ref.name;
+    let project_ref = ObjectRef::<FoundryProject>::new(name).within(namespace);
+    let Some(project) = ctx.stores.projects.get(&project_ref) else {
+        return Err(Failure::Waiting {
+            reason: reasons::PROJECT_NOT_READY.into(),
+            message: format!("FoundryProject {name} does not exist in namespace {namespace}"),
+        });
+    };
+    project::resolve(ctx, &project, false)
+        .await
+        .map_err(|f| Failure::Waiting {
+            reason: reasons::PROJECT_NOT_READY.into(),
+            message: format!("FoundryProject {name} is not usable: {}", message_of(&f)),
+        })
+}
+
+/// Lists the agent's versions and creates one when the newest is not ours with this hash.
+async fn sync(
+    ctx: &Context,
+    agent: &PromptAgent,
+    project: &ResolvedProject,
+    agent_name: &str,
+    desired: &DesiredVersion,
+    target: &str,
+    tracker: &mut Tracker,
+) -> Result<(), Failure> {
+    let versions = project
+        .data
+        .list_versions(agent_name, &list_options())
+        .await
+        .map_err(|e| Failure::from_foundry("list the agent's versions", &e))?;
+    let (version, state) = match newest_version(&versions) {
+        Some(newest) if !needs_new_version(&versions, &desired.spec_hash) => {
+            (newest.version.clone(), newest.status.clone())
+        }
+        _ => {
+            let why = report::why_new_version(&versions);
+            let created = project
+                .data
+                .create_version(agent_name, &desired.request)
+                .await
+                .map_err(|e| Failure::from_foundry("create an agent version", &e))?;
+            info!(agent = %agent_name, version = %created.version, change = why, "Created agent version");
+            publish(
+                ctx,
+                agent,
+                EventType::Normal,
+                "VersionCreated",
+                format!(
+                    "Created agent version {agent_name}:{} ({why})",
+                    created.version
+                ),
+            )
+            .await;
+            (created.version, created.status)
+        }
+    };
+    let creating = state.as_deref() == Some("creating");
+    tracker.synced = Some(Synced {
+        target: target.to_owned(),
+        served: Served {
+            agent: AgentVersionRef {
+                name: agent_name.to_owned(),
+                version,
+            },
+            model: desired.model.clone(),
+            spec_hash: desired.spec_hash.clone(),
+        },
+        state,
+    });
+    // A version still being created is looked at again at the next reconcile.
+    tracker.last_foundry_check = (!creating).then(Instant::now);
+    Ok(())
+}
+
+/// Asks the version `input` in a fresh conversation, checks the reply, and deletes the
+/// conversation whatever happened. Returns the verdict and the server's retry hint.
+async fn run_verification(
+    project: &ResolvedProject,
+    agent: &AgentVersionRef,
+    verify: &VerifySpec,
+) -> (Check, Option<Duration>) {
+    let expect = verify.expect.as_deref();
+    let conversation = match project
+        .data
+        .conversations_create(&CreateConversationRequest::default())
+        .await
+    {
+        Ok(conversation) => conversation,
+        Err(error) => {
+            let why =
+                message_of(&Failure::from_foundry("create a conversation", &error)).to_owned();
+            return (
+                report::verification_check(agent, Err(why), expect),
+                error.retry_after(),
+            );
+        }
+    };
+    let mut request = CreateResponseRequest::new(
+        AgentReference::new(&agent.name, Some(agent.version.clone())),
+        &verify.input,
+    );
+    request.conversation = Some(conversation.id.clone());
+    let reply = project.data.responses_create(&request).await;
+    if let Err(error) = project.data.conversations_delete(&conversation.id).await {
+        warn!(conversation = %conversation.id, error = %error.label(), "Failed to delete verification conversation");
+    }
+    match reply {
+        Ok(response) => (
+            report::verification_check(agent, Ok(&response.output_text), expect),
+            None,
+        ),
+        Err(error) => {
+            let why = message_of(&Failure::from_foundry("get a reply", &error)).to_owned();
+            (
+                report::verification_check(agent, Err(why), expect),
+                error.retry_after(),
+            )
+        }
+    }
+}
+
+fn message_of(failure: &Failure) -> &str {
+    match failure {
+        Failure::Transient { message, .. }
+        | Failure::Permanent { message, .. }
+        | Failure::Waiting { message, .. } => message,
+    }
+}
+
+fn list_options() -> ListOptions {
+    ListOptions {
+        limit: Some(LIST_PAGE),
+        ..ListOptions::default()
+    }
+}
+
+async fn publish(ctx: &Context, agent: &PromptAgent, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &agent.object_ref(&())).await {
+        warn!(%error, "Failed to publish an event");
+    }
+}
+
+/// Events for what a user should see: only on transitions, so a quiet resync publishes nothing.
+async fn announce(
+    ctx: &Context,
+    agent: &PromptAgent,
+    old: &PromptAgentStatus,
+    new: &PromptAgentStatus,
+) {
+    let stalled = |s: &PromptAgentStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == types::STALLED && c.status == "True")
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    if let Some((reason, message)) = stalled(new)
+        && stalled(old) != Some((reason.clone(), message.clone()))
+    {
+        warn!(%reason, "Stalled");
+        publish(ctx, agent, EventType::Warning, &reason, message).await;
+    }
+    let verified = |s: &PromptAgentStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == types::VERIFIED)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let version_changed = old.agent != new.agent;
+    match (verified(old), verified(new)) {
+        (old_verdict, Some((status, _, message)))
+            if status == "True"
+                && (version_changed
+                    || old_verdict.as_ref().is_none_or(|(s, _, _)| s != "True")) =>
+        {
+            publish(ctx, agent, EventType::Normal, "Verified", message).await;
+        }
+        (old_verdict, Some((status, reason, message)))
+            if status == "False"
+                && (version_changed
+                    || old_verdict
+                        .as_ref()
+                        .is_none_or(|(s, r, _)| s != "False" || *r != reason)) =>
+        {
+            publish(ctx, agent, EventType::Warning, &reason, message).await;
+        }
+        _ => {}
+    }
+}
+
+async fn cleanup(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
+    let namespace = agent.namespace().unwrap_or_default();
+    let name = agent.name_any();
+    let keys = Keys::of(agent);
+    if agent.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Delete {
+        // A name Foundry cannot hold was never created there.
+        if let Ok(agent_name) = agent_definition::agent_name(&agent.spec, &name) {
+            let project_ref =
+                ObjectRef::<FoundryProject>::new(&agent.spec.project_ref.name).within(&namespace);
+            match ctx.stores.projects.get(&project_ref) {
+                Some(project) => {
+                    let resolved =
+                        project::resolve(ctx, &project, false)
+                            .await
+                            .map_err(|failure| Error::DeletionPending {
+                                message: format!(
+                                    "cannot reach the project to delete the agent ({})",
+                                    failure.label()
+                                ),
+                                retry_after: ctx.backoff(&keys.object, None),
+                            })?;
+                    delete_agent(ctx, &keys.object, &resolved, agent_name).await?;
+                }
+                None => warn!(
+                    agent = %agent_name,
+                    "FoundryProject is gone; left the agent in Foundry"
+                ),
+            }
+        }
+    }
+    if let Some(from) = &agent.spec.instructions_from {
+        ctx.found(&keys.config_map(&from.name, &from.key));
+    }
+    TRACKERS.forget(&keys.tracker);
+    ctx.reset_backoff(&keys.object);
+    ctx.reset_backoff(&keys.verify);
+    Ok(Action::await_change())
+}
+
+/// Deletes the agent when its newest version is ours; every version when Foundry refuses to
+/// delete the agent itself.
+async fn delete_agent(
+    ctx: &Context,
+    key: &str,
+    project: &ResolvedProject,
+    agent_name: &str,
+) -> Result<(), Error> {
+    let pending = |what: &str, error: &foundry_gateway_client::Error| {
+        warn!(agent = %agent_name, step = what, error = %error.label(), "Failed to delete agent");
+        Error::DeletionPending {
+            message: format!("failed to {what} ({})", error.label()),
+            retry_after: ctx.backoff(key, error.retry_after()),
+        }
+    };
+    let versions = project
+        .data
+        .list_versions(agent_name, &list_options())
+        .await
+        .map_err(|e| pending("list the agent's versions", &e))?;
+    let Some(newest) = newest_version(&versions) else {
+        return Ok(());
+    };
+    if !is_managed(newest) {
+        info!(agent = %agent_name, version = %newest.version, "Left agent in place: its newest version was not made by the operator");
+        return Ok(());
+    }
+    match project.data.delete(agent_name).await {
+        Ok(()) => {
+            info!(agent = %agent_name, "Deleted agent");
+            Ok(())
+        }
+        Err(error) if refused(&error) => {
+            let live = versions
+                .iter()
+                .filter(|v| !matches!(v.status.as_deref(), Some("deleting" | "deleted")));
+            let mut deleted = 0_usize;
+            for version in live {
+                project
+                    .data
+                    .delete_version(agent_name, &version.version)
+                    .await
+                    .map_err(|e| pending("delete an agent version", &e))?;
+                deleted += 1;
+            }
+            info!(agent = %agent_name, versions = deleted, "Deleted agent versions");
+            Ok(())
+        }
+        Err(error) => Err(pending("delete the agent", &error)),
+    }
+}
+
+/// Whether Foundry refused the request itself (not the identity, not a passing failure).
+fn refused(error: &foundry_gateway_client::Error) -> bool {
+    matches!(error.status(), Some(s) if (400..500).contains(&s) && !matches!(s, 401 | 403 | 404 | 408 | 429))
+}

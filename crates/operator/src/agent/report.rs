@@ -1,0 +1,713 @@
+//! The pure side of the PromptAgent status: what the steps of one reconcile found (the referenced
+//! connection, the model, the version Foundry serves, the verification), and the status that
+//! follows from it. No IO; everything here is unit-tested.
+
+use foundry_gateway_api::agent::AgentVersionRef;
+use foundry_gateway_api::conditions::{reasons, types};
+use foundry_gateway_api::{GatewayConnection, PromptAgentStatus};
+use foundry_gateway_client::project::AgentVersionObject;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::agent_definition::{is_managed, newest_version};
+use crate::status::{Conditions, Outcome};
+
+/// `ConnectionResolved=True`: the GatewayConnection exists and is Ready.
+pub const CONNECTION_READY: &str = "ConnectionReady";
+/// `ModelResolved=True`: the connection offers the model.
+pub const MODEL_FOUND: &str = "ModelFound";
+/// `Verified=True`: the verification reply passed.
+pub const REPLY_MATCHED: &str = "ReplyMatched";
+
+/// Most characters of a reply quoted in a condition message or event.
+const REPLY_QUOTE_CHARS: usize = 120;
+
+/// The verdict behind one domain condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// Condition status.
+    pub ok: bool,
+    /// Condition reason.
+    pub reason: String,
+    /// Condition message.
+    pub message: String,
+}
+
+impl Check {
+    /// A passed check.
+    pub fn pass(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A failed check.
+    pub fn fail(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What happens to the `Verified` condition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum VerifiedCondition {
+    /// The verification step did not run: the condition stays as it is.
+    #[default]
+    Keep,
+    /// `spec.verify` is not set: no condition.
+    Remove,
+    /// The verdict for the version in status.
+    Set(Check),
+}
+
+/// The version Foundry serves for the spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// Agent name and version.
+    pub agent: AgentVersionRef,
+    /// `<connection>/<model>`.
+    pub model: String,
+    /// Hash of the definition, as in the version's metadata.
+    pub spec_hash: String,
+}
+
+/// What one reconcile found; a step that did not run leaves its part empty and the status keeps
+/// what it last said.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// `ConnectionResolved`.
+    pub connection: Option<Check>,
+    /// `ModelResolved`.
+    pub model: Option<Check>,
+    /// `Verified`.
+    pub verified: VerifiedCondition,
+    /// The version in place.
+    pub served: Option<Served>,
+}
+
+/// The status after a reconcile: the live status with the report's conditions and facts, and the
+/// generic conditions of `outcome`. Equal inputs give an equal status, so a quiet resync writes
+/// nothing.
+pub fn desired_status(
+    live: &PromptAgentStatus,
+    report: &Report,
+    outcome: &Outcome,
+    generation: i64,
+    requested: Option<String>,
+    now: Timestamp,
+) -> PromptAgentStatus {
+    let mut conditions = Conditions::from_live(&live.conditions);
+    let domain = [
+        (types::CONNECTION_RESOLVED, &report.connection),
+        (types::MODEL_RESOLVED, &report.model),
+    ];
+    for (type_, check) in domain {
+        if let Some(check) = check {
+            conditions.set(
+                type_,
+                check.ok,
+                &check.reason,
+                &check.message,
+                generation,
+                now,
+            );
+        }
+    }
+    match &report.verified {
+        VerifiedCondition::Keep => {}
+        VerifiedCondition::Remove => conditions.remove(types::VERIFIED),
+        VerifiedCondition::Set(check) => conditions.set(
+            types::VERIFIED,
+            check.ok,
+            &check.reason,
+            &check.message,
+            generation,
+            now,
+        ),
+    }
+    conditions.apply_outcome(outcome, generation, now);
+    let mut status = PromptAgentStatus {
+        observed_generation: Some(generation),
+        conditions: conditions.into_vec(),
+        last_handled_reconcile_at: requested,
+        ..live.clone()
+    };
+    if let Some(served) = &report.served {
+        status.agent = Some(served.agent.clone());
+        status.model = Some(served.model.clone());
+        status.spec_hash = Some(served.spec_hash.clone());
+    }
+    status
+}
+
+/// The status of the very first reconcile, written before any work so that a new object never
+/// looks finished (DESIGN §3 rule 3).
+pub fn first_status(
+    generation: i64,
+    requested: Option<String>,
+    now: Timestamp,
+) -> PromptAgentStatus {
+    let mut conditions = Conditions::default();
+    conditions.apply_outcome(
+        &Outcome::Progressing {
+            message: "Reconciling the agent for the first time".into(),
+        },
+        generation,
+        now,
+    );
+    PromptAgentStatus {
+        observed_generation: Some(generation),
+        conditions: conditions.into_vec(),
+        last_handled_reconcile_at: requested,
+        ..PromptAgentStatus::default()
+    }
+}
+
+/// What the agent needs from a Ready GatewayConnection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionFacts {
+    /// The Foundry connection name (`status.connectionName`, else `spec.connectionName`, else
+    /// `metadata.name`).
+    pub connection_name: String,
+    /// The models the connection offers.
+    pub models: Vec<String>,
+}
+
+/// The facts of the referenced GatewayConnection when it is Ready at its current generation, or
+/// the failed `ConnectionResolved` check.
+pub fn check_connection(
+    gc: Option<&GatewayConnection>,
+    name: &str,
+) -> Result<(ConnectionFacts, Check), Check> {
+    let not_ready = |message: String| Check::fail(reasons::CONNECTION_NOT_READY, message);
+    let Some(gc) = gc else {
+        return Err(not_ready(format!(
+            "GatewayConnection {name} does not exist in this namespace"
+        )));
+    };
+    let generation = gc.metadata.generation;
+    let status = gc.status.clone().unwrap_or_default();
+    let ready = status.conditions.iter().find(|c| c.type_ == types::READY);
+    let Some(ready) = ready else {
+        return Err(not_ready(format!(
+            "GatewayConnection {name} has not been reconciled yet"
+        )));
+    };
+    if status.observed_generation != generation || ready.observed_generation != generation {
+        return Err(not_ready(format!(
+            "GatewayConnection {name} has not finished reconciling its latest spec"
+        )));
+    }
+    if ready.status != "True" {
+        return Err(not_ready(format!(
+            "GatewayConnection {name} is not Ready ({}: {})",
+            ready.reason, ready.message
+        )));
+    }
+    let connection_name = status
+        .connection_name
+        .clone()
+        .or_else(|| gc.spec.connection_name.clone())
+        .unwrap_or_else(|| gc.name_any());
+    let check = Check::pass(
+        CONNECTION_READY,
+        format!("GatewayConnection {name} is Ready (Foundry connection {connection_name})"),
+    );
+    Ok((
+        ConnectionFacts {
+            connection_name,
+            models: status.models,
+        },
+        check,
+    ))
+}
+
+/// `ModelResolved`: whether the connection offers `model`; the failure names what it offers.
+pub fn check_model(facts: &ConnectionFacts, connection: &str, model: &str) -> Check {
+    if facts.models.iter().any(|m| m == model) {
+        return Check::pass(
+            MODEL_FOUND,
+            format!("GatewayConnection {connection} offers model {model}"),
+        );
+    }
+    let offered = if facts.models.is_empty() {
+        "it lists no models yet".to_owned()
+    } else {
+        format!("it offers {}", facts.models.join(", "))
+    };
+    Check::fail(
+        reasons::MODEL_NOT_FOUND,
+        format!(
+            "GatewayConnection {connection} does not offer model {model}; {offered}; fix spec.model.name or the connection's models"
+        ),
+    )
+}
+
+/// Why a new version is needed, for the log and the event (only called when
+/// [`crate::agent_definition::needs_new_version`] says one is).
+pub fn why_new_version(versions: &[AgentVersionObject]) -> &'static str {
+    match newest_version(versions) {
+        None => "first version",
+        Some(newest) if !is_managed(newest) => "a newer version was made outside the operator",
+        Some(_) => "the definition changed",
+    }
+}
+
+/// The `Verified` verdict of one verification: `reply` is the reply text, or why no reply came.
+pub fn verification_check(
+    agent: &AgentVersionRef,
+    reply: Result<&str, String>,
+    expect: Option<&str>,
+) -> Check {
+    let who = format!("Agent {} version {}", agent.name, agent.version);
+    match reply {
+        Ok(text) if crate::agent_definition::reply_matches(text, expect) => Check::pass(
+            REPLY_MATCHED,
+            format!("{who} replied: {}", quote_reply(text)),
+        ),
+        Ok(text) if text.trim().is_empty() => Check::fail(
+            reasons::UNEXPECTED_REPLY,
+            format!("{who} replied with no text"),
+        ),
+        Ok(text) => Check::fail(
+            reasons::UNEXPECTED_REPLY,
+            format!(
+                "{who} replied {}, which does not contain {:?}",
+                quote_reply(text),
+                expect.unwrap_or_default()
+            ),
+        ),
+        Err(why) => Check::fail(
+            reasons::VERIFICATION_FAILED,
+            format!("{who} could not be verified: {why}"),
+        ),
+    }
+}
+
+/// The `Verified=True` check the live status already holds for this version at this generation:
+/// after a restart, a version that was verified is not verified again.
+pub fn verified_in_status(
+    live: &PromptAgentStatus,
+    generation: i64,
+    agent: &AgentVersionRef,
+) -> Option<Check> {
+    if live.agent.as_ref() != Some(agent) {
+        return None;
+    }
+    live.conditions
+        .iter()
+        .find(|c| {
+            c.type_ == types::VERIFIED
+                && c.status == "True"
+                && c.observed_generation == Some(generation)
+        })
+        .map(|c| Check::pass(&c.reason, c.message.clone()))
+}
+
+/// A reply on one line, cut to a few words, quoted.
+fn quote_reply(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut quoted: String = line.chars().take(REPLY_QUOTE_CHARS).collect();
+    if line.chars().count() > REPLY_QUOTE_CHARS {
+        quoted.push('…');
+    }
+    format!("{quoted:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use foundry_gateway_api::GatewayConnectionStatus;
+    use foundry_gateway_client::project::{AgentDefinition, PromptAgentDefinition};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use serde_json::json;
+
+    use super::*;
+    use crate::agent_definition::{MANAGED_BY_KEY, MANAGED_BY_VALUE, SPEC_HASH_KEY};
+
+    fn t(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + seconds).expect("valid timestamp")
+    }
+
+    fn agent_ref(version: &str) -> AgentVersionRef {
+        AgentVersionRef {
+            name: "weather".into(),
+            version: version.into(),
+        }
+    }
+
+    fn served(version: &str) -> Served {
+        Served {
+            agent: agent_ref(version),
+            model: "litellm-gw/gpt-4o".into(),
+            spec_hash: "h1".into(),
+        }
+    }
+
+    fn ready(message: &str) -> Outcome {
+        Outcome::Ready {
+            message: message.into(),
+        }
+    }
+
+    fn healthy_report(version: &str) -> Report {
+        Report {
+            connection: Some(Check::pass(CONNECTION_READY, "conn ok")),
+            model: Some(Check::pass(MODEL_FOUND, "model ok")),
+            verified: VerifiedCondition::Set(Check::pass(REPLY_MATCHED, "replied")),
+            served: Some(served(version)),
+        }
+    }
+
+    fn condition<'a>(status: &'a PromptAgentStatus, type_: &str) -> Option<&'a Condition> {
+        status.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    fn connection(
+        generation: i64,
+        ready: Option<(&str, i64)>,
+        models: &[&str],
+    ) -> GatewayConnection {
+        let mut gc: GatewayConnection = serde_json::from_value(json!({
+            "apiVersion": "gateway.foundry.dev/v1alpha1",
+            "kind": "GatewayConnection",
+            "metadata": {"name": "litellm-gw", "namespace": "team", "generation": generation},
+            "spec": {
+                "projectRef": {"name": "proj"},
+                "category": "ModelGateway",
+                "target": "https://gw.example.com",
+                "auth": {"apiKey": {"secretRef": {"name": "s", "key": "k"}}},
+            },
+        }))
+        .expect("test connection");
+        gc.status = Some(GatewayConnectionStatus {
+            observed_generation: Some(generation),
+            conditions: ready
+                .map(|(status, observed)| Condition {
+                    type_: types::READY.into(),
+                    status: status.into(),
+                    reason: if status == "True" {
+                        "Reconciled"
+                    } else {
+                        "GatewayInactive"
+                    }
+                    .into(),
+                    message: "gateway says so".into(),
+                    observed_generation: Some(observed),
+                    last_transition_time: Time(t(0)),
+                })
+                .into_iter()
+                .collect(),
+            connection_name: Some("litellm-conn".into()),
+            models: models.iter().map(|m| (*m).to_owned()).collect(),
+            ..GatewayConnectionStatus::default()
+        });
+        gc
+    }
+
+    fn version(number: &str, metadata: &[(&str, &str)]) -> AgentVersionObject {
+        AgentVersionObject {
+            object: "agent.version".into(),
+            id: format!("weather:{number}"),
+            name: "weather".into(),
+            version: number.into(),
+            description: None,
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+            created_at: 1_700_000_000,
+            definition: AgentDefinition::from(PromptAgentDefinition::new("litellm-gw/gpt-4o")),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn a_resync_that_finds_the_same_writes_the_same_status() {
+        let first = desired_status(
+            &PromptAgentStatus::default(),
+            &healthy_report("1"),
+            &ready("Agent weather version 1 runs"),
+            1,
+            None,
+            t(0),
+        );
+        let again = desired_status(
+            &first,
+            &healthy_report("1"),
+            &ready("Agent weather version 1 runs"),
+            1,
+            None,
+            t(600),
+        );
+        assert_eq!(again, first);
+        assert_eq!(
+            condition(&first, types::READY).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert_eq!(first.agent, Some(agent_ref("1")));
+        assert_eq!(first.model.as_deref(), Some("litellm-gw/gpt-4o"));
+        assert_eq!(first.spec_hash.as_deref(), Some("h1"));
+    }
+
+    #[test]
+    fn the_first_status_says_reconciling_and_not_ready() {
+        let status = first_status(1, Some("2024-01-01".into()), t(0));
+        assert_eq!(
+            condition(&status, types::RECONCILING).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert_eq!(
+            condition(&status, types::READY).map(|c| c.status.as_str()),
+            Some("False")
+        );
+        assert!(condition(&status, types::STALLED).is_none());
+        assert_eq!(status.observed_generation, Some(1));
+        assert_eq!(
+            status.last_handled_reconcile_at.as_deref(),
+            Some("2024-01-01")
+        );
+    }
+
+    #[test]
+    fn a_step_that_did_not_run_keeps_what_the_status_said() {
+        let before = desired_status(
+            &PromptAgentStatus::default(),
+            &healthy_report("3"),
+            &ready("ok"),
+            1,
+            None,
+            t(0),
+        );
+        let after = desired_status(
+            &before,
+            &Report::default(),
+            &Outcome::NotReady {
+                reason: reasons::PROJECT_NOT_READY.into(),
+                message: "FoundryProject proj does not exist".into(),
+            },
+            1,
+            None,
+            t(10),
+        );
+        assert_eq!(after.agent, Some(agent_ref("3")));
+        assert_eq!(after.spec_hash.as_deref(), Some("h1"));
+        assert_eq!(
+            condition(&after, types::VERIFIED).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        let ready = condition(&after, types::READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reasons::PROJECT_NOT_READY)
+        );
+    }
+
+    #[test]
+    fn an_agent_without_verify_has_no_verified_condition() {
+        let verified = desired_status(
+            &PromptAgentStatus::default(),
+            &healthy_report("1"),
+            &ready("ok"),
+            1,
+            None,
+            t(0),
+        );
+        let report = Report {
+            verified: VerifiedCondition::Remove,
+            ..healthy_report("1")
+        };
+        let status = desired_status(&verified, &report, &ready("ok"), 2, None, t(1));
+        assert!(condition(&status, types::VERIFIED).is_none());
+        assert_eq!(
+            condition(&status, types::READY).map(|c| c.status.as_str()),
+            Some("True")
+        );
+    }
+
+    #[test]
+    fn a_failed_verification_is_not_ready_but_neither_reconciling_nor_stalled() {
+        let check = Check::fail(
+            reasons::UNEXPECTED_REPLY,
+            "Agent weather version 1 replied \"hi\"",
+        );
+        let report = Report {
+            verified: VerifiedCondition::Set(check.clone()),
+            ..healthy_report("1")
+        };
+        let status = desired_status(
+            &PromptAgentStatus::default(),
+            &report,
+            &Outcome::NotReady {
+                reason: check.reason.clone(),
+                message: check.message.clone(),
+            },
+            1,
+            None,
+            t(0),
+        );
+        let ready = condition(&status, types::READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reasons::UNEXPECTED_REPLY)
+        );
+        let verified = condition(&status, types::VERIFIED).expect("Verified");
+        assert_eq!(verified.status, "False");
+        assert!(condition(&status, types::RECONCILING).is_none());
+        assert!(condition(&status, types::STALLED).is_none());
+    }
+
+    #[test]
+    fn a_connection_that_is_ready_gives_its_foundry_name_and_models() {
+        let gc = connection(2, Some(("True", 2)), &["gpt-4o", "gpt-4o-mini"]);
+        let (facts, check) = check_connection(Some(&gc), "litellm-gw").expect("ready");
+        assert_eq!(facts.connection_name, "litellm-conn");
+        assert_eq!(facts.models, ["gpt-4o", "gpt-4o-mini"]);
+        assert!(check.ok);
+        assert_eq!(check.reason, CONNECTION_READY);
+    }
+
+    #[test]
+    fn a_connection_falls_back_to_its_spec_name_and_then_its_object_name() {
+        let mut gc = connection(1, Some(("True", 1)), &["gpt-4o"]);
+        if let Some(status) = gc.status.as_mut() {
+            status.connection_name = None;
+        }
+        let name = |gc: &GatewayConnection| {
+            check_connection(Some(gc), "litellm-gw").map(|(f, _)| f.connection_name)
+        };
+        assert_eq!(name(&gc), Ok("litellm-gw".to_owned()));
+        gc.spec.connection_name = Some("from-spec".into());
+        assert_eq!(name(&gc), Ok("from-spec".to_owned()));
+    }
+
+    #[test]
+    fn a_missing_unready_or_stale_connection_is_not_resolved() {
+        let missing = check_connection(None, "litellm-gw").expect_err("missing");
+        assert_eq!(missing.reason, reasons::CONNECTION_NOT_READY);
+        assert!(missing.message.contains("does not exist"));
+
+        let never = connection(1, None, &[]);
+        let never = check_connection(Some(&never), "litellm-gw").expect_err("not reconciled");
+        assert!(never.message.contains("not been reconciled"));
+
+        let inactive = connection(1, Some(("False", 1)), &["gpt-4o"]);
+        let inactive = check_connection(Some(&inactive), "litellm-gw").expect_err("inactive");
+        assert!(
+            inactive.message.contains("GatewayInactive"),
+            "{}",
+            inactive.message
+        );
+
+        let stale = connection(3, Some(("True", 2)), &["gpt-4o"]);
+        let stale = check_connection(Some(&stale), "litellm-gw").expect_err("stale");
+        assert_eq!(stale.reason, reasons::CONNECTION_NOT_READY);
+        assert!(stale.message.contains("latest spec"));
+    }
+
+    #[test]
+    fn a_model_the_connection_does_not_offer_is_reported_with_the_models_it_has() {
+        let facts = ConnectionFacts {
+            connection_name: "litellm-conn".into(),
+            models: vec!["gpt-4o".into(), "gpt-4o-mini".into()],
+        };
+        assert!(check_model(&facts, "litellm-gw", "gpt-4o").ok);
+        let missing = check_model(&facts, "litellm-gw", "gpt-5");
+        assert!(!missing.ok);
+        assert_eq!(missing.reason, reasons::MODEL_NOT_FOUND);
+        assert!(
+            missing.message.contains("it offers gpt-4o, gpt-4o-mini"),
+            "{}",
+            missing.message
+        );
+        let empty = ConnectionFacts {
+            models: Vec::new(),
+            ..facts
+        };
+        assert!(
+            check_model(&empty, "litellm-gw", "gpt-4o")
+                .message
+                .contains("lists no models")
+        );
+    }
+
+    #[test]
+    fn the_verification_verdict_names_the_version_and_quotes_a_short_reply() {
+        let agent = agent_ref("4");
+        let passed = verification_check(&agent, Ok("Hello there!"), Some("Hello"));
+        assert!(passed.ok);
+        assert_eq!(passed.reason, REPLY_MATCHED);
+        assert_eq!(
+            passed.message,
+            "Agent weather version 4 replied: \"Hello there!\""
+        );
+
+        let long = "word ".repeat(100);
+        let cut = verification_check(&agent, Ok(&long), None);
+        assert!(cut.ok);
+        assert!(cut.message.chars().count() < 200, "{}", cut.message);
+        assert!(cut.message.contains('…'));
+
+        let unexpected = verification_check(&agent, Ok("Goodbye"), Some("Hello"));
+        assert_eq!(
+            (unexpected.ok, unexpected.reason.as_str()),
+            (false, reasons::UNEXPECTED_REPLY)
+        );
+        assert!(unexpected.message.contains("does not contain \"Hello\""));
+
+        let empty = verification_check(&agent, Ok("  "), None);
+        assert_eq!(empty.reason, reasons::UNEXPECTED_REPLY);
+
+        let failed = verification_check(&agent, Err("HTTP 500: boom".into()), None);
+        assert_eq!(
+            (failed.ok, failed.reason.as_str()),
+            (false, reasons::VERIFICATION_FAILED)
+        );
+        assert!(failed.message.ends_with("HTTP 500: boom"));
+    }
+
+    #[test]
+    fn a_verified_version_in_status_is_not_verified_again_after_a_restart() {
+        let status = desired_status(
+            &PromptAgentStatus::default(),
+            &healthy_report("2"),
+            &ready("ok"),
+            5,
+            None,
+            t(0),
+        );
+        assert!(verified_in_status(&status, 5, &agent_ref("2")).is_some());
+        assert!(
+            verified_in_status(&status, 6, &agent_ref("2")).is_none(),
+            "new generation"
+        );
+        assert!(
+            verified_in_status(&status, 5, &agent_ref("3")).is_none(),
+            "new version"
+        );
+    }
+
+    #[test]
+    fn the_reason_for_a_new_version_says_what_changed() {
+        let ours = |hash: &str| {
+            version(
+                "1",
+                &[(MANAGED_BY_KEY, MANAGED_BY_VALUE), (SPEC_HASH_KEY, hash)],
+            )
+        };
+        assert_eq!(why_new_version(&[]), "first version");
+        assert_eq!(why_new_version(&[ours("old")]), "the definition changed");
+        let mut by_hand = version("2", &[]);
+        by_hand.created_at += 10;
+        assert_eq!(
+            why_new_version(&[ours("h"), by_hand]),
+            "a newer version was made outside the operator"
+        );
+    }
+}
