@@ -279,7 +279,8 @@ async fn run_controllers(
                     .map(|a| ObjectRef::from_obj(&*a))
                     .collect::<Vec<_>>()
             },
-        );
+        )
+        .graceful_shutdown_on(shutdown.clone().wait());
 
     ready.store(true, Ordering::Relaxed);
     info!("Controllers started");
