@@ -6,13 +6,12 @@ use std::ffi::OsString;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::cargo_bin::cargo_binary;
 use crate::http::{HttpClient, expect_json};
 use crate::install;
 use crate::part::{PartProcess, SharedWatchdog};
@@ -20,7 +19,7 @@ use crate::pki::{Ca, San};
 use crate::probe::Probe;
 use crate::process::{Mode, ProcessSpec};
 use crate::stack_error::{StackError, StackResult};
-use crate::{LogTail, Secret, paths};
+use crate::{LogTail, Secret};
 
 /// Names the emulator binary to run instead of the one cargo builds.
 pub const ENV_EMULATOR_BIN: &str = "FOUNDRY_EMULATOR_BIN";
@@ -143,102 +142,14 @@ impl FoundryEmulator {
 }
 
 /// The `foundry-emulator` binary: `$FOUNDRY_EMULATOR_BIN`, else the one cargo built next to the
-/// running executable (a test binary in `target/<profile>/deps`, or xtask), rebuilt with
-/// `cargo build -p foundry-gateway-emulator --bin foundry-emulator` when missing or older than
-/// the emulator's sources.
+/// running executable, rebuilt when missing or older than its sources (see
+/// [`cargo_binary`](crate::cargo_bin::cargo_binary)).
 pub fn emulator_binary() -> StackResult<PathBuf> {
-    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
-    if let Some(path) = std::env::var_os(ENV_EMULATOR_BIN).filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(path) = built.as_ref() {
-        return Ok(path.clone());
-    }
-    let sources_changed = newest_source_change();
-    let found = candidates().into_iter().find(|path| {
-        path.is_file()
-            && fs::metadata(path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|built_at| sources_changed.is_none_or(|changed| built_at >= changed))
-    });
-    let path = match found {
-        Some(path) => path,
-        None => build_emulator()?,
-    };
-    *built = Some(path.clone());
-    Ok(path)
-}
-
-fn candidates() -> Vec<PathBuf> {
-    let Ok(exe) = std::env::current_exe() else {
-        return Vec::new();
-    };
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("foundry-emulator"))
-        .collect()
-}
-
-/// The newest modification time of the emulator crate's files and the lock file.
-fn newest_source_change() -> Option<SystemTime> {
-    let root = paths::repo_root();
-    let mut newest = None;
-    let mut stack = vec![
-        root.join("crates").join("emulator"),
-        root.join("Cargo.lock"),
-    ];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = fs::read_dir(&path) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(modified) = meta.modified() {
-            newest = newest.max(Some(modified));
-        }
-    }
-    newest
-}
-
-fn build_emulator() -> StackResult<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("Building foundry-emulator with cargo");
-    let output = Command::new(&cargo)
-        .args([
-            "build",
-            "-p",
-            "foundry-gateway-emulator",
-            "--bin",
-            "foundry-emulator",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(paths::repo_root())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|source| StackError::Tool {
-            command: "cargo build -p foundry-gateway-emulator".to_owned(),
-            message: source.to_string(),
-        })?;
-    if !output.status.success() {
-        return Err(StackError::BuildEmulator {
-            status: output.status,
-        });
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .ok_or(StackError::BuildEmulator {
-            status: output.status,
-        })
+    cargo_binary(
+        "foundry-gateway-emulator",
+        "foundry-emulator",
+        ENV_EMULATOR_BIN,
+    )
 }
 
 /// A running emulator.
@@ -312,6 +223,7 @@ impl RunningEmulator {
             args,
             log: dir.join("emulator.log"),
             cwd: dir.clone(),
+            env: Vec::new(),
         };
         let started = Instant::now();
         let ca_pem = options.ca.cert_pem()?;

@@ -283,6 +283,7 @@ impl RunningGateway {
             args,
             log: dir.join("litellm.log"),
             cwd: dir.clone(),
+            env: Vec::new(),
         };
         let started = Instant::now();
         let part = PartProcess::start(spec, options.mode, &dir, options.shared_watchdog.clone())?;

@@ -1,6 +1,6 @@
-//! A small blocking HTTPS client for the parts of the stack: it trusts only the test bed's CA,
-//! ignores proxy settings (everything lives on loopback) and hands back every status, so callers
-//! can assert on 401s as well as on 200s.
+//! A small blocking HTTPS client for the parts of the stack: it trusts only the test bed's CA (or
+//! speaks plain HTTP to an admin server), ignores proxy settings (everything lives on loopback)
+//! and hands back every status, so callers can assert on 401s as well as on 200s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +65,18 @@ impl HttpClient {
             .build()
             .new_agent();
         Ok(Self { agent })
+    }
+
+    /// A client for plain HTTP on loopback (the operator's admin server), with a timeout per
+    /// request.
+    pub fn plain(timeout: Duration) -> Self {
+        let agent = Agent::config_builder()
+            .proxy(None)
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .new_agent();
+        Self { agent }
     }
 
     /// `GET url` with `headers`.

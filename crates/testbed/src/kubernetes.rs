@@ -136,6 +136,7 @@ pub(crate) fn start(
         ]),
         log: layout.logs.join("etcd.log"),
         cwd: dir.to_path_buf(),
+        env: Vec::new(),
     })?;
     Probe::new(format!("{etcd_url}/health"), None, None)?
         .wait_until_ready(etcd, remaining(deadline))?;
@@ -169,6 +170,7 @@ pub(crate) fn start(
         ]),
         log: layout.logs.join("kube-apiserver.log"),
         cwd: dir.to_path_buf(),
+        env: Vec::new(),
     })?;
     Probe::new(
         format!("{server_url}/readyz"),

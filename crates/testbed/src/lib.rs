@@ -20,6 +20,7 @@
 //! ```
 
 pub mod binaries;
+pub mod cargo_bin;
 mod error;
 pub mod kubernetes;
 pub mod paths;
@@ -35,6 +36,7 @@ pub mod emulator;
 pub mod gateway;
 pub mod http;
 pub mod install;
+pub mod operator;
 mod part;
 pub mod python;
 pub mod stack;

@@ -116,12 +116,26 @@ impl PartProcess {
         Ok(())
     }
 
+    /// SIGKILL, no grace (a crash); a no-op when stopped. Supervision stays for a restart.
+    pub(crate) fn kill(&mut self) -> StackResult<()> {
+        if let Some(mut process) = self.process.take() {
+            process.kill()?;
+        }
+        Ok(())
+    }
+
     /// Stops the process if it runs and starts it again with the same arguments; the previous
     /// log is kept as `<log>.previous`.
     pub(crate) fn restart(&mut self) -> StackResult<()> {
-        self.stop()?;
         let mut previous = self.spec.log.clone().into_os_string();
         previous.push(".previous");
+        self.restart_keeping_log_as(Path::new(&previous))
+    }
+
+    /// Stops the process if it runs, moves its log to `previous` and starts it again with the
+    /// same arguments.
+    pub(crate) fn restart_keeping_log_as(&mut self, previous: &Path) -> StackResult<()> {
+        self.stop()?;
         let _ = fs::rename(&self.spec.log, previous);
         self.spawn()
     }

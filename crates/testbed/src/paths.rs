@@ -37,6 +37,11 @@ pub fn default_state_dir() -> PathBuf {
     repo_root().join(".testbed")
 }
 
+/// The default state directory of `cargo xtask stack up`: `<repo>/.stack`.
+pub fn default_stack_dir() -> PathBuf {
+    repo_root().join(".stack")
+}
+
 /// The cache root outside the repository; every part of the test bed keys its own folder below it
 /// by version.
 pub fn cache_root() -> Result<PathBuf> {

@@ -48,6 +48,8 @@ pub struct ProcessSpec {
     pub log: PathBuf,
     /// Its working directory.
     pub cwd: PathBuf,
+    /// Changes to the inherited environment, in order: `Some` sets a variable, `None` removes it.
+    pub env: Vec<(OsString, Option<OsString>)>,
 }
 
 /// A running (or finished) process of the test bed. When this value was made by the process that
@@ -82,6 +84,12 @@ impl ManagedProcess {
             }
             Mode::Attached { .. } => Command::new(&spec.program),
         };
+        for (name, value) in &spec.env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
         command
             .args(&spec.args)
             .current_dir(&spec.cwd)
@@ -166,6 +174,23 @@ impl ManagedProcess {
         }
         signal(self.pid, "TERM");
         if self.wait_for_exit(grace) {
+            return Ok(());
+        }
+        signal(self.pid, "KILL");
+        if self.wait_for_exit(Duration::from_secs(5)) {
+            Ok(())
+        } else {
+            Err(Error::Stop {
+                name: self.name.clone(),
+                pid: self.pid,
+            })
+        }
+    }
+
+    /// SIGKILL, with no grace: the process gets no chance to clean up (a crash, as tests need).
+    /// Waits until it is gone.
+    pub fn kill(&mut self) -> Result<()> {
+        if !self.is_running() {
             return Ok(());
         }
         signal(self.pid, "KILL");

@@ -108,6 +108,17 @@ pub struct StackState {
     pub processes: Vec<ProcessRecord>,
 }
 
+/// Whether one part of a stack answers, as [`Stack::check_detached`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartHealth {
+    /// The part (`token-server`, `litellm`, `foundry-emulator`, `kubernetes`).
+    pub name: String,
+    /// What was asked.
+    pub url: String,
+    /// `Ok` on 2xx, else what came back.
+    pub answer: Result<(), String>,
+}
+
 /// A running stack. In attached mode it stops when dropped.
 #[derive(Debug)]
 pub struct Stack {
@@ -379,15 +390,74 @@ impl Stack {
         Ok(())
     }
 
+    /// What `<dir>/stack.json` says of the stack started there.
+    pub fn read_state(dir: &Path) -> StackResult<StackState> {
+        let path = dir.join(STACK_STATE_FILE);
+        let text = fs::read_to_string(&path).map_err(|source| StackError::read(&path, source))?;
+        serde_json::from_str(&text).map_err(|source| StackError::Parse {
+            url: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Asks every part of the stack described by `<dir>/stack.json` whether it answers now: the
+    /// token server's key set, the gateway's liveliness, the emulator's health and, when there is
+    /// one, the apiserver's `/readyz`.
+    pub fn check_detached(dir: &Path) -> StackResult<Vec<PartHealth>> {
+        let state = Self::read_state(dir)?;
+        let ca_pem = fs::read_to_string(&state.ca_file)
+            .map_err(|source| StackError::read(&state.ca_file, source))?;
+        let http = HttpClient::with_timeout(&ca_pem, Duration::from_secs(5))?;
+        let mut parts: Vec<PartHealth> = [
+            ("token-server", format!("{}/jwks", state.token_server_url)),
+            (
+                "litellm",
+                format!("{}/health/liveliness", state.gateway_url),
+            ),
+            (
+                "foundry-emulator",
+                format!("{}/_emulator/health", state.emulator_url),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, url)| {
+            let answer = match http.get(&url, &[]) {
+                Ok(reply) if reply.is_success() => Ok(()),
+                Ok(reply) => Err(format!("HTTP {}", reply.status)),
+                Err(err) => Err(err.to_string()),
+            };
+            PartHealth {
+                name: name.to_owned(),
+                url,
+                answer,
+            }
+        })
+        .collect();
+        if let Some(kube_dir) = &state.kube_dir {
+            let (url, answer) = match Testbed::open(kube_dir) {
+                Ok(kube) => (
+                    format!("{}/readyz", kube.server_url()),
+                    if kube.is_healthy() {
+                        Ok(())
+                    } else {
+                        Err("no answer".to_owned())
+                    },
+                ),
+                Err(err) => (kube_dir.display().to_string(), Err(err.to_string())),
+            };
+            parts.push(PartHealth {
+                name: "kubernetes".to_owned(),
+                url,
+                answer,
+            });
+        }
+        Ok(parts)
+    }
+
     /// Stops the detached stack described by `<dir>/stack.json` (and its Kubernetes).
     pub fn stop_detached(dir: &Path) -> StackResult<()> {
         let path = dir.join(STACK_STATE_FILE);
-        let text = fs::read_to_string(&path).map_err(|source| StackError::read(&path, source))?;
-        let state: StackState =
-            serde_json::from_str(&text).map_err(|source| StackError::Parse {
-                url: path.display().to_string(),
-                source,
-            })?;
+        let state = Self::read_state(dir)?;
         let mut first = None;
         for record in state.processes.iter().rev() {
             if let Err(err) = ManagedProcess::from_record(record).terminate(STOP_GRACE) {

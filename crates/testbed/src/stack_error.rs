@@ -22,11 +22,17 @@ pub enum StackError {
     Tool { command: String, message: String },
     #[error("{what} is not pinned in {path}")]
     Pin { what: &'static str, path: PathBuf },
-    #[error("failed to build the foundry-emulator binary with cargo ({status})")]
-    BuildEmulator { status: ExitStatus },
+    #[error("failed to build the {bin} binary with cargo ({status})")]
+    BuildBinary { bin: String, status: ExitStatus },
     #[error("{name} printed no listen line within {timeout:?}; {log}")]
     NoListenLine {
         name: String,
+        timeout: Duration,
+        log: Box<LogTail>,
+    },
+    #[error("{what} did not happen within {timeout:?} (or the process ended); {log}")]
+    WaitTimedOut {
+        what: String,
         timeout: Duration,
         log: Box<LogTail>,
     },

@@ -197,6 +197,7 @@ impl RunningTokenServer {
             args,
             log: dir.join("token-server.log"),
             cwd: dir.clone(),
+            env: Vec::new(),
         };
         let started = Instant::now();
         let ca_pem = options.ca.cert_pem()?;

@@ -30,6 +30,7 @@ fn sleeper(dir: &Path) -> ProcessSpec {
         args: vec!["600".into()],
         log: dir.join("sleeper.log"),
         cwd: dir.to_path_buf(),
+        env: Vec::new(),
     }
 }
 

@@ -551,7 +551,15 @@ fn a_detached_stack_with_kubernetes_outlives_its_handle_until_stopped_from_its_d
         let reply = client.get(url, &[]).unwrap();
         assert_eq!(reply.status, 200, "{url} answers after the handle is gone");
     }
+    let parts = Stack::check_detached(&state_dir).unwrap();
+    let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["token-server", "litellm", "foundry-emulator", "kubernetes"]
+    );
+    assert!(parts.iter().all(|p| p.answer.is_ok()), "{parts:?}");
     Stack::stop_detached(&state_dir).unwrap();
+    assert!(Stack::check_detached(&state_dir).is_err(), "no state left");
     for url in [&health, &liveliness, &jwks] {
         assert!(client.get(url, &[]).is_err(), "{url} is gone after stop");
     }

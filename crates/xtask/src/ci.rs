@@ -1,8 +1,8 @@
 //! `cargo xtask test`: the whole test suite, exactly what CI runs.
 //!
-//! Static checks first (format, CRD drift, clippy), while the test bed's Go binaries build on
-//! another thread; then one test bed for the whole run, shared by every test binary through
-//! `FOUNDRY_TESTBED_DIR`, and `cargo test --workspace`.
+//! Static checks first (format, CRD drift, clippy), while the test bed's Go binaries build and the
+//! stack's tools install on other threads; then one test bed for the whole run, shared by every
+//! test binary through `FOUNDRY_TESTBED_DIR`, and `cargo test --workspace`.
 
 use std::process::Command;
 use std::thread;
@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use foundry_gateway_testbed::{ENV_TESTBED_DIR, Options, Testbed, ensure_kube_binaries};
 
-use crate::crd;
+use crate::{crd, stack};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,12 +49,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     // The Go build takes minutes on a cold cache: overlap it with the Rust checks and build.
     let kube = thread::spawn(ensure_kube_binaries);
+    // So do the stack's installs (LiteLLM and SDK virtual environments, the token server's
+    // node_modules): the tests that need them would otherwise wait for them one by one.
+    let installs = stack::spawn_installs(false);
     if !args.no_lint {
         let mut fmt = cargo();
         fmt.args(["fmt", "--all", "--", "--check"]);
         step("cargo fmt --check", fmt)?;
         eprintln!("==> CRD drift check");
         crd::run(&crd::Args { check: true })?;
+        eprintln!("==> deploy/ and chart README drift check");
+        crate::chart::render(true)?;
         let mut clippy = cargo();
         clippy.args([
             "clippy",
@@ -66,6 +71,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ]);
         step("cargo clippy", clippy)?;
     }
+    // The binaries first: the cluster tests start the operator and the emulator as processes.
+    let mut bins = cargo();
+    bins.args(["build", "--workspace", "--bins"]);
+    step("build the binaries", bins)?;
     let mut build = cargo();
     build.args(["test", "--workspace", "--no-run"]);
     step("build the tests", build)?;
@@ -77,6 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "==> test bed binaries ready: {}",
         binaries.kube_apiserver.display()
     );
+    stack::join_installs(installs).context("failed to install the stack's tools")?;
     let mut testbed = Testbed::start(Options {
         binaries: Some(binaries),
         ..Options::default()

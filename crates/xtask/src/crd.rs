@@ -28,9 +28,44 @@ pub fn rendered() -> anyhow::Result<Vec<(String, String)>> {
         .map(|crd| {
             let name = crd.spec.names.plural.clone();
             let yaml = serde_yaml::to_string(&crd).context("rendering CRD YAML")?;
-            Ok((format!("{name}.yaml"), format!("{HEADER}{yaml}")))
+            Ok((
+                format!("{name}.yaml"),
+                format!("{HEADER}{}", quote_yaml11_booleans(&yaml)),
+            ))
         })
         .collect()
+}
+
+/// Words that YAML 1.1 readers (kubectl, Helm) take for booleans although YAML 1.2 writers leave
+/// them bare: the enum value `Off` would reach the apiserver as `false`.
+const YAML11_BOOLEANS: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
+];
+
+/// Quotes every bare scalar value (`key: Off`, `- Off`) that a YAML 1.1 reader would take for a
+/// boolean.
+pub fn quote_yaml11_booleans(yaml: &str) -> String {
+    let mut out = String::with_capacity(yaml.len());
+    for line in yaml.lines() {
+        let (prefix, value) = match line.rfind(": ") {
+            Some(i) if !line.trim_start().starts_with('#') => line.split_at(i + 2),
+            _ => match line.trim_start().strip_prefix("- ") {
+                Some(value) => line.split_at(line.len() - value.len()),
+                None => (line, ""),
+            },
+        };
+        if YAML11_BOOLEANS.contains(&value) {
+            out.push_str(prefix);
+            out.push('\'');
+            out.push_str(value);
+            out.push('\'');
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -61,4 +96,36 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml11_boolean_words_are_quoted_and_nothing_else_changes() {
+        let yaml = "enum:\n- Auto\n- Off\nmode: On\nname: Offline\n  - 'Off'\n";
+        assert_eq!(
+            quote_yaml11_booleans(yaml),
+            "enum:\n- Auto\n- 'Off'\nmode: 'On'\nname: Offline\n  - 'Off'\n"
+        );
+    }
+
+    #[test]
+    fn the_generated_crds_carry_no_bare_yaml11_boolean() {
+        for (name, text) in rendered().expect("renders") {
+            for line in text.lines() {
+                let value = line
+                    .trim_start()
+                    .trim_start_matches("- ")
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or("");
+                assert!(
+                    !YAML11_BOOLEANS.contains(&value),
+                    "{name}: bare {value:?} in {line:?}"
+                );
+            }
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! Developer tasks: `cargo xtask test`, `cargo xtask demo`, `cargo xtask crd`,
-//! `cargo xtask testbed build|up|down|env|status`.
+//! `cargo xtask testbed build|up|down|env|status`, `cargo xtask stack install|up|down|env|status`.
 
+mod chart;
 mod ci;
 mod crd;
 mod demo;
+mod stack;
 mod testbed;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +28,11 @@ enum Command {
     /// Build, start, stop and describe the local test bed.
     #[command(subcommand)]
     Testbed(testbed::Command),
+    /// Install, start, stop and describe the whole stack (token server, LiteLLM, emulator,
+    /// Kubernetes).
+    #[command(subcommand)]
+    Stack(stack::Command),
+    Chart(chart::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +41,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo => demo::run(),
         Command::Crd(args) => crd::run(&args),
         Command::Testbed(command) => testbed::run(command),
+        Command::Stack(command) => stack::run(command),
+        Command::Chart(args) => chart::run(&args),
     }
 }
