@@ -1,0 +1,102 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "foundry-gateway-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of every resource: fullnameOverride, else the release name when it already
+contains the chart name, else `<release>-<chart>`. Cluster-scoped objects carry it too, so two
+releases never share a ClusterRole.
+*/}}
+{{- define "foundry-gateway-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name and version of the chart, for the helm.sh/chart label. */}}
+{{- define "foundry-gateway-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every resource. */}}
+{{- define "foundry-gateway-operator.labels" -}}
+helm.sh/chart: {{ include "foundry-gateway-operator.chart" . }}
+{{ include "foundry-gateway-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: foundry-gateway-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select the operator pods. */}}
+{{- define "foundry-gateway-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "foundry-gateway-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "foundry-gateway-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "foundry-gateway-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The name of the leader-election Lease. */}}
+{{- define "foundry-gateway-operator.leaseName" -}}
+{{- default (include "foundry-gateway-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/* Where the extra CA bundle is mounted. */}}
+{{- define "foundry-gateway-operator.extraCADir" -}}
+/etc/foundry-gateway-operator/extra-ca
+{{- end }}
+
+{{/*
+What the operator may do: exactly the rules of config/rbac/role.yaml (the chart tests compare
+them). Rendered into the ClusterRole, or into the Role of watchNamespace.
+*/}}
+{{- define "foundry-gateway-operator.rules" -}}
+# The three kinds: watch them, add and remove the finalizer, write status.
+- apiGroups: ["gateway.foundry.dev"]
+  resources: ["foundryprojects", "gatewayconnections", "promptagents"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["gateway.foundry.dev"]
+  resources: ["foundryprojects/status", "gatewayconnections/status", "promptagents/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["gateway.foundry.dev"]
+  resources: ["foundryprojects/finalizers", "gatewayconnections/finalizers", "promptagents/finalizers"]
+  verbs: ["update"]
+# Referenced Secrets (API keys, client secrets, header values) and ConfigMaps (instructions):
+# read in the object's own namespace; watched as metadata so a rotation reaches Foundry at once.
+- apiGroups: [""]
+  resources: ["secrets", "configmaps"]
+  verbs: ["get", "list", "watch"]
+# Workload identity: a token of the ServiceAccount a FoundryProject names, in its namespace.
+- apiGroups: [""]
+  resources: ["serviceaccounts/token"]
+  verbs: ["create"]
+# Events for what a user should see.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* Checks of values that the schema cannot express. */}}
+{{- define "foundry-gateway-operator.validate" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicas > 1 needs leaderElection.enabled: without a leader every replica would write" }}
+{{- end }}
+{{- if and .Values.azureWorkloadIdentity.enabled (not .Values.azureWorkloadIdentity.clientId) }}
+{{- fail "azureWorkloadIdentity.enabled needs azureWorkloadIdentity.clientId" }}
+{{- end }}
+{{- end }}
