@@ -5,3 +5,4 @@
 //! namespace whose custom objects and events are printed when the test fails.
 
 pub mod harness;
+pub mod world;
