@@ -427,6 +427,11 @@ async fn throttling_from_arm_is_honoured_and_then_converges() {
         }),
     )
     .await;
+    // While it waits out the hint the object says it is still working, and is not Ready.
+    wait_for(&w.ns, GWC, "gw", READY, "Reconciling after the 429", |o| {
+        has_condition(o, "Reconciling", "True", None) && has_condition(o, "Ready", "False", None)
+    })
+    .await;
     wait_for(&w.ns, GWC, "gw", READY, "Active", active).await;
     let puts = foundry_calls("ProjectConnections_Create", &name);
     assert!(puts.len() >= 2, "{puts:?}");

@@ -376,6 +376,30 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
     let generation = project.metadata.generation.unwrap_or(0);
+    let live = project.status.clone().unwrap_or_default();
+    if live.observed_generation != Some(generation) {
+        // A new generation never looks finished: say so before any slow work (DESIGN §3 rule 3).
+        let mut conditions = Conditions::from_live(&live.conditions);
+        conditions.apply_outcome(
+            &Outcome::Progressing {
+                message: "Reconciling the new spec".into(),
+            },
+            generation,
+            Timestamp::now(),
+        );
+        let progressing = FoundryProjectStatus {
+            observed_generation: Some(generation),
+            conditions: conditions.into_vec(),
+            ..live
+        };
+        crate::apply_status::<FoundryProject>(
+            &ctx.client,
+            &namespace,
+            &project.name_any(),
+            &progressing,
+        )
+        .await?;
+    }
     let result = async {
         let resolved = resolve(&ctx, &project, true).await?;
         resolved

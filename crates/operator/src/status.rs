@@ -25,8 +25,6 @@ pub enum Outcome {
     /// Not ready for a reason that heals by itself without work of ours (gateway Inactive,
     /// referenced connection not Ready): neither Reconciling nor Stalled.
     NotReady { reason: String, message: String },
-    /// `spec.suspend` is true.
-    Suspended,
 }
 
 /// The condition list of one object, edited in place.
@@ -194,19 +192,6 @@ impl Conditions {
                 self.remove(types::RECONCILING);
                 self.remove(types::STALLED);
                 self.set(types::READY, false, reason, message, generation, now);
-            }
-            Outcome::Suspended => {
-                self.remove(types::RECONCILING);
-                self.remove(types::STALLED);
-                let message = "Suspended: spec.suspend is true; nothing is read or written";
-                self.set(
-                    types::READY,
-                    false,
-                    reasons::SUSPENDED,
-                    message,
-                    generation,
-                    now,
-                );
             }
         }
     }

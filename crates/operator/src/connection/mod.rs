@@ -326,8 +326,26 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
     let status = gc.status.clone().unwrap_or_default();
     let (mode, interval, timeout, threshold) = probe_settings(gc);
 
-    let mut conditions = Conditions::from_live(&status.conditions);
     let now = Timestamp::now();
+    if status.observed_generation != Some(generation) {
+        // A new generation never looks finished: say so before any slow work (DESIGN §3 rule 3).
+        let mut conditions = Conditions::from_live(&status.conditions);
+        conditions.apply_outcome(
+            &Outcome::Progressing {
+                message: "Reconciling the new spec".into(),
+            },
+            generation,
+            now,
+        );
+        let progressing = GatewayConnectionStatus {
+            observed_generation: Some(generation),
+            conditions: conditions.into_vec(),
+            ..status.clone()
+        };
+        crate::apply_status::<GatewayConnection>(&ctx.client, &namespace, &name, &progressing)
+            .await?;
+    }
+    let mut conditions = Conditions::from_live(&status.conditions);
     let mut next = ctx.settings.resync;
     let mut new_status = GatewayConnectionStatus {
         observed_generation: Some(generation),
