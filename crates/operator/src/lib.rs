@@ -11,6 +11,7 @@ pub mod failure;
 pub mod leader;
 pub mod metrics;
 pub mod project;
+pub mod reconcile;
 pub mod run;
 pub mod settings;
 pub mod status;

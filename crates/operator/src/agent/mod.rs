@@ -37,7 +37,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
@@ -47,7 +46,7 @@ use self::tracker::{Subject, Synced, Tracker, Trackers, Verification};
 use crate::agent_definition::{
     self, DesiredVersion, ValidationError, is_managed, needs_new_version, newest_version,
 };
-use crate::context::{Context, FINALIZER, REQUESTED_AT_ANNOTATION, object_key, same_status};
+use crate::context::{Context, REQUESTED_AT_ANNOTATION, object_key, same_status};
 use crate::failure::Failure;
 use crate::project::{self, ResolvedProject};
 use crate::status::Outcome;
@@ -67,74 +66,19 @@ const VERIFY_RETRY_MIN: Duration = Duration::from_secs(30);
 /// tests) cannot mix agents up.
 static TRACKERS: LazyLock<Trackers> = LazyLock::new(Trackers::default);
 
-/// Errors that end a reconcile early (everything else is written to status).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Writing status or the finalizer failed.
-    #[error("kubernetes API call failed")]
-    Kube(#[from] kube::Error),
-    /// The finalizer helper failed.
-    #[error("finalizer step failed")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    /// Deletion must wait (Foundry failed or the project cannot be reached); the finalizer stays.
-    #[error("deletion waits: {message}")]
-    DeletionPending {
-        /// Why.
-        message: String,
-        /// When to look again.
-        retry_after: Duration,
-    },
-}
-
-impl Error {
-    /// Stable label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Kube(_) => "KubernetesApiError",
-            Self::Finalizer(_) => "FinalizerError",
-            Self::DeletionPending { .. } => "DeletionPending",
-        }
-    }
-}
+pub use crate::reconcile::Error;
 
 /// Reconciles one PromptAgent.
 #[instrument(skip_all, fields(kind = KIND, namespace = agent.namespace().unwrap_or_default(), name = agent.name_any()))]
 pub async fn reconcile(agent: Arc<PromptAgent>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    if agent.spec.suspend == Some(true) && agent.meta().deletion_timestamp.is_none() {
-        return Ok(Action::await_change());
-    }
-    let api: Api<PromptAgent> =
-        Api::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, agent, |event| async {
-        match event {
-            Finalizer::Apply(agent) => apply(&agent, &ctx).await,
-            Finalizer::Cleanup(agent) => cleanup(&agent, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.observe_reconcile(KIND, started.elapsed());
-    if let Err(error) = &result {
-        ctx.metrics.observe_failure(KIND, error.label());
-    }
-    result
+    let suspended = agent.spec.suspend == Some(true);
+    crate::reconcile::with_finalizer(agent, ctx, KIND, suspended, apply, cleanup).await
 }
 
 /// Requeue policy for errors that escaped the reconcile (status could not be written, or
 /// deletion waits).
 pub fn error_policy(agent: Arc<PromptAgent>, error: &Error, ctx: Arc<Context>) -> Action {
-    if let Error::Finalizer(inner) = error
-        && let kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending {
-            retry_after,
-            ..
-        }) = inner.as_ref()
-    {
-        return Action::requeue(*retry_after);
-    }
-    warn!(error = %error, name = %agent.name_any(), "Reconcile failed");
-    let key = object_key(&agent.namespace().unwrap_or_default(), &agent.name_any());
-    Action::requeue(ctx.backoff(&key, None))
+    crate::reconcile::error_policy(agent, error, ctx)
 }
 
 /// Keys of the per-object state of one agent.

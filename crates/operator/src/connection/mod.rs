@@ -22,17 +22,15 @@ use foundry_gateway_client::SecretString;
 use foundry_gateway_client::connections::{AuthConfig, ConnectionResource};
 use foundry_gateway_client::probe::{GatewayAuth, GatewaySettings, ProbeMode, ProbeRequest};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use self::build::{Desired, ResolvedSecrets};
 use self::tracker::Tracker;
-use crate::context::{Context, FINALIZER, REQUESTED_AT_ANNOTATION, object_key, same_status};
+use crate::context::{Context, REQUESTED_AT_ANNOTATION, object_key, same_status};
 use crate::failure::Failure;
 use crate::project::{self, ResolvedProject};
 use crate::settings::parse_duration;
@@ -72,36 +70,7 @@ impl Trackers {
     }
 }
 
-/// Errors that end a reconcile early (everything else is written to status).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Writing status or the finalizer failed.
-    #[error("kubernetes API call failed")]
-    Kube(#[from] kube::Error),
-    /// The finalizer helper failed.
-    #[error("finalizer step failed")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    /// Deletion must wait (PromptAgents still use the connection, or Foundry failed); the
-    /// finalizer stays.
-    #[error("deletion waits: {message}")]
-    DeletionPending {
-        /// Why.
-        message: String,
-        /// When to look again.
-        retry_after: Duration,
-    },
-}
-
-impl Error {
-    /// Stable label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Kube(_) => "KubernetesApiError",
-            Self::Finalizer(_) => "FinalizerError",
-            Self::DeletionPending { .. } => "DeletionPending",
-        }
-    }
-}
+pub use crate::reconcile::Error;
 
 fn probe_settings(gc: &GatewayConnection) -> (ProbeMode, Option<Duration>, Duration, u32) {
     let probe = gc.spec.probe.clone().unwrap_or_default();
@@ -279,40 +248,13 @@ async fn publish(
 /// Reconciles one GatewayConnection.
 #[instrument(skip_all, fields(kind = KIND, namespace = gc.namespace().unwrap_or_default(), name = gc.name_any()))]
 pub async fn reconcile(gc: Arc<GatewayConnection>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    if gc.spec.suspend == Some(true) && gc.meta().deletion_timestamp.is_none() {
-        return Ok(Action::await_change());
-    }
-    let api: Api<GatewayConnection> =
-        Api::namespaced(ctx.client.clone(), &gc.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, gc, |event| async {
-        match event {
-            Finalizer::Apply(gc) => apply(&gc, &ctx).await,
-            Finalizer::Cleanup(gc) => cleanup(&gc, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.observe_reconcile(KIND, started.elapsed());
-    if let Err(error) = &result {
-        ctx.metrics.observe_failure(KIND, error.label());
-    }
-    result
+    let suspended = gc.spec.suspend == Some(true);
+    crate::reconcile::with_finalizer(gc, ctx, KIND, suspended, apply, cleanup).await
 }
 
 /// Requeue policy for errors that escaped the reconcile (status could not be written).
 pub fn error_policy(gc: Arc<GatewayConnection>, error: &Error, ctx: Arc<Context>) -> Action {
-    if let Error::Finalizer(inner) = error
-        && let kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending {
-            retry_after,
-            ..
-        }) = inner.as_ref()
-    {
-        return Action::requeue(*retry_after);
-    }
-    warn!(error = %error, name = %gc.name_any(), "Reconcile failed");
-    let key = object_key(&gc.namespace().unwrap_or_default(), &gc.name_any());
-    Action::requeue(ctx.backoff(&key, None))
+    crate::reconcile::error_policy(gc, error, ctx)
 }
 
 async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
