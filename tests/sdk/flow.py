@@ -8,6 +8,10 @@ endpoint (the real service or the local foundry-emulator):
     -> get_openai_client() -> conversations.create -> responses.create(extra_body={agent ref})
     -> print the reply -> delete the conversation and the agent version
 
+With --use-existing-agent it creates no version: it reads the agent (made by someone else, such as
+the operator) by name, references it by name only (so the service picks its latest version), and
+deletes only the conversation.
+
 TLS trust comes from the environment (SSL_CERT_FILE / REQUESTS_CA_BUNDLE).
 Exit code 0 when every expectation held, 1 otherwise.
 """
@@ -81,8 +85,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--expect-model-not-found", action="store_true",
                    default=env("FOUNDRY_EXPECT_MODEL_NOT_FOUND", "") in ("1", "true", "yes"),
                    help="expect responses.create to fail with the openai NotFoundError")
+    p.add_argument("--use-existing-agent", action="store_true",
+                   default=env("FOUNDRY_USE_EXISTING_AGENT", "") in ("1", "true", "yes"),
+                   help="create no version: use the agent named --agent-name as it is, referenced "
+                        "by name only, and leave it in place (env FOUNDRY_USE_EXISTING_AGENT)")
     args = p.parse_args(argv)
-    missing = [n for n in ("endpoint", "token", "connection", "model") if not getattr(args, n)]
+    required = ("endpoint", "token") if args.use_existing_agent else ("endpoint", "token", "connection", "model")
+    missing = [n for n in required if not getattr(args, n)]
     if missing:
         p.error("missing: " + ", ".join("--" + m for m in missing))
     if not args.expect and not args.expect_model_not_found:
@@ -97,17 +106,23 @@ def main(argv: list[str]) -> int:
     ok = True
 
     with AIProjectClient(endpoint=args.endpoint, credential=credential) as project:
-        agent = project.agents.create_version(
-            agent_name=args.agent_name,
-            definition=PromptAgentDefinition(model=model, instructions=args.instructions),
-        )
-        print(f"AGENT: {agent.name} version {agent.version} model {model}")
+        if args.use_existing_agent:
+            details = project.agents.get(agent_name=args.agent_name)
+            latest = details.versions.latest
+            print(f"AGENT: {details.name} version {latest.version} model {latest.definition.model}")
+            reference = {"name": details.name, "type": "agent_reference"}
+        else:
+            agent = project.agents.create_version(
+                agent_name=args.agent_name,
+                definition=PromptAgentDefinition(model=model, instructions=args.instructions),
+            )
+            print(f"AGENT: {agent.name} version {agent.version} model {model}")
+            reference = {"name": agent.name, "version": agent.version, "type": "agent_reference"}
         openai = project.get_openai_client()
         conversation = openai.conversations.create(
             items=[{"type": "message", "role": "user", "content": "Hello from the SDK flow."}],
         )
         print(f"CONVERSATION: {conversation.id}")
-        reference = {"name": agent.name, "version": agent.version, "type": "agent_reference"}
         try:
             try:
                 response = openai.responses.create(
@@ -123,6 +138,9 @@ def main(argv: list[str]) -> int:
                     ok = False
             else:
                 reply = response.output_text
+                served = (response.model_extra or {}).get("agent_reference") or {}
+                if served:
+                    print(f"SERVED BY: {served.get('name')} version {served.get('version')}")
                 print(f"REPLY: {reply}")
                 if args.expect_model_not_found:
                     print("FAILED: expected a model-not-found error, got a reply")
@@ -133,8 +151,9 @@ def main(argv: list[str]) -> int:
         finally:
             openai.conversations.delete(conversation_id=conversation.id)
             print(f"DELETED CONVERSATION: {conversation.id}")
-            project.agents.delete_version(agent_name=agent.name, agent_version=agent.version)
-            print(f"DELETED AGENT VERSION: {agent.name} {agent.version}")
+            if not args.use_existing_agent:
+                project.agents.delete_version(agent_name=agent.name, agent_version=agent.version)
+                print(f"DELETED AGENT VERSION: {agent.name} {agent.version}")
 
     print("PASSED" if ok else "FAILED")
     return 0 if ok else 1

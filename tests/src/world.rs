@@ -167,7 +167,9 @@ pub fn assert_status_contract(object: &Value) {
             object["status"]
         );
     }
-    if is_true("Ready") {
+    // Ready=True must describe the current generation, once the controller has seen it (until
+    // then status.observedGeneration lags and every tool reads the object as in progress).
+    if is_true("Ready") && object["status"]["observedGeneration"].as_i64() == generation {
         for c in object["status"]["conditions"]
             .as_array()
             .into_iter()
