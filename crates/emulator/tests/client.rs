@@ -1,6 +1,8 @@
 //! The operator's Foundry client against the emulator over HTTPS: every operation, the error
 //! envelopes, 404 handling, throttling with Retry-After, and paging.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
