@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use foundry_gateway_testbed::gateway::{Gateway, GatewayOptions};
+use foundry_gateway_testbed::gateway::{Gateway, GatewayModel, GatewayOptions};
 use foundry_gateway_testbed::stack::{GATEWAY_CLIENT_ID, GATEWAY_SCOPE};
 use foundry_gateway_tests::world::{
     World, apply, apply_secret, get, has_condition, stack, wait_for,
@@ -279,11 +279,10 @@ async fn a_stopped_gateway_is_unreachable_and_active_again_after_it_restarts() {
 async fn a_slow_gateway_times_out_and_a_missing_model_is_model_not_found() {
     let w = World::new("gwc-causes", Duration::from_secs(600)).await;
     let s = stack();
-    let slow = Gateway::start(
-        GatewayOptions::new(w.dir.join("slow"), s.ca().clone())
-            .with_slow_model("gpt-4o", Duration::from_secs(6)),
-    )
-    .expect("slow gateway");
+    // Only the slow deployment: with a fast twin of the same name LiteLLM would balance between them.
+    let mut slow_options = GatewayOptions::new(w.dir.join("slow"), s.ca().clone());
+    slow_options.models = vec![GatewayModel::new("gpt-4o").with_delay(Duration::from_secs(6))];
+    let slow = Gateway::start(slow_options).expect("slow gateway");
     let prefix = &w.ns.name()[..12.min(w.ns.name().len())];
     apply_secret(&w.ns, "slow-key", json!({"key": slow.master_key.expose()})).await;
     apply_secret(&w.ns, "gateway-key", key_secret()).await;
