@@ -104,6 +104,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("warning: the test bed did not stop cleanly: {error}");
     }
     result?;
+    if args.test_args.is_empty() {
+        // Short runs of the benchmark and the fault campaign: their zero-counts are invariants
+        // (no writes or status patches while idle, one write per object, no duplicates, no leaks,
+        // no call before a Retry-After, no secret in logs), so a violation fails CI.
+        let bench_started = Instant::now();
+        eprintln!("==> short benchmark (cargo xtask bench, CI size)");
+        crate::bench::run(&crate::bench::Args::ci())?;
+        eprintln!("==> short benchmark: ok in {:.1?}", bench_started.elapsed());
+        let faults_started = Instant::now();
+        eprintln!("==> short fault campaign (cargo xtask faults, CI size)");
+        crate::bench::faults::run(&crate::bench::faults::Args::ci())?;
+        eprintln!("==> short fault campaign: ok in {:.1?}", faults_started.elapsed());
+    }
     eprintln!("==> all checks passed in {:.1?}", started.elapsed());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask test`, `cargo xtask demo`, `cargo xtask crd`,
 //! `cargo xtask testbed build|up|down|env|status`, `cargo xtask stack install|up|down|env|status`.
 
+mod bench;
 mod chart;
 mod ci;
 mod crd;
@@ -21,8 +22,10 @@ struct Cli {
 enum Command {
     /// Run the whole test suite: format, CRD drift, clippy, and every test on a real test bed.
     Test(ci::Args),
-    /// Start the local demo: test bed, CRDs, samples.
-    Demo,
+    /// Run the operator end to end on this machine: the stack with Kubernetes, the operator with
+    /// its shipped RBAC, the samples, and the official SDK asking the agent it made
+    /// (`demo down` stops a demo left running).
+    Demo(demo::Args),
     /// Write the CRD YAML to config/crd/ and the chart, or check that it is up to date.
     Crd(crd::Args),
     /// Build, start, stop and describe the local test bed.
@@ -33,15 +36,23 @@ enum Command {
     #[command(subcommand)]
     Stack(stack::Command),
     Chart(chart::Args),
+    /// Measure DESIGN §8 on the test bed: N GatewayConnections + N PromptAgents from apply to
+    /// Ready, Foundry calls, idle writes and status patches, operator memory and CPU.
+    Bench(bench::Args),
+    /// Converge under injected faults (429/5xx, latency, dropped connections, gateway restarts,
+    /// Secret rotation, operator SIGKILLs, two replicas) and check nothing leaked or doubled.
+    Faults(bench::faults::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test(args) => ci::run(&args),
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(args),
         Command::Crd(args) => crd::run(&args),
         Command::Testbed(command) => testbed::run(command),
         Command::Stack(command) => stack::run(command),
         Command::Chart(args) => chart::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Faults(args) => bench::faults::run(&args),
     }
 }

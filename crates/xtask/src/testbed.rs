@@ -60,11 +60,6 @@ pub struct DirArg {
 }
 
 impl DirArg {
-    /// A state directory given by the caller.
-    pub fn new(dir: PathBuf) -> Self {
-        Self { dir: Some(dir) }
-    }
-
     fn path(&self) -> PathBuf {
         self.dir.clone().unwrap_or_else(paths::default_state_dir)
     }
