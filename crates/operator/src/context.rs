@@ -64,6 +64,9 @@ pub struct Context {
     pub stores: Stores,
     /// Per-connection memory of the GatewayConnection controller.
     pub trackers: crate::connection::Trackers,
+    /// Per object key: no Foundry call before this instant (a server's Retry-After), even when
+    /// the object's own status write triggers a reconcile sooner.
+    not_before: Mutex<HashMap<String, Instant>>,
     /// When a referenced Secret or key was first found missing, per object key.
     missing_since: Mutex<HashMap<String, Instant>>,
 }
@@ -109,6 +112,7 @@ impl Context {
             recorder,
             stores,
             trackers: crate::connection::Trackers::default(),
+            not_before: Mutex::new(HashMap::new()),
             missing_since: Mutex::new(HashMap::new()),
         })
     }
@@ -140,11 +144,33 @@ impl Context {
     }
 
     /// The delay before retrying `key` after a transient failure (never shorter than the hint).
+    /// With a server hint, no reconcile of `key` calls Foundry before it has passed.
     pub fn backoff(&self, key: &str, retry_after: Option<Duration>) -> Duration {
-        self.backoff
+        let delay = self
+            .backoff
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .next_delay(key, retry_after)
+            .next_delay(key, retry_after);
+        if retry_after.is_some() {
+            self.not_before
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.to_owned(), Instant::now() + delay);
+        }
+        delay
+    }
+
+    /// How long `key` must still wait for a server's retry hint, if it must.
+    pub fn deferred(&self, key: &str) -> Option<Duration> {
+        let mut map = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        let until = *map.get(key)?;
+        let now = Instant::now();
+        if until > now {
+            Some(until - now)
+        } else {
+            map.remove(key);
+            None
+        }
     }
 
     /// Resets the backoff of `key` after a success.
@@ -153,6 +179,10 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .reset(key);
+        self.not_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }
 

@@ -484,3 +484,20 @@ pub fn error_policy(
     );
     Action::requeue(ctx.backoff(&key, None))
 }
+
+/// The FoundryProject `name` of `namespace`: from the store, else from the apiserver (the store
+/// may not have loaded yet, e.g. right after a leader change). Used where "gone" must be true
+/// before acting on it, such as deciding to leave a Foundry resource behind on deletion.
+pub async fn find(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Arc<FoundryProject>>, kube::Error> {
+    let reference =
+        kube::runtime::reflector::ObjectRef::<FoundryProject>::new(name).within(namespace);
+    if let Some(project) = ctx.stores.projects.get(&reference) {
+        return Ok(Some(project));
+    }
+    let api: Api<FoundryProject> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(api.get_opt(name).await?.map(Arc::new))
+}

@@ -67,6 +67,11 @@ where
     if suspended && object.meta().deletion_timestamp.is_none() {
         return Ok(Action::await_change());
     }
+    let key = object_key(&object.namespace().unwrap_or_default(), &object.name_any());
+    if let Some(wait) = ctx.deferred(&key) {
+        // Woken early (typically by our own status write): Foundry asked us to wait.
+        return Ok(Action::requeue(wait));
+    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {

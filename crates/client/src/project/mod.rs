@@ -336,8 +336,13 @@ fn append_list_query(url: &mut Url, options: &ListOptions) {
 }
 
 /// The cursor for the page after `page`, given the cursor that fetched it: `last_id`, unless
-/// it is missing, empty, or did not move (a loop guard).
+/// the service says there is no more (`has_more: false`; the Python pager ignores it and asks
+/// once more, which costs a call per listing), or `last_id` is missing, empty, or did not move
+/// (a loop guard).
 pub fn next_cursor<T>(page: &ListPage<T>, previous: Option<&str>) -> Option<String> {
+    if page.has_more == Some(false) {
+        return None;
+    }
     match page.last_id.as_deref() {
         Some(id) if !id.is_empty() && Some(id) != previous => Some(id.to_owned()),
         _ => None,
@@ -438,6 +443,22 @@ mod tests {
         assert_eq!(next_cursor(&page(&[], None), Some("a")), None);
         assert_eq!(next_cursor(&page(&["a"], Some("a")), Some("a")), None);
         assert_eq!(next_cursor(&page(&[], Some("")), None), None);
+    }
+
+    #[test]
+    fn a_page_that_says_there_is_no_more_ends_the_listing() {
+        let page = ListPage::<u32> {
+            data: vec![1],
+            first_id: Some("a".into()),
+            last_id: Some("b".into()),
+            has_more: Some(false),
+        };
+        assert_eq!(next_cursor(&page, None), None);
+        let more = ListPage::<u32> {
+            has_more: Some(true),
+            ..page
+        };
+        assert_eq!(next_cursor(&more, None).as_deref(), Some("b"));
     }
 
     #[tokio::test]

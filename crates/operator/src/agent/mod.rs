@@ -58,6 +58,8 @@ const CREATING_POLL: Duration = Duration::from_secs(5);
 const MIN_WAIT: Duration = Duration::from_secs(5);
 /// Page size of version listings (Foundry's maximum).
 const LIST_PAGE: u32 = 100;
+/// How soon an agent waiting for its connection looks again.
+const CONNECTION_RECHECK: Duration = Duration::from_secs(3);
 /// Shortest wait before a failed verification runs again (each one spends tokens).
 const VERIFY_RETRY_MIN: Duration = Duration::from_secs(30);
 
@@ -144,12 +146,13 @@ async fn apply(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
                 Failure::Transient { retry_after, .. } => ctx.backoff(&keys.object, *retry_after),
                 Failure::Permanent { .. } => Duration::MAX,
                 // A connection or model that is missing heals when the connection changes, which
-                // triggers this agent; a project is polled.
+                // triggers this agent; but that trigger can arrive before the connection store
+                // has the change, so look again soon (store reads only, no Foundry call).
                 Failure::Waiting { reason, .. }
                     if reason == reasons::CONNECTION_NOT_READY
                         || reason == reasons::MODEL_NOT_FOUND =>
                 {
-                    ctx.settings.resync
+                    ctx.settings.resync.min(CONNECTION_RECHECK)
                 }
                 Failure::Waiting { .. } => ctx.backoff(&keys.object, None).max(MIN_WAIT),
             };
@@ -620,9 +623,7 @@ async fn cleanup(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
     if agent.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Delete {
         // A name Foundry cannot hold was never created there.
         if let Ok(agent_name) = agent_definition::agent_name(&agent.spec, &name) {
-            let project_ref =
-                ObjectRef::<FoundryProject>::new(&agent.spec.project_ref.name).within(&namespace);
-            match ctx.stores.projects.get(&project_ref) {
+            match project::find(ctx, &namespace, &agent.spec.project_ref.name).await? {
                 Some(project) => {
                     let resolved =
                         project::resolve(ctx, &project, false)

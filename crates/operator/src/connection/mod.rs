@@ -503,8 +503,9 @@ async fn sync_and_probe(
     status.connection_name = Some(desired.name.clone());
 
     // read live → compare → PUT on drift or new credentials
+    // The tracker, not the (possibly stale) cached status, says what was last written: a
+    // reconcile that sees its own previous status write late must not write again.
     if forced
-        || status.connection_id.is_none()
         || tracker.foundry_check_due(generation, &desired.credentials_hash, ctx.settings.resync)
     {
         let live = project
@@ -526,8 +527,11 @@ async fn sync_and_probe(
                     ));
                 }
                 let drift = build::drift(&desired.properties, &live.properties);
-                let new_credentials =
-                    status.credentials_hash.as_deref() != Some(desired.credentials_hash.as_str());
+                let applied = tracker
+                    .synced_credentials
+                    .as_deref()
+                    .or(status.credentials_hash.as_deref());
+                let new_credentials = applied != Some(desired.credentials_hash.as_str());
                 match (ours, drift, new_credentials) {
                     (false, _, _) => Some("Adopted".to_owned()),
                     (true, Some(fields), _) => Some(format!("Updated ({fields} differed)")),
@@ -565,7 +569,15 @@ async fn sync_and_probe(
         status.credentials_hash = Some(desired.credentials_hash.clone());
         tracker.synced_generation = Some(generation);
         tracker.synced_credentials = Some(desired.credentials_hash.clone());
+        tracker.connection_id.clone_from(&status.connection_id);
         tracker.last_foundry_check = Some(Instant::now());
+    } else {
+        // Not re-read this time: status says what the last check found.
+        status.connection_id = tracker
+            .connection_id
+            .clone()
+            .or_else(|| Some(project.resource_id.connection_id(&desired.name)));
+        status.credentials_hash = Some(desired.credentials_hash.clone());
     }
 
     // probe
@@ -653,10 +665,8 @@ async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error>
         });
     }
     if gc.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Delete {
-        let project_ref =
-            ObjectRef::<FoundryProject>::new(&gc.spec.project_ref.name).within(&namespace);
         let connection_name = build::connection_name(&gc.spec, &name);
-        match ctx.stores.projects.get(&project_ref) {
+        match project::find(ctx, &namespace, &gc.spec.project_ref.name).await? {
             Some(project) => {
                 let resolved = match project::resolve(ctx, &project, false).await {
                     Ok(resolved) => resolved,

@@ -26,6 +26,8 @@ pub struct Tracker {
     pub synced_generation: Option<i64>,
     /// Credentials hash last synced.
     pub synced_credentials: Option<String>,
+    /// ARM id of the connection last written or read.
+    pub connection_id: Option<String>,
     /// When Foundry was last read.
     pub last_foundry_check: Option<Instant>,
     /// When the gateway was last probed.
