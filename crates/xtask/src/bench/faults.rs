@@ -81,7 +81,6 @@ pub struct Args {
 
 impl Args {
     /// The short run of CI: 5 + 5 objects, one minute of faults.
-    #[allow(dead_code, reason = "called by ci.rs")]
     pub fn ci() -> Self {
         Self {
             seed: 42,

@@ -94,7 +94,6 @@ pub struct Args {
 
 impl Args {
     /// The short run of CI: 10 + 10 objects, two idle intervals.
-    #[allow(dead_code, reason = "called by ci.rs")]
     pub fn ci() -> Self {
         Self {
             n: 10,
