@@ -115,7 +115,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let faults_started = Instant::now();
         eprintln!("==> short fault campaign (cargo xtask faults, CI size)");
         crate::bench::faults::run(&crate::bench::faults::Args::ci())?;
-        eprintln!("==> short fault campaign: ok in {:.1?}", faults_started.elapsed());
+        eprintln!(
+            "==> short fault campaign: ok in {:.1?}",
+            faults_started.elapsed()
+        );
     }
     eprintln!("==> all checks passed in {:.1?}", started.elapsed());
     Ok(())
