@@ -287,6 +287,20 @@ impl Drop for LogsOnFailure {
 
 // ----- 1. every kind of connection ------------------------------------------------------------
 
+/// The key Secret and a static-model ModelGateway connection `gw` (Foundry name `<t>-gw`) on the
+/// stack's LiteLLM, waited on until Ready and Active.
+async fn ready_static_connection(w: &World, t: &str) {
+    apply_secret(&w.ns, "gateway-key", key_secret()).await;
+    apply(
+        &w.ns,
+        GWC,
+        "gw",
+        static_connection(&format!("{t}-gw"), default_probe()),
+    )
+    .await;
+    wait_for(&w.ns, GWC, "gw", READY, "Ready and Active", active).await;
+}
+
 #[tokio::test]
 async fn an_agent_on_each_kind_of_connection_is_ready_with_the_gateway_model_and_a_verified_reply()
 {
@@ -501,15 +515,7 @@ async fn the_official_sdk_talks_to_the_agent_named_in_its_status_and_gets_the_ga
     let _logs = LogsOnFailure::of(&w);
     let s = stack();
     let t = tag(&w);
-    apply_secret(&w.ns, "gateway-key", key_secret()).await;
-    apply(
-        &w.ns,
-        GWC,
-        "gw",
-        static_connection(&format!("{t}-gw"), default_probe()),
-    )
-    .await;
-    wait_for(&w.ns, GWC, "gw", READY, "Ready and Active", active).await;
+    ready_static_connection(&w, &t).await;
     apply(
         &w.ns,
         PA,
@@ -582,15 +588,7 @@ async fn changing_the_instructions_creates_exactly_one_version_and_quiet_resyncs
     let _logs = LogsOnFailure::of(&w);
     let t = tag(&w);
     let name = format!("{t}-steady");
-    apply_secret(&w.ns, "gateway-key", key_secret()).await;
-    apply(
-        &w.ns,
-        GWC,
-        "gw",
-        static_connection(&format!("{t}-gw"), default_probe()),
-    )
-    .await;
-    wait_for(&w.ns, GWC, "gw", READY, "Ready and Active", active).await;
+    ready_static_connection(&w, &t).await;
     apply(
         &w.ns,
         PA,
@@ -690,15 +688,7 @@ async fn killing_the_operator_at_random_moments_never_duplicates_a_version_and_e
     let mut w = World::new("pa-chaos", Duration::from_secs(5)).await;
     let _logs = LogsOnFailure::of(&w);
     let t = tag(&w);
-    apply_secret(&w.ns, "gateway-key", key_secret()).await;
-    apply(
-        &w.ns,
-        GWC,
-        "gw",
-        static_connection(&format!("{t}-gw"), default_probe()),
-    )
-    .await;
-    wait_for(&w.ns, GWC, "gw", READY, "Ready and Active", active).await;
+    ready_static_connection(&w, &t).await;
     // Two slow calls give a kill two windows to land in. A create of this test's agents takes
     // 1.5 s: a kill then cuts a create in flight (the emulator drops a request whose client went
     // away, as a server may). Each agent verifies its new version before the operator writes
@@ -864,15 +854,7 @@ async fn a_model_the_connection_does_not_offer_is_model_not_found_with_the_model
     let _logs = LogsOnFailure::of(&w);
     let t = tag(&w);
     let name = format!("{t}-nomodel");
-    apply_secret(&w.ns, "gateway-key", key_secret()).await;
-    apply(
-        &w.ns,
-        GWC,
-        "gw",
-        static_connection(&format!("{t}-gw"), default_probe()),
-    )
-    .await;
-    wait_for(&w.ns, GWC, "gw", READY, "Ready and Active", active).await;
+    ready_static_connection(&w, &t).await;
     apply(
         &w.ns,
         PA,
@@ -927,15 +909,7 @@ async fn an_unsupported_tool_kind_is_refused_at_admission_with_its_name_and_neve
     let _logs = LogsOnFailure::of(&w);
     let t = tag(&w);
     let refused = format!("{t}-bing");
-    apply_secret(&w.ns, "gateway-key", key_secret()).await;
-    apply(
-        &w.ns,
-        GWC,
-        "gw",
-        static_connection(&format!("{t}-gw"), default_probe()),
-    )
-    .await;
-    wait_for(&w.ns, GWC, "gw", READY, "Ready and Active", active).await;
+    ready_static_connection(&w, &t).await;
     let manifest = json!({
         "apiVersion": "gateway.foundry.dev/v1alpha1", "kind": "PromptAgent",
         "metadata": {"name": "bing", "namespace": w.ns.name()},
@@ -1202,15 +1176,7 @@ async fn deleting_an_agent_removes_it_from_foundry_with_policy_delete_and_keeps_
     let t = tag(&w);
     let deleted = format!("{t}-deleted");
     let kept = format!("{t}-kept");
-    apply_secret(&w.ns, "gateway-key", key_secret()).await;
-    apply(
-        &w.ns,
-        GWC,
-        "gw",
-        static_connection(&format!("{t}-gw"), default_probe()),
-    )
-    .await;
-    wait_for(&w.ns, GWC, "gw", READY, "Ready and Active", active).await;
+    ready_static_connection(&w, &t).await;
     apply(
         &w.ns,
         PA,
