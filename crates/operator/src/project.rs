@@ -379,17 +379,9 @@ pub async fn reconcile(
     let live = project.status.clone().unwrap_or_default();
     if live.observed_generation != Some(generation) {
         // A new generation never looks finished: say so before any slow work (DESIGN §3 rule 3).
-        let mut conditions = Conditions::from_live(&live.conditions);
-        conditions.apply_outcome(
-            &Outcome::Progressing {
-                message: "Reconciling the new spec".into(),
-            },
-            generation,
-            Timestamp::now(),
-        );
         let progressing = FoundryProjectStatus {
             observed_generation: Some(generation),
-            conditions: conditions.into_vec(),
+            conditions: Conditions::new_generation(&live.conditions, generation, Timestamp::now()),
             ..live
         };
         crate::apply_status::<FoundryProject>(

@@ -113,6 +113,20 @@ impl Conditions {
         self.list.retain(|c| c.type_ != type_);
     }
 
+    /// The conditions to write at the first reconcile of a new generation, before any slow
+    /// work, so that a new object or spec never looks finished (DESIGN §3 rule 3).
+    pub fn new_generation(live: &[Condition], generation: i64, now: Timestamp) -> Vec<Condition> {
+        let mut conditions = Self::from_live(live);
+        conditions.apply_outcome(
+            &Outcome::Progressing {
+                message: "Reconciling the new spec".into(),
+            },
+            generation,
+            now,
+        );
+        conditions.into_vec()
+    }
+
     /// Writes Ready, Reconciling and Stalled for an outcome. Domain conditions set before this
     /// call are kept; Ready=True is only written when every condition describes `generation`.
     pub fn apply_outcome(&mut self, outcome: &Outcome, generation: i64, now: Timestamp) {

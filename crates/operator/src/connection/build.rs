@@ -222,26 +222,12 @@ pub fn build(
         });
     let discovery = discovery(spec);
     let custom_headers = (!spec.custom_headers.is_empty()).then(|| {
-        spec.custom_headers
-            .iter()
-            .map(|h| {
-                let value = match (&h.value, secrets.header_values.get(&h.name)) {
-                    (Some(v), _) => v.clone(),
-                    (None, Some(secret)) => secret.expose().to_owned(),
-                    (None, None) => String::new(),
-                };
-                (h.name.clone(), value)
-            })
+        header_values(spec, secrets)
+            .into_iter()
+            .map(|(name, value)| (name, value.expose().to_owned()))
             .collect::<BTreeMap<_, _>>()
     });
-    let auth_config = spec.auth.api_key.as_ref().and_then(|k| {
-        k.header.as_ref().map(|header| {
-            AuthConfig::new(
-                header,
-                k.format.clone().unwrap_or_else(|| "{api_key}".to_owned()),
-            )
-        })
-    });
+    let auth_config = auth_config(spec);
     let mut other = BTreeMap::new();
     other.insert(
         MANAGED_BY_KEY.to_owned(),
@@ -270,6 +256,36 @@ pub fn build(
             .map(|models| models.into_iter().map(|m| m.name).collect())
             .unwrap_or_default(),
     })
+}
+
+/// `authConfig`: how the API key is sent, when the spec names a header (default format
+/// `{api_key}`); None means Foundry's default `api-key` header.
+pub fn auth_config(spec: &GatewayConnectionSpec) -> Option<AuthConfig> {
+    let key = spec.auth.api_key.as_ref()?;
+    let header = key.header.as_ref()?;
+    Some(AuthConfig::new(
+        header,
+        key.format.clone().unwrap_or_else(|| "{api_key}".to_owned()),
+    ))
+}
+
+/// Every custom header with its value, inline or from its Secret (empty when unresolved).
+pub fn header_values(
+    spec: &GatewayConnectionSpec,
+    secrets: &ResolvedSecrets,
+) -> BTreeMap<String, SecretString> {
+    spec.custom_headers
+        .iter()
+        .map(|h| {
+            let value = h
+                .value
+                .clone()
+                .map(SecretString::from)
+                .or_else(|| secrets.header_values.get(&h.name).cloned())
+                .unwrap_or_else(|| SecretString::new(""));
+            (h.name.clone(), value)
+        })
+        .collect()
 }
 
 /// A salted hash of the credentials sent to Foundry: changes when a key rotates, reveals nothing.

@@ -10,7 +10,7 @@
 pub mod build;
 pub mod tracker;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use foundry_gateway_api::conditions::{reasons, types};
 use foundry_gateway_api::connection::{GatewayState, ProbeMode as SpecProbeMode};
 use foundry_gateway_api::{FoundryProject, GatewayConnection, GatewayConnectionStatus};
 use foundry_gateway_client::SecretString;
-use foundry_gateway_client::connections::{AuthConfig, ConnectionResource};
+use foundry_gateway_client::connections::ConnectionResource;
 use foundry_gateway_client::probe::{GatewayAuth, GatewaySettings, ProbeMode, ProbeRequest};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -147,18 +147,13 @@ fn gateway_settings(
     secrets: &ResolvedSecrets,
     project: &ResolvedProject,
 ) -> GatewaySettings {
-    let auth = if let Some(api_key) = &gc.spec.auth.api_key {
+    let auth = if gc.spec.auth.api_key.is_some() {
         GatewayAuth::ApiKey {
             key: secrets
                 .api_key
                 .clone()
                 .unwrap_or_else(|| SecretString::new("")),
-            auth_config: api_key.header.as_ref().map(|h| {
-                AuthConfig::new(
-                    h,
-                    api_key.format.clone().unwrap_or_else(|| "{api_key}".into()),
-                )
-            }),
+            auth_config: build::auth_config(&gc.spec),
         }
     } else if let Some(oauth) = &gc.spec.auth.oauth2 {
         GatewayAuth::OAuth2 {
@@ -181,22 +176,7 @@ fn gateway_settings(
     } else {
         GatewayAuth::None
     };
-    let custom_headers: BTreeMap<String, SecretString> = gc
-        .spec
-        .custom_headers
-        .iter()
-        .map(|h| {
-            let value = h
-                .value
-                .clone()
-                .map(SecretString::from)
-                .or_else(|| secrets.header_values.get(&h.name).cloned());
-            (
-                h.name.clone(),
-                value.unwrap_or_else(|| SecretString::new("")),
-            )
-        })
-        .collect();
+    let custom_headers = build::header_values(&gc.spec, secrets);
     GatewaySettings {
         target: gc.spec.target.clone(),
         category: desired.properties.category.clone(),
@@ -271,17 +251,9 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
     if status.observed_generation != Some(generation) {
         // A new generation never looks finished: say so before any slow work (DESIGN §3 rule 3).
-        let mut conditions = Conditions::from_live(&status.conditions);
-        conditions.apply_outcome(
-            &Outcome::Progressing {
-                message: "Reconciling the new spec".into(),
-            },
-            generation,
-            now,
-        );
         let progressing = GatewayConnectionStatus {
             observed_generation: Some(generation),
-            conditions: conditions.into_vec(),
+            conditions: Conditions::new_generation(&status.conditions, generation, now),
             ..status.clone()
         };
         crate::apply_status::<GatewayConnection>(&ctx.client, &namespace, &name, &progressing)
