@@ -26,6 +26,9 @@ pub(crate) struct RequestRecord {
     /// `null` when the connection was dropped by a fault.
     pub(crate) status: Option<u16>,
     pub(crate) duration_ms: u64,
+    /// Id of the TCP connection the request came on. A dropped connection loses every answer
+    /// still in flight on it (HTTP/2 multiplexes requests), even those recorded with a status.
+    pub(crate) connection: u64,
     /// The JSON body with every credential value replaced by `"<redacted>"`.
     pub(crate) request_body: Value,
     /// SHA-256 of the credentials (canonical JSON) when the body carried any.
@@ -191,6 +194,7 @@ pub(crate) struct Control {
     seed: u64,
     max_recorded: usize,
     seq: AtomicU64,
+    connections: AtomicU64,
     requests: Mutex<VecDeque<RequestRecord>>,
     gateway_seq: AtomicU64,
     gateway_calls: Mutex<VecDeque<GatewayCallRecord>>,
@@ -207,6 +211,7 @@ impl Control {
             seed,
             max_recorded: max_recorded.max(1),
             seq: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             requests: Mutex::new(VecDeque::new()),
             gateway_seq: AtomicU64::new(0),
             gateway_calls: Mutex::new(VecDeque::new()),
@@ -220,6 +225,11 @@ impl Control {
 
     pub(crate) fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A fresh id for an accepted connection.
+    pub(crate) fn next_connection(&self) -> u64 {
+        self.connections.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub(crate) fn record(&self, record: RequestRecord) {

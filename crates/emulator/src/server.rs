@@ -246,6 +246,7 @@ async fn accept_loop(
 /// Per-connection context handed to every request.
 #[derive(Clone, Debug)]
 struct ConnCtx {
+    id: u64,
     remote: SocketAddr,
     drop: Arc<Notify>,
 }
@@ -259,6 +260,7 @@ async fn serve_connection<I>(
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let ctx = ConnCtx {
+        id: app.control.next_connection(),
         remote,
         drop: Arc::new(Notify::new()),
     };
@@ -344,6 +346,7 @@ async fn handle(app: Arc<App>, ctx: ConnCtx, req: Request<Incoming>) -> Response
                     query,
                     status: None,
                     duration_ms: elapsed_ms(started),
+                    connection: ctx.id,
                     request_body,
                     credentials_sha256: creds,
                     fault: fault_id,
@@ -391,6 +394,7 @@ async fn handle(app: Arc<App>, ctx: ConnCtx, req: Request<Incoming>) -> Response
         query,
         status: Some(status),
         duration_ms: elapsed_ms(started),
+        connection: ctx.id,
         request_body,
         credentials_sha256: creds,
         fault: fault_id,

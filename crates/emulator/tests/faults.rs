@@ -127,6 +127,11 @@ async fn a_dropped_connection_is_a_connection_error_for_reqwest() {
         .await;
     assert_eq!(log[0]["dropped"], true);
     assert!(log[0]["status"].is_null());
+    let (dropped_on, served_on) = (log[0]["connection"].as_u64(), log[1]["connection"].as_u64());
+    assert!(
+        dropped_on.is_some() && served_on.is_some() && dropped_on != served_on,
+        "each record names its connection, and the retry came on a new one: {log:?}"
+    );
 }
 
 #[tokio::test]

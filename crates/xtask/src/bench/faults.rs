@@ -51,6 +51,8 @@ const LONG_OUTAGE: Duration = Duration::from_secs(24);
 const GATEWAY_OUTAGE: Duration = Duration::from_secs(8);
 /// Clock slack of the Retry-After check: the log has millisecond times.
 const CLOCK_SLACK_MS: u64 = 20;
+/// An answer logged this soon before its connection was dropped may never have been read.
+const DELIVERY_SLACK_MS: u64 = 100;
 /// How often the run asks the replicas who leads.
 const LEADER_POLL: Duration = Duration::from_millis(500);
 /// The operator's resync during the run.
@@ -211,11 +213,15 @@ struct EarlyCall {
 }
 
 /// Calls sent on the same path after a 429 was answered and before its `Retry-After` ran out.
-/// A call's send time is its log time minus its duration.
+/// A call's send time is its log time minus its duration. A 429 the client never received
+/// does not count: its connection was dropped by a fault before the answer could be read, and
+/// with HTTP/2 that drop takes every answer in flight on the connection with it.
 fn early_calls(requests: &[Value], retry_after_ms: u64, process_changes: &[u64]) -> Vec<EarlyCall> {
     let mut throttled: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let drops = drops_by_connection(requests);
     for r in requests {
         if r["status"].as_u64() == Some(429)
+            && !lost_with_its_connection(r, &drops)
             && let (Some(path), Some(end)) = (r["path"].as_str(), r["timeUnixMs"].as_u64())
         {
             throttled.entry(path).or_default().push(end);
@@ -244,6 +250,40 @@ fn early_calls(requests: &[Value], retry_after_ms: u64, process_changes: &[u64])
         }
     }
     out
+}
+
+/// When each connection was dropped by a fault (log times), by connection id.
+fn drops_by_connection(requests: &[Value]) -> BTreeMap<u64, Vec<u64>> {
+    let mut drops: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for r in requests {
+        if r["dropped"].as_bool() == Some(true)
+            && let (Some(connection), Some(at)) =
+                (r["connection"].as_u64(), r["timeUnixMs"].as_u64())
+        {
+            drops.entry(connection).or_default().push(at);
+        }
+    }
+    drops
+}
+
+/// Whether the answer of `r` was lost: its connection was dropped before it was logged, or so
+/// soon after that the client cannot have read it.
+fn lost_with_its_connection(r: &Value, drops: &BTreeMap<u64, Vec<u64>>) -> bool {
+    let (Some(connection), Some(end)) = (r["connection"].as_u64(), r["timeUnixMs"].as_u64()) else {
+        return false;
+    };
+    drops
+        .get(&connection)
+        .is_some_and(|at| at.iter().any(|d| *d <= end + DELIVERY_SLACK_MS))
+}
+
+/// 429 answers lost with a dropped connection (the client saw a connection error instead).
+fn lost_429s(requests: &[Value]) -> usize {
+    let drops = drops_by_connection(requests);
+    requests
+        .iter()
+        .filter(|r| r["status"].as_u64() == Some(429) && lost_with_its_connection(r, &drops))
+        .count()
 }
 
 /// Versions of one agent that repeat a spec hash already carried by another of its versions.
@@ -284,6 +324,8 @@ fn jwt_like(text: &str) -> usize {
 struct Injected {
     foundry_calls: u64,
     throttled_429: u64,
+    /// 429 answers that never reached the client: a fault dropped their connection.
+    throttled_429_lost: u64,
     server_errors_5xx: u64,
     dropped: u64,
     operator_sigkills: u64,
@@ -703,6 +745,7 @@ fn chaos(args: &Args) -> anyhow::Result<Report> {
             _ => {}
         }
     }
+    injected.throttled_429_lost = lost_429s(&requests) as u64;
     injected.operator_sigkills = replicas.kills;
     injected.two_replicas_s = (replicas.b_total.as_secs_f64() * 10.0).round() / 10.0;
     injected.replica_b_led_s = (replicas.b_led.as_secs_f64() * 10.0).round() / 10.0;
@@ -877,7 +920,12 @@ impl Report {
         t.row("Foundry calls (whole run)", &i.foundry_calls.to_string());
         t.row(
             "answered 429 (Retry-After 2 s)",
-            &format!("{} ({:.1} %)", i.throttled_429, pct(i.throttled_429)),
+            &format!(
+                "{} ({:.1} %), {} of them lost with a dropped connection",
+                i.throttled_429,
+                pct(i.throttled_429),
+                i.throttled_429_lost
+            ),
         );
         t.row(
             "answered 500/502/503",
@@ -1000,6 +1048,29 @@ mod tests {
         assert!(!early[0].after_process_change);
         let excused = early_calls(&log, 2_000, &[1_200]);
         assert!(excused[0].after_process_change);
+    }
+
+    #[test]
+    fn a_429_lost_with_its_dropped_connection_does_not_count() {
+        let r = |path: &str, status: Option<u64>, time: u64, connection: u64| json!({"path": path, "operation": "Op", "status": status, "timeUnixMs": time, "durationMs": 20, "connection": connection, "dropped": status.is_none()});
+        let log = vec![
+            // Connection 7 is dropped by a fault; the 429 answered on it 5 ms later never
+            // reaches the client, which retries on a new connection after its own backoff.
+            r("/c/b", None, 1_000, 7),
+            r("/c/a", Some(429), 1_005, 7),
+            r("/c/a", Some(200), 1_400, 8),
+            // A 429 on connection 8, which stays up: the call after it is early.
+            r("/c/c", Some(429), 2_000, 8),
+            r("/c/c", Some(200), 2_400, 8),
+            // A 429 long before its connection was dropped was read: early too.
+            r("/c/d", Some(429), 3_000, 9),
+            r("/c/x", None, 3_500, 9),
+            r("/c/d", Some(200), 3_800, 10),
+        ];
+        let early = early_calls(&log, 2_000, &[]);
+        let paths: Vec<&str> = early.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/c/c", "/c/d"], "{early:?}");
+        assert_eq!(lost_429s(&log), 1);
     }
 
     #[test]
