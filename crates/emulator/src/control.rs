@@ -29,6 +29,9 @@ pub(crate) struct RequestRecord {
     /// Id of the TCP connection the request came on. A dropped connection loses every answer
     /// still in flight on it (HTTP/2 multiplexes requests), even those recorded with a status.
     pub(crate) connection: u64,
+    /// The `User-Agent` the caller sent (cut at 200 characters), to tell callers apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) user_agent: Option<String>,
     /// The JSON body with every credential value replaced by `"<redacted>"`.
     pub(crate) request_body: Value,
     /// SHA-256 of the credentials (canonical JSON) when the body carried any.

@@ -304,6 +304,11 @@ async fn handle(app: Arc<App>, ctx: ConnCtx, req: Request<Incoming>) -> Response
     let query = req.uri().query().unwrap_or_default().to_string();
     let origin = origin_of(&app, &req);
     let (parts, body) = req.into_parts();
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(200).collect::<String>());
     let body = match axum::body::to_bytes(Body::new(body), MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -347,6 +352,7 @@ async fn handle(app: Arc<App>, ctx: ConnCtx, req: Request<Incoming>) -> Response
                     status: None,
                     duration_ms: elapsed_ms(started),
                     connection: ctx.id,
+                    user_agent: user_agent.clone(),
                     request_body,
                     credentials_sha256: creds,
                     fault: fault_id,
@@ -395,6 +401,7 @@ async fn handle(app: Arc<App>, ctx: ConnCtx, req: Request<Incoming>) -> Response
         status: Some(status),
         duration_ms: elapsed_ms(started),
         connection: ctx.id,
+        user_agent,
         request_body,
         credentials_sha256: creds,
         fault: fault_id,

@@ -109,6 +109,7 @@ async fn a_dropped_connection_is_a_connection_error_for_reqwest() {
         .client
         .get(format!("{}/agents?api-version=v1", h.project()))
         .bearer_auth(TOKEN)
+        .header("user-agent", "fault-test/1")
         .send()
         .await
         .unwrap_err();
@@ -127,6 +128,10 @@ async fn a_dropped_connection_is_a_connection_error_for_reqwest() {
         .await;
     assert_eq!(log[0]["dropped"], true);
     assert!(log[0]["status"].is_null());
+    assert_eq!(
+        log[0]["userAgent"], "fault-test/1",
+        "the caller is recorded: {log:?}"
+    );
     let (dropped_on, served_on) = (log[0]["connection"].as_u64(), log[1]["connection"].as_u64());
     assert!(
         dropped_on.is_some() && served_on.is_some() && dropped_on != served_on,

@@ -15,8 +15,9 @@
 //! - no duplicate agent versions (two versions of one agent with the same spec hash: the run
 //!   never changes a spec back, so a repeated hash is a duplicate);
 //! - no leaked connections (our `managedBy` marker, no GatewayConnection) or agents;
-//! - no Foundry call on an object sooner than the `Retry-After` of a 429 on it (calls right after
-//!   an operator process change are counted apart: a new process cannot know the hint);
+//! - no Foundry call by the operator on an object sooner than the `Retry-After` of a 429 on it
+//!   (calls right after an operator process change are counted apart: a new process cannot know
+//!   the hint; a 429 whose connection a fault dropped never reached the operator, so it has none);
 //! - no secret value (keys, rotated values, client secrets) and no JWT in any operator log.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,8 @@ const LONG_OUTAGE: Duration = Duration::from_secs(24);
 const GATEWAY_OUTAGE: Duration = Duration::from_secs(8);
 /// Clock slack of the Retry-After check: the log has millisecond times.
 const CLOCK_SLACK_MS: u64 = 20;
+/// How the operator's calls start their `User-Agent`.
+const OPERATOR_USER_AGENT: &str = "foundry-gateway-operator/";
 /// An answer logged this soon before its connection was dropped may never have been read.
 const DELIVERY_SLACK_MS: u64 = 100;
 /// How often the run asks the replicas who leads.
@@ -217,9 +220,11 @@ struct EarlyCall {
 /// does not count: its connection was dropped by a fault before the answer could be read, and
 /// with HTTP/2 that drop takes every answer in flight on the connection with it.
 fn early_calls(requests: &[Value], retry_after_ms: u64, process_changes: &[u64]) -> Vec<EarlyCall> {
+    // The run's own reads (the final checks) are not the operator's calls.
+    let requests: Vec<&Value> = requests.iter().filter(|r| from_operator(r)).collect();
     let mut throttled: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    let drops = drops_by_connection(requests);
-    for r in requests {
+    let drops = drops_by_connection(requests.iter().copied());
+    for r in &requests {
         if r["status"].as_u64() == Some(429)
             && !lost_with_its_connection(r, &drops)
             && let (Some(path), Some(end)) = (r["path"].as_str(), r["timeUnixMs"].as_u64())
@@ -228,7 +233,7 @@ fn early_calls(requests: &[Value], retry_after_ms: u64, process_changes: &[u64])
         }
     }
     let mut out = Vec::new();
-    for r in requests {
+    for r in &requests {
         let (Some(path), Some(end)) = (r["path"].as_str(), r["timeUnixMs"].as_u64()) else {
             continue;
         };
@@ -252,8 +257,17 @@ fn early_calls(requests: &[Value], retry_after_ms: u64, process_changes: &[u64])
     out
 }
 
+/// Whether the operator sent `r` (by its `User-Agent`).
+fn from_operator(r: &Value) -> bool {
+    r["userAgent"]
+        .as_str()
+        .is_some_and(|agent| agent.starts_with(OPERATOR_USER_AGENT))
+}
+
 /// When each connection was dropped by a fault (log times), by connection id.
-fn drops_by_connection(requests: &[Value]) -> BTreeMap<u64, Vec<u64>> {
+fn drops_by_connection<'a>(
+    requests: impl IntoIterator<Item = &'a Value>,
+) -> BTreeMap<u64, Vec<u64>> {
     let mut drops: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for r in requests {
         if r["dropped"].as_bool() == Some(true)
@@ -279,7 +293,7 @@ fn lost_with_its_connection(r: &Value, drops: &BTreeMap<u64, Vec<u64>>) -> bool 
 
 /// 429 answers lost with a dropped connection (the client saw a connection error instead).
 fn lost_429s(requests: &[Value]) -> usize {
-    let drops = drops_by_connection(requests);
+    let drops = drops_by_connection(requests.iter());
     requests
         .iter()
         .filter(|r| r["status"].as_u64() == Some(429) && lost_with_its_connection(r, &drops))
@@ -753,6 +767,8 @@ fn chaos(args: &Args) -> anyhow::Result<Report> {
         eprintln!("warning: replica B never led, so this run did not test a takeover");
     }
     let early = early_calls(&requests, RETRY_AFTER_S * 1000, &replicas.changes);
+    // The Retry-After check looks at the operator's calls only; it must find them.
+    let operator_calls = requests.iter().filter(|r| from_operator(r)).count();
 
     let mut logs = replicas.a.log_text();
     if let Some(b) = &replicas.b {
@@ -822,6 +838,12 @@ fn chaos(args: &Args) -> anyhow::Result<Report> {
             "0",
             leaked_agents.len().to_string(),
             leaked_agents.is_empty(),
+        ),
+        Check::invariant(
+            "Foundry calls made by the operator (User-Agent)",
+            "> 0",
+            operator_calls.to_string(),
+            operator_calls > 0,
         ),
         Check::invariant(
             "calls before Retry-After expired",
@@ -1030,7 +1052,7 @@ mod tests {
 
     #[test]
     fn a_call_inside_the_retry_after_window_is_early() {
-        let r = |path: &str, status: Option<u64>, time: u64, duration: u64| json!({"path": path, "operation": "Op", "status": status, "timeUnixMs": time, "durationMs": duration});
+        let r = |path: &str, status: Option<u64>, time: u64, duration: u64| json!({"path": path, "operation": "Op", "status": status, "timeUnixMs": time, "durationMs": duration, "userAgent": "foundry-gateway-operator/0.1.0"});
         let log = vec![
             r("/c/a", Some(429), 1_000, 20),
             // In flight when the 429 came back: not early.
@@ -1041,6 +1063,8 @@ mod tests {
             r("/c/a", Some(200), 3_030, 20),
             // Another object: fine.
             r("/c/b", Some(200), 1_100, 20),
+            // The run's own read, not the operator's: not counted.
+            json!({"path": "/c/a", "operation": "Op", "status": 200, "timeUnixMs": 1_700, "durationMs": 2, "userAgent": "ureq/3.1.2"}),
         ];
         let early = early_calls(&log, 2_000, &[]);
         assert_eq!(early.len(), 1, "{early:?}");
@@ -1052,7 +1076,7 @@ mod tests {
 
     #[test]
     fn a_429_lost_with_its_dropped_connection_does_not_count() {
-        let r = |path: &str, status: Option<u64>, time: u64, connection: u64| json!({"path": path, "operation": "Op", "status": status, "timeUnixMs": time, "durationMs": 20, "connection": connection, "dropped": status.is_none()});
+        let r = |path: &str, status: Option<u64>, time: u64, connection: u64| json!({"path": path, "operation": "Op", "status": status, "timeUnixMs": time, "durationMs": 20, "connection": connection, "dropped": status.is_none(), "userAgent": "foundry-gateway-operator/0.1.0"});
         let log = vec![
             // Connection 7 is dropped by a fault; the 429 answered on it 5 ms later never
             // reaches the client, which retries on a new connection after its own backoff.
