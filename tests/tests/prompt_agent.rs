@@ -902,20 +902,8 @@ async fn a_model_the_connection_does_not_offer_is_model_not_found_with_the_model
 
 // ----- 6. an unsupported tool -----------------------------------------------------------------
 
-#[tokio::test]
-async fn an_unsupported_tool_kind_is_refused_at_admission_with_its_name_and_never_reaches_foundry()
-{
-    let w = World::new("pa-tool", Duration::from_secs(600)).await;
-    let _logs = LogsOnFailure::of(&w);
-    let t = tag(&w);
-    let refused = format!("{t}-bing");
-    ready_static_connection(&w, &t).await;
-    let manifest = json!({
-        "apiVersion": "gateway.foundry.dev/v1alpha1", "kind": "PromptAgent",
-        "metadata": {"name": "bing", "namespace": w.ns.name()},
-        "spec": with(agent_spec(&refused, "gw", "gpt-4o", "Search the web."), "tools",
-                     json!([{"type": "bingGrounding"}])),
-    });
+/// `kubectl apply --server-side` of one manifest, as a user would.
+fn kubectl_apply(manifest: &Value) -> std::process::Output {
     let mut child = kubectl()
         .args([
             "apply",
@@ -936,7 +924,67 @@ async fn an_unsupported_tool_kind_is_refused_at_admission_with_its_name_and_neve
             .write_all(manifest.to_string().as_bytes())
             .expect("manifest written");
     }
-    let output = child.wait_with_output().expect("kubectl ends");
+    child.wait_with_output().expect("kubectl ends")
+}
+
+/// Where the PromptAgent CRD lists the tool kinds it admits.
+const TOOL_KIND_ENUM: &str = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/tools/items/properties/type/enum";
+
+fn patch_prompt_agent_crd(patch: &Value) {
+    let output = kubectl()
+        .args([
+            "patch",
+            "crd",
+            "promptagents.gateway.foundry.dev",
+            "--type=json",
+            "-p",
+            &patch.to_string(),
+        ])
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl patch crd: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The PromptAgent CRD as another version of it might be: any tool kind admitted. Dropping the
+/// guard restores the list of supported kinds, even when the test fails.
+struct AnyToolKindAdmitted;
+
+impl AnyToolKindAdmitted {
+    fn install() -> Self {
+        patch_prompt_agent_crd(&json!([{"op": "remove", "path": TOOL_KIND_ENUM}]));
+        Self
+    }
+}
+
+impl Drop for AnyToolKindAdmitted {
+    fn drop(&mut self) {
+        patch_prompt_agent_crd(&json!([{
+            "op": "add",
+            "path": TOOL_KIND_ENUM,
+            "value": foundry_gateway_api::agent::ToolType::SUPPORTED,
+        }]));
+    }
+}
+
+#[tokio::test]
+async fn an_unsupported_tool_kind_is_refused_at_admission_and_one_admitted_by_another_crd_is_stalled_alone()
+ {
+    let w = World::new("pa-tool", Duration::from_secs(600)).await;
+    let _logs = LogsOnFailure::of(&w);
+    let t = tag(&w);
+    let refused = format!("{t}-bing");
+    ready_static_connection(&w, &t).await;
+    let manifest = json!({
+        "apiVersion": "gateway.foundry.dev/v1alpha1", "kind": "PromptAgent",
+        "metadata": {"name": "bing", "namespace": w.ns.name()},
+        "spec": with(agent_spec(&refused, "gw", "gpt-4o", "Search the web."), "tools",
+                     json!([{"type": "bingGrounding"}])),
+    });
+    let output = kubectl_apply(&manifest);
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!("kubectl apply said: {}", stderr.trim().replace('\n', " "));
     assert!(
@@ -966,6 +1014,51 @@ async fn an_unsupported_tool_kind_is_refused_at_admission_with_its_name_and_neve
     )
     .await;
     wait_for(&w.ns, PA, "ok", READY, "Ready", ready).await;
+
+    // The same object stored under a CRD that admitted the kind (another operator version, a
+    // rollback): the operator reads it like any other, says on it alone what to fix, and keeps
+    // serving the rest.
+    {
+        let _loose = AnyToolKindAdmitted::install();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let output = kubectl_apply(&manifest);
+            if output.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the loosened CRD never admitted the tool: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let o = wait_for(&w.ns, PA, "bing", READY, "Stalled UnsupportedTool", |o| {
+        has_condition(o, "Stalled", "True", Some("UnsupportedTool"))
+    })
+    .await;
+    assert_status_contract(&o);
+    let why = message(&o, "Stalled");
+    assert!(
+        why.contains("spec.tools[0].type") && why.contains("bingGrounding"),
+        "the message names the field and the kind: {why}"
+    );
+    assert!(
+        has_condition(&o, "Ready", "False", Some("UnsupportedTool")),
+        "Ready=False with the same reason: {o}"
+    );
+    // Changing the supported agent still works while the bad one is stored.
+    apply(
+        &w.ns,
+        PA,
+        "ok",
+        agent_spec(&format!("{t}-ok"), "gw", "gpt-4o", "Be briefer."),
+    )
+    .await;
+    wait_observed(&w, PA, "ok", READY).await;
+    wait_for(&w.ns, PA, "ok", READY, "Ready", ready).await;
+    assert_eq!(creates(&format!("{t}-ok")).len(), 2, "one version per spec");
     assert!(
         creates(&refused).is_empty(),
         "no Agents_CreateVersion for {refused}"
@@ -974,6 +1067,17 @@ async fn an_unsupported_tool_kind_is_refused_at_admission_with_its_name_and_neve
         agent_calls("Agents_ListVersions", &refused).is_empty(),
         "no call at all for {refused}"
     );
+    // The schema refuses the kind again (on a new object: an unchanged stored field is let be).
+    let mut again = manifest.clone();
+    again["metadata"]["name"] = json!("bing-again");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kubectl_apply(&again).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the CRD's list of tool kinds was not restored"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 // ----- 7. the connection's life and the agent's deletion --------------------------------------

@@ -349,7 +349,7 @@ pub struct Tool {
 }
 
 /// The tool kinds Foundry supports with gateway models.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ToolType {
     /// Code Interpreter.
@@ -371,6 +371,57 @@ pub enum ToolType {
     Mcp,
     /// Browser Automation.
     BrowserAutomation,
+    /// A kind this version does not know, as written. The schema refuses it, so it only arrives
+    /// in an object admitted under another version of the CRD; reading it here (instead of
+    /// failing the whole watch on it) lets the operator report it on that object alone.
+    #[serde(untagged)]
+    Unsupported(String),
+}
+
+impl ToolType {
+    /// The supported kinds as written in `spec.tools[].type`.
+    pub const SUPPORTED: [&'static str; 9] = [
+        "codeInterpreter",
+        "function",
+        "fileSearch",
+        "openApi",
+        "foundryIq",
+        "sharePointGrounding",
+        "fabricDataAgent",
+        "mcp",
+        "browserAutomation",
+    ];
+
+    /// The kind as written in `spec.tools[].type`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::CodeInterpreter => "codeInterpreter",
+            Self::Function => "function",
+            Self::FileSearch => "fileSearch",
+            Self::OpenApi => "openApi",
+            Self::FoundryIq => "foundryIq",
+            Self::SharePointGrounding => "sharePointGrounding",
+            Self::FabricDataAgent => "fabricDataAgent",
+            Self::Mcp => "mcp",
+            Self::BrowserAutomation => "browserAutomation",
+            Self::Unsupported(kind) => kind,
+        }
+    }
+}
+
+/// The schema admits the supported kinds only: a plain string enum.
+impl JsonSchema for ToolType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ToolType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The tool kinds Foundry supports with gateway models.",
+            "type": "string",
+            "enum": Self::SUPPORTED,
+        })
+    }
 }
 
 /// Code Interpreter settings.

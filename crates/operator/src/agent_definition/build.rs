@@ -106,9 +106,9 @@ fn structured_input(input: &api::StructuredInput) -> wire::StructuredInput {
 }
 
 /// One CRD tool in its wire shape (reference §2.4); `None` when the member `type` names is
-/// missing.
+/// missing or the kind is not supported.
 fn tool(t: &api::Tool) -> Option<wire::Tool> {
-    Some(match t.type_ {
+    Some(match &t.type_ {
         ToolType::CodeInterpreter => {
             let ci = t.code_interpreter.as_ref()?;
             wire::Tool::CodeInterpreter(wire::CodeInterpreterTool {
@@ -192,6 +192,8 @@ fn tool(t: &api::Tool) -> Option<wire::Tool> {
                 },
             })
         }
+        // Refused by validation, which runs first.
+        ToolType::Unsupported(_) => return None,
     })
 }
 

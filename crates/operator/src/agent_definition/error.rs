@@ -10,8 +10,8 @@ use super::SUPPORTED_TOOL_KINDS;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
-    /// A tool kind the operator does not send (only possible through an older CRD or a raw
-    /// object).
+    /// A tool kind the operator does not send (only possible in an object admitted under another
+    /// version of the CRD, whose schema allowed it).
     #[error(
         "spec.tools[{index}].type {kind:?} is not supported with gateway models; use one of {}",
         SUPPORTED_TOOL_KINDS.join(", ")
@@ -21,15 +21,6 @@ pub enum ValidationError {
         index: usize,
         /// The `type` as written.
         kind: String,
-    },
-
-    /// A raw tool whose `type` is missing or whose settings do not parse.
-    #[error("spec.tools[{index}] cannot be read: {message}")]
-    MalformedTool {
-        /// Position in `spec.tools`.
-        index: usize,
-        /// What is wrong.
-        message: String,
     },
 
     /// `type` names a kind whose settings member is not set.

@@ -31,7 +31,7 @@ use foundry_gateway_client::project::CreateAgentVersionRequest;
 pub use build::{build_definition, model_string};
 pub use error::ValidationError;
 pub use hash::{canonical_json, definition_hash, version_request};
-pub use validate::{agent_name, parse_tool, parse_tools, validate};
+pub use validate::{agent_name, validate};
 pub use versions::{
     is_managed, latest_managed_version, needs_new_version, newest_version, version_matches,
 };
@@ -57,17 +57,7 @@ pub const MAX_USER_METADATA_KEYS: usize = MAX_METADATA_KEYS - 1;
 
 /// The tool kinds of `spec.tools[].type`, as the user writes them (the nine kinds Foundry
 /// supports with gateway models).
-pub const SUPPORTED_TOOL_KINDS: [&str; 9] = [
-    "codeInterpreter",
-    "function",
-    "fileSearch",
-    "openApi",
-    "foundryIq",
-    "sharePointGrounding",
-    "fabricDataAgent",
-    "mcp",
-    "browserAutomation",
-];
+pub const SUPPORTED_TOOL_KINDS: [&str; 9] = foundry_gateway_api::agent::ToolType::SUPPORTED;
 
 /// What the controller sends for a spec, and the facts it reports in status.
 #[derive(Clone, Debug, PartialEq)]

@@ -74,52 +74,6 @@ pub fn agent_name<'a>(
     }
 }
 
-/// Read one raw tool (an item of `spec.tools` as JSON) into the typed CRD tool.
-///
-/// The typed [`ToolType`] cannot hold an unknown kind, so an object whose tools came in through an
-/// older CRD would fail to deserialise as a whole; reading the raw items here turns that into
-/// [`ValidationError::UnsupportedTool`] naming the kind and the supported ones, so the operator
-/// reports it and never sends such a tool.
-pub fn parse_tool(index: usize, raw: &Value) -> Result<Tool, ValidationError> {
-    let malformed = |message: String| ValidationError::MalformedTool { index, message };
-    if !raw.is_object() {
-        return Err(malformed(format!(
-            "a tool must be a JSON object, not {}",
-            json_type(raw)
-        )));
-    }
-    let kind = match raw.get("type") {
-        Some(Value::String(kind)) => kind,
-        Some(other) => {
-            return Err(malformed(format!(
-                "type must be a string, not {}",
-                json_type(other)
-            )));
-        }
-        None => {
-            return Err(malformed(format!(
-                "type is missing; use one of {}",
-                SUPPORTED_TOOL_KINDS.join(", ")
-            )));
-        }
-    };
-    if !SUPPORTED_TOOL_KINDS.contains(&kind.as_str()) {
-        return Err(ValidationError::UnsupportedTool {
-            index,
-            kind: kind.clone(),
-        });
-    }
-    serde_json::from_value(raw.clone()).map_err(|e| malformed(e.to_string()))
-}
-
-/// Read the raw items of `spec.tools` (see [`parse_tool`]); the first bad item is returned.
-pub fn parse_tools(raw: &[Value]) -> Result<Vec<Tool>, ValidationError> {
-    raw.iter()
-        .enumerate()
-        .map(|(index, tool)| parse_tool(index, tool))
-        .collect()
-}
-
 fn validate_instructions(
     spec: &PromptAgentSpec,
     instructions: Option<&str>,
@@ -267,7 +221,12 @@ fn validate_tools(tools: &[Tool]) -> Result<(), ValidationError> {
 
 /// The member named by `type` is set, and no other.
 fn check_members(index: usize, tool: &Tool) -> Result<(), ValidationError> {
-    let kind = tool_kind(tool.type_);
+    let Some(kind) = tool_kind(&tool.type_) else {
+        return Err(ValidationError::UnsupportedTool {
+            index,
+            kind: tool.type_.as_str().to_owned(),
+        });
+    };
     let set = [
         ("codeInterpreter", tool.code_interpreter.is_some()),
         ("function", tool.function.is_some()),
@@ -432,19 +391,12 @@ impl<'a> Names<'a> {
     }
 }
 
-/// The CRD's `type` string of a tool kind.
-pub(super) fn tool_kind(kind: ToolType) -> &'static str {
-    match kind {
-        ToolType::CodeInterpreter => "codeInterpreter",
-        ToolType::Function => "function",
-        ToolType::FileSearch => "fileSearch",
-        ToolType::OpenApi => "openApi",
-        ToolType::FoundryIq => "foundryIq",
-        ToolType::SharePointGrounding => "sharePointGrounding",
-        ToolType::FabricDataAgent => "fabricDataAgent",
-        ToolType::Mcp => "mcp",
-        ToolType::BrowserAutomation => "browserAutomation",
-    }
+/// The CRD's `type` string of a supported tool kind; `None` for a kind this version does not
+/// know (only possible in an object admitted under another version of the CRD).
+pub(super) fn tool_kind(kind: &ToolType) -> Option<&'static str> {
+    SUPPORTED_TOOL_KINDS
+        .into_iter()
+        .find(|supported| *supported == kind.as_str())
 }
 
 fn tool_choice_mode(mode: ToolChoiceMode) -> &'static str {

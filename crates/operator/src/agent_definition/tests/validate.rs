@@ -1,6 +1,6 @@
 use foundry_gateway_api::agent::ToolType;
 use foundry_gateway_api::conditions::reasons;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -325,8 +325,21 @@ fn the_agent_name_defaults_to_metadata_name_and_must_suit_foundry() {
 
 #[test]
 fn an_unknown_tool_kind_is_refused_naming_it_and_listing_the_nine_supported_kinds() {
-    let raw = json!({"type": "imageGeneration", "imageGeneration": {"size": "auto"}});
-    let e = parse_tool(3, &raw).unwrap_err();
+    let Value::Array(mut tools) = nine_tools() else {
+        panic!("nine_tools is an array")
+    };
+    tools.insert(
+        3,
+        json!({"type": "imageGeneration", "imageGeneration": {"size": "auto"}}),
+    );
+    // The typed spec reads it (an object admitted under another CRD version must not fail the
+    // whole watch); validation refuses it, naming it.
+    let spec = spec_with(json!({"tools": tools}));
+    assert_eq!(
+        spec.tools[3].type_,
+        ToolType::Unsupported("imageGeneration".into())
+    );
+    let e = err(&spec, None);
     assert_eq!(
         e,
         ValidationError::UnsupportedTool {
@@ -340,46 +353,31 @@ fn an_unknown_tool_kind_is_refused_naming_it_and_listing_the_nine_supported_kind
         r#"spec.tools[3].type "imageGeneration" is not supported with gateway models; use one of codeInterpreter, function, fileSearch, openApi, foundryIq, sharePointGrounding, fabricDataAgent, mcp, browserAutomation"#
     );
     // The wire name of a supported kind is not a CRD kind either.
-    let wire = json!({"type": "code_interpreter"});
+    let wire = spec_with(json!({"tools": [{"type": "code_interpreter", "codeInterpreter": {}}]}));
     assert!(matches!(
-        parse_tool(0, &wire),
-        Err(ValidationError::UnsupportedTool { .. })
+        err(&wire, None),
+        ValidationError::UnsupportedTool { index: 0, .. }
     ));
 }
 
 #[test]
-fn raw_tools_of_supported_kinds_parse_and_the_first_bad_one_is_reported_by_index() {
-    let Value::Array(raw) = nine_tools() else {
-        panic!("nine_tools is an array")
-    };
-    let tools = parse_tools(&raw).unwrap();
-    assert_eq!(tools, full_spec().tools);
-
-    let mut with_bad = raw.clone();
-    with_bad.insert(4, json!({"type": "azureAiSearch"}));
-    assert!(matches!(
-        parse_tools(&with_bad),
-        Err(ValidationError::UnsupportedTool { index: 4, .. })
-    ));
+fn a_prompt_agent_with_an_unknown_tool_kind_still_deserialises() {
+    let object = json!({
+        "apiVersion": "gateway.foundry.dev/v1alpha1", "kind": "PromptAgent",
+        "metadata": {"name": "a", "namespace": "n"},
+        "spec": {
+            "projectRef": {"name": "proj"},
+            "model": {"connectionRef": {"name": "gw"}, "name": "gpt-4o"},
+            "tools": [{"type": "bingGrounding", "bingGrounding": {"connectionId": "c"}}],
+        },
+    });
+    let agent: foundry_gateway_api::PromptAgent =
+        serde_json::from_value(object).expect("typed read of an unknown tool kind");
     assert_eq!(
-        parse_tool(1, &json!({"function": {}}))
-            .unwrap_err()
-            .to_string(),
-        "spec.tools[1] cannot be read: type is missing; use one of codeInterpreter, function, fileSearch, openApi, foundryIq, sharePointGrounding, fabricDataAgent, mcp, browserAutomation"
+        agent.spec.tools[0].type_,
+        ToolType::Unsupported("bingGrounding".into())
     );
-    assert_eq!(
-        parse_tool(0, &json!("mcp")).unwrap_err().to_string(),
-        "spec.tools[0] cannot be read: a tool must be a JSON object, not a string"
-    );
-    let e = parse_tool(
-        2,
-        &json!({"type": "fileSearch", "fileSearch": {"vectorStoreIds": 7}}),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(e, ValidationError::MalformedTool { index: 2, .. }),
-        "{e}"
-    );
+    assert_eq!(agent.spec.tools[0].type_.as_str(), "bingGrounding");
 }
 
 #[test]
@@ -392,7 +390,9 @@ fn the_supported_kinds_are_exactly_the_crd_tool_types() {
         assert!(!kinds[i + 1..].contains(a), "{a:?} listed twice");
     }
     for (kind, name) in kinds.iter().zip(SUPPORTED_TOOL_KINDS) {
+        assert!(!matches!(kind, ToolType::Unsupported(_)), "{name} is known");
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));
+        assert_eq!(kind.as_str(), name);
     }
 }
 
