@@ -220,10 +220,10 @@ struct EarlyCall {
 /// does not count: its connection was dropped by a fault before the answer could be read, and
 /// with HTTP/2 that drop takes every answer in flight on the connection with it.
 fn early_calls(requests: &[Value], retry_after_ms: u64, process_changes: &[u64]) -> Vec<EarlyCall> {
+    let drops = drops_by_connection(requests);
     // The run's own reads (the final checks) are not the operator's calls.
     let requests: Vec<&Value> = requests.iter().filter(|r| from_operator(r)).collect();
     let mut throttled: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    let drops = drops_by_connection(requests.iter().copied());
     for r in &requests {
         if r["status"].as_u64() == Some(429)
             && !lost_with_its_connection(r, &drops)
@@ -265,9 +265,7 @@ fn from_operator(r: &Value) -> bool {
 }
 
 /// When each connection was dropped by a fault (log times), by connection id.
-fn drops_by_connection<'a>(
-    requests: impl IntoIterator<Item = &'a Value>,
-) -> BTreeMap<u64, Vec<u64>> {
+fn drops_by_connection(requests: &[Value]) -> BTreeMap<u64, Vec<u64>> {
     let mut drops: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for r in requests {
         if r["dropped"].as_bool() == Some(true)
@@ -293,7 +291,7 @@ fn lost_with_its_connection(r: &Value, drops: &BTreeMap<u64, Vec<u64>>) -> bool 
 
 /// 429 answers lost with a dropped connection (the client saw a connection error instead).
 fn lost_429s(requests: &[Value]) -> usize {
-    let drops = drops_by_connection(requests.iter());
+    let drops = drops_by_connection(requests);
     requests
         .iter()
         .filter(|r| r["status"].as_u64() == Some(429) && lost_with_its_connection(r, &drops))
