@@ -254,9 +254,12 @@ impl TokenCredential for StaticTokenCredential {
         _scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
+        let now = OffsetDateTime::now_utc();
+        let lifetime = azure_core::time::Duration::try_from(self.lifetime)
+            .unwrap_or(azure_core::time::Duration::HOUR);
         Ok(AccessToken::new(
             self.token.secret().to_owned(),
-            OffsetDateTime::now_utc() + self.lifetime,
+            now.checked_add(lifetime).unwrap_or(now),
         ))
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use azure_core::time::OffsetDateTime;
 use http::HeaderMap;
 
+use crate::netpolicy::DeniedAddress;
+
 /// A boxed error used as the source of an [`Error`] and returned by assertion callbacks.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -30,7 +32,8 @@ pub enum ErrorKind {
     Credential,
     /// The service answered 2xx but the body could not be understood.
     InvalidResponse,
-    /// The caller passed something unusable (bad URL, name, CA PEM, option).
+    /// The caller passed something unusable (bad URL, name, CA PEM, option), or a URL whose
+    /// address the operator's network policy denies.
     InvalidInput,
     /// Any other transport failure (for example the body stream broke).
     Io,
@@ -141,7 +144,7 @@ impl Error {
             code = headers
                 .get("x-ms-error-code")
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+                .map(|c| truncate_chars(c, MAX_CODE_CHARS));
         }
         let message = message.unwrap_or_else(|| {
             http::StatusCode::from_u16(status)
@@ -260,6 +263,10 @@ impl Error {
     ) -> Self {
         let kind = classify_reqwest(&err);
         let message = match kind {
+            ErrorKind::InvalidInput => match denied_host(&err) {
+                Some(host) => DeniedAddress { host }.to_string(),
+                None => "the request could not be built".to_owned(),
+            },
             ErrorKind::Timeout => "the request timed out".to_owned(),
             ErrorKind::Tls => format!("TLS failure: {}", tls_reason(&err)),
             ErrorKind::Connection => "could not connect".to_owned(),
@@ -317,31 +324,57 @@ fn retryable_status(s: u16) -> bool {
     s == 408 || s == 429 || (500..=599).contains(&s)
 }
 
-/// Read `{"error":{"code","message"}}` (ARM, Azure.Core, OpenAI) leniently.
+/// The longest error code kept from a service's error envelope, in characters.
+const MAX_CODE_CHARS: usize = 128;
+/// The longest error message kept from a service's error envelope, in characters.
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// Read `{"error":{"code","message"}}` (ARM, Azure.Core, OpenAI) leniently; the code and the
+/// message are cut to a sane length, since they end up in logs and status conditions.
 fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
         return (None, None);
     };
     let err = v.get("error").unwrap_or(&v);
-    let text = |key: &str| match err.get(key) {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+    let text = |key: &str, max: usize| match err.get(key) {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(truncate_chars(s, max)),
+        Some(serde_json::Value::Number(n)) => Some(truncate_chars(&n.to_string(), max)),
         _ => None,
     };
-    (text("code"), text("message"))
+    (
+        text("code", MAX_CODE_CHARS),
+        text("message", MAX_MESSAGE_CHARS),
+    )
 }
+
+/// At most `max` characters of `s`, with `…` when it was cut.
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((cut, _)) => {
+            let mut out = s.get(..cut).unwrap_or_default().to_owned();
+            out.push('…');
+            out
+        }
+    }
+}
+
+/// The longest retry hint taken from a server: a larger one is clamped to this (1 hour), so
+/// that a hostile or broken server cannot park a caller for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The server's retry hint, read in this order: `retry-after-ms`, `x-ms-retry-after-ms`
 /// (milliseconds), `Retry-After` (delta-seconds or an HTTP date, relative to `now`; a date in the
-/// past gives zero). Unparseable values are ignored.
+/// past gives zero). Unparseable, negative and non-finite values are ignored; hints are clamped
+/// to [`MAX_RETRY_AFTER`]. Never panics, whatever the header says.
 pub fn retry_after_from_headers(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = headers
+        if let Some(hint) = headers
             .get(name)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_non_negative(v.trim()))
+            .and_then(|v| parse_hint(v.trim(), 1_000.0))
         {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+            return Some(hint);
         }
     }
     let value = headers
@@ -349,22 +382,31 @@ pub fn retry_after_from_headers(headers: &HeaderMap, now: OffsetDateTime) -> Opt
         .to_str()
         .ok()?
         .trim();
-    if let Some(secs) = parse_non_negative(value) {
-        return Some(Duration::from_secs_f64(secs));
+    if let Some(hint) = parse_hint(value, 1.0) {
+        return Some(hint);
     }
     let at = azure_core::time::parse_rfc7231(value).ok()?;
-    let delta = at - now;
-    if delta.is_negative() {
-        Some(Duration::ZERO)
-    } else {
-        Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+    let delta_nanos = at
+        .unix_timestamp_nanos()
+        .checked_sub(now.unix_timestamp_nanos())?;
+    if delta_nanos <= 0 {
+        return Some(Duration::ZERO);
     }
+    let max_nanos = i128::try_from(MAX_RETRY_AFTER.as_nanos()).unwrap_or(i128::MAX);
+    let nanos = u64::try_from(delta_nanos.min(max_nanos)).unwrap_or(u64::MAX);
+    Some(Duration::from_nanos(nanos).min(MAX_RETRY_AFTER))
 }
 
-fn parse_non_negative(v: &str) -> Option<f64> {
+/// A non-negative decimal number of `1 / per_second` seconds, clamped to [`MAX_RETRY_AFTER`].
+fn parse_hint(v: &str, per_second: f64) -> Option<Duration> {
     let n: f64 = v.parse().ok()?;
-    // Bound the hint to a day: anything larger is nonsense and would overflow Durations.
-    (n.is_finite() && n >= 0.0).then_some(n.min(86_400_000.0))
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let secs = (n / per_second).min(MAX_RETRY_AFTER.as_secs_f64());
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .map(|d| d.min(MAX_RETRY_AFTER))
 }
 
 /// Visit `err` and its sources, looking inside `std::io::Error`s too (whose `source()` skips
@@ -374,7 +416,7 @@ pub(crate) fn walk_chain(
     visit: &mut dyn FnMut(&(dyn StdError + 'static)) -> bool,
 ) -> bool {
     let mut cur = Some(err);
-    let mut depth = 0;
+    let mut depth: u32 = 0;
     while let Some(e) = cur {
         if visit(e) {
             return true;
@@ -387,7 +429,7 @@ pub(crate) fn walk_chain(
                 return true;
             }
         }
-        depth += 1;
+        depth = depth.saturating_add(1);
         if depth > 32 {
             break;
         }
@@ -424,8 +466,24 @@ fn tls_reason(err: &(dyn StdError + 'static)) -> String {
     reason.unwrap_or_else(|| "handshake failed".to_owned())
 }
 
+/// The host whose every address the network policy denied, when that is why `err` failed.
+pub(crate) fn denied_host(err: &(dyn StdError + 'static)) -> Option<String> {
+    let mut host = None;
+    walk_chain(err, &mut |e| {
+        if let Some(d) = e.downcast_ref::<DeniedAddress>() {
+            host = Some(d.host.clone());
+            return true;
+        }
+        false
+    });
+    host
+}
+
 pub(crate) fn classify_reqwest(err: &reqwest::Error) -> ErrorKind {
-    if err.is_timeout() {
+    if denied_host(err).is_some() {
+        // The operator's network policy refused the address: retrying will not help.
+        ErrorKind::InvalidInput
+    } else if err.is_timeout() {
         ErrorKind::Timeout
     } else if is_tls_error(err) {
         ErrorKind::Tls
@@ -504,6 +562,49 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(retry_after_from_headers(&HeaderMap::new(), now()), None);
+    }
+
+    #[test]
+    fn retry_hints_are_clamped_to_an_hour() {
+        for (name, v) in [
+            ("retry-after", "86400"),
+            ("retry-after", "1e308"),
+            ("retry-after", "99999999999999999999999999"),
+            ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+            ("retry-after-ms", "1e300"),
+            ("retry-after-ms", "18446744073709551615000"),
+            ("x-ms-retry-after-ms", "3600001"),
+        ] {
+            let h = headers(&[(name, v)]);
+            assert_eq!(
+                retry_after_from_headers(&h, now()),
+                Some(MAX_RETRY_AFTER),
+                "{name}: {v}"
+            );
+        }
+        for v in ["inf", "-inf", "-0.5", "1e999", "0x10"] {
+            let h = headers(&[("retry-after-ms", v)]);
+            assert_eq!(retry_after_from_headers(&h, now()), None, "{v}");
+        }
+        let h = headers(&[("retry-after-ms", "0.5")]);
+        assert_eq!(
+            retry_after_from_headers(&h, now()),
+            Some(Duration::from_micros(500))
+        );
+        let h = headers(&[("retry-after", "Mon, 01 Jan 0001 00:00:00 GMT")]);
+        assert_eq!(retry_after_from_headers(&h, now()), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn long_error_envelopes_are_cut() {
+        let body =
+            serde_json::json!({"error": {"code": "C".repeat(500), "message": "m".repeat(5000)}});
+        let e = Error::from_response("Op", 400, &HeaderMap::new(), body.to_string().as_bytes());
+        assert_eq!(e.code().unwrap().chars().count(), MAX_CODE_CHARS + 1);
+        assert_eq!(e.message().chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(e.message().ends_with('…'));
+        assert_eq!(truncate_chars("héllo", 2), "hé…");
+        assert_eq!(truncate_chars("hé", 2), "hé");
     }
 
     #[test]

@@ -1,3 +1,17 @@
+#![warn(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 //! Clients for Microsoft Foundry "bring your own AI gateway", shaped like the Azure SDK for
 //! Rust clients (`XClient::new(endpoint, credential, options)`, one async method per REST
 //! operation, `Default` options):
@@ -17,6 +31,15 @@
 //! controllers' backoff and metrics. Idempotent calls (GET, PUT, DELETE) are retried a little
 //! in-process ([`RetryOptions`]), never sooner than the server's hint; POSTs are sent once.
 //! Nothing here logs or formats a key, secret or token.
+//!
+//! Every byte read from the network is hostile input (tenants choose gateway and token URLs):
+//! each body is read through one capped reader ([`TransportOptions::max_body_bytes`], 1 MiB
+//! by default), numbers from the wire are clamped (token lifetimes, retry hints), model lists
+//! are bounded ([`probe::MAX_MODELS`]), every request has a timeout, addresses in
+//! [`TransportOptions::denied_networks`] (link-local and cloud metadata addresses by default)
+//! are never contacted, and probe messages are in our words only. Arithmetic, indexing and
+//! panics are linted in this crate (`clippy::arithmetic_side_effects`,
+//! `clippy::indexing_slicing`, `clippy::panic`).
 //!
 //! # Wiring it to the local emulator, a real gateway and a test token server
 //!
@@ -100,6 +123,7 @@
 pub mod connections;
 pub mod credentials;
 mod error;
+mod netpolicy;
 mod pipeline;
 pub mod probe;
 pub mod project;
@@ -118,13 +142,14 @@ pub use credentials::{
     ARM_SCOPE, COGNITIVE_SERVICES_AUDIENCE, CredentialOptions, DATA_PLANE_SCOPE,
     StaticTokenCredential,
 };
-pub use error::{BoxError, Error, ErrorKind, Result, retry_after_from_headers};
+pub use error::{BoxError, Error, ErrorKind, MAX_RETRY_AFTER, Result, retry_after_from_headers};
+pub use netpolicy::{DEFAULT_DENIED_NETWORKS, IpNetwork};
 pub use pipeline::{CallRecord, ClientOptions, Observer, RetryOptions};
 pub use project::{
     AgentDefinition, AgentObject, AgentReference, AgentResponse, AgentVersionObject, Conversation,
     CreateAgentVersionRequest, CreateConversationRequest, CreateResponseRequest, ListOptions,
     ListPage, ProjectClient, ProjectClientOptions, PromptAgentDefinition, Tool,
 };
-pub use transport::{Transport, TransportOptions};
+pub use transport::{DEFAULT_MAX_BODY_BYTES, Transport, TransportOptions};
 pub use types::SecretString;
 pub use url::Url;

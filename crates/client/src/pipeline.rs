@@ -13,7 +13,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::transport::Transport;
+use crate::transport::{BodyError, Transport};
 
 /// Shallow in-process retries. Only idempotent calls (GET, PUT, DELETE) are retried; POSTs
 /// (creating an agent version, a response) are sent once.
@@ -58,8 +58,14 @@ impl RetryOptions {
             .initial_delay
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
         let base = exp.min(self.max_delay);
-        let jitter = jitter.clamp(0.0, 1.0);
-        let backoff = base.mul_f64(0.5 + 0.5 * jitter);
+        let jitter = if jitter.is_nan() {
+            1.0
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
+        // `mul_f64` panics on overflow; the factor is within [0.5, 1], so this cannot grow.
+        let backoff =
+            Duration::try_from_secs_f64(base.as_secs_f64() * (0.5 + 0.5 * jitter)).unwrap_or(base);
         match retry_after {
             Some(hint) => backoff.max(hint),
             None => backoff,
@@ -131,7 +137,7 @@ impl fmt::Debug for ClientOptions {
     }
 }
 
-/// A successful response, body read whole.
+/// A successful response, body read whole (at most the transport's body cap).
 #[derive(Debug)]
 pub(crate) struct Response {
     pub status: StatusCode,
@@ -221,10 +227,19 @@ impl Pipeline {
         );
         let started = Instant::now();
         let body = body.map(Bytes::from);
-        let result = self
-            .send_with_retries(operation, &method, &url, body)
-            .instrument(span.clone())
-            .await;
+        let result = if self.transport.is_denied(&url) {
+            Err(Error::invalid_input(
+                operation,
+                format!(
+                    "the address of {} is not allowed by the operator's network policy",
+                    url.host_str().unwrap_or_default()
+                ),
+            ))
+        } else {
+            self.send_with_retries(operation, &method, &url, body)
+                .instrument(span.clone())
+                .await
+        };
         span.record("duration_ms", started.elapsed().as_millis() as u64);
         match &result {
             Ok((r, attempts)) => {
@@ -256,9 +271,9 @@ impl Pipeline {
         } else {
             1
         };
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let started = Instant::now();
             let result = self.attempt(operation, method, url, body.clone()).await;
             let (status, outcome) = match &result {
@@ -330,10 +345,17 @@ impl Pipeline {
             .map_err(|e| Error::from_reqwest(operation, e))?;
         let status = rsp.status();
         let headers = rsp.headers().clone();
-        let body = rsp
-            .bytes()
-            .await
-            .map_err(|e| Error::from_reqwest(operation, e).with_status(Some(status.as_u16())))?;
+        let body = self.transport.read_body(rsp).await.map_err(|e| {
+            match e {
+                BodyError::TooLarge { limit } => Error::new(
+                    ErrorKind::InvalidResponse,
+                    operation,
+                    BodyError::too_large_message(limit),
+                ),
+                BodyError::Read(e) => Error::from_reqwest(operation, e),
+            }
+            .with_status(Some(status.as_u16()))
+        })?;
         if status.is_success() {
             Ok(Response {
                 status,
@@ -353,15 +375,15 @@ impl Pipeline {
 
 fn request_id() -> String {
     let b: [u8; 16] = rand::rng().random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut id = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        // UUID layout: 8-4-4-4-12 hex digits.
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push_str(&format!("{x:02x}"));
+    }
+    id
 }
 
 #[cfg(test)]

@@ -75,22 +75,34 @@ impl ProjectResourceId {
     /// (case-insensitive keywords, trailing slash allowed).
     pub fn parse(arm_id: &str) -> Result<Self> {
         let parts: Vec<&str> = arm_id.trim().trim_matches('/').split('/').collect();
-        let ok = parts.len() == 10
-            && parts[0].eq_ignore_ascii_case("subscriptions")
-            && parts[2].eq_ignore_ascii_case("resourceGroups")
-            && parts[4].eq_ignore_ascii_case("providers")
-            && parts[5].eq_ignore_ascii_case("Microsoft.CognitiveServices")
-            && parts[6].eq_ignore_ascii_case("accounts")
-            && parts[8].eq_ignore_ascii_case("projects");
-        if !ok {
-            return Err(Error::invalid_input(
+        match parts.as_slice() {
+            [
+                subs,
+                sub,
+                rgs,
+                rg,
+                providers,
+                namespace,
+                accounts,
+                account,
+                projects,
+                project,
+            ] if subs.eq_ignore_ascii_case("subscriptions")
+                && rgs.eq_ignore_ascii_case("resourceGroups")
+                && providers.eq_ignore_ascii_case("providers")
+                && namespace.eq_ignore_ascii_case("Microsoft.CognitiveServices")
+                && accounts.eq_ignore_ascii_case("accounts")
+                && projects.eq_ignore_ascii_case("projects") =>
+            {
+                Self::new(*sub, *rg, *account, *project)
+            }
+            _ => Err(Error::invalid_input(
                 "ProjectResourceId_Parse",
                 format!(
                     "{arm_id:?} is not a Foundry project ARM id (/subscriptions/…/resourceGroups/…/providers/Microsoft.CognitiveServices/accounts/…/projects/…)"
                 ),
-            ));
+            )),
         }
-        Self::new(parts[1], parts[3], parts[7], parts[9])
     }
 
     fn segments(&self) -> [&str; 10] {
@@ -128,10 +140,12 @@ impl fmt::Display for ProjectResourceId {
 pub fn is_valid_connection_name(name: &str) -> bool {
     let b = name.as_bytes();
     (3..=33).contains(&b.len())
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+        && b.split_first().is_some_and(|(first, rest)| {
+            first.is_ascii_alphanumeric()
+                && rest
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+        })
 }
 
 /// Options of [`ConnectionsClient`].

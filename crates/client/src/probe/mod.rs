@@ -5,6 +5,13 @@
 //! [`Prober`] does the IO: the OAuth2 client-credentials token (cached across probes until
 //! 5 minutes before it expires), discovery (list, then get-by-name for the checked model) and
 //! a one-token chat completion.
+//!
+//! Every byte a gateway or a token endpoint sends is hostile input: tenants choose those URLs.
+//! Bodies are read through the transport's cap, at most [`MAX_MODELS`] names are kept, token
+//! lifetimes and the probe's budget are clamped ([`MAX_PROBE_TIMEOUT`]), denied addresses
+//! are never contacted, and messages say what failed in our own words (the step, the origin,
+//! unreachable / TLS / timeout, the HTTP status), never in the server's, so that a probe
+//! cannot be used to read internal services or to tell their failures apart.
 
 mod wire;
 
@@ -26,7 +33,7 @@ use crate::connections::{AuthConfig, ConnectionCategory, ModelDiscovery};
 use crate::credentials::scope_for_audience;
 use crate::error::{Error, ErrorKind, Result, walk_chain};
 use crate::pipeline::{CallRecord, Observer};
-use crate::transport::Transport;
+use crate::transport::{BodyError, Transport};
 use crate::types::SecretString;
 
 /// What the probe does.
@@ -44,7 +51,8 @@ pub enum ProbeMode {
 /// Why a gateway is Inactive. `as_str` gives the condition reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum InactiveCause {
-    /// Connection refused, DNS failure, connection reset.
+    /// Connection refused, DNS failure, connection reset (all reported alike), or an address
+    /// the operator's network policy denies.
     Unreachable,
     /// No answer in time (or HTTP 408).
     Timeout,
@@ -52,7 +60,8 @@ pub enum InactiveCause {
     Unauthorized,
     /// The model is not listed, or the gateway answers 404 for the deployment.
     ModelNotFound,
-    /// Non-JSON, missing `choices`/`value`/`data`, 5xx, other 4xx.
+    /// Non-JSON, missing `choices`/`value`/`data`, 5xx, other 4xx (redirects included: they
+    /// are never followed), or a body larger than the transport's cap.
     BadResponse,
     /// Certificate or handshake failure.
     TlsError,
@@ -78,15 +87,22 @@ impl fmt::Display for InactiveCause {
     }
 }
 
+/// The longest a probe may take, whatever [`ProbeRequest::timeout`] asks for.
+pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The verdict of a probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeOutcome {
     /// The gateway answered as Foundry needs.
     Active {
-        /// Models found (discovered, or the static list, or the model probed).
+        /// Models found (discovered, or the static list, or the model probed); at most
+        /// [`MAX_MODELS`] discovered names.
         models: Vec<String>,
         /// Time the probe took.
         latency: Duration,
+        /// Discovered names left out of `models` because the gateway listed more than
+        /// [`MAX_MODELS`].
+        omitted: usize,
     },
     /// It did not.
     Inactive {
@@ -225,7 +241,7 @@ pub struct ProbeRequest {
     pub mode: ProbeMode,
     /// The model (deployment) to check; `None` checks the first one found.
     pub model: Option<String>,
-    /// Budget of the whole probe (token request included).
+    /// Budget of the whole probe (token request included); at most [`MAX_PROBE_TIMEOUT`].
     pub timeout: Duration,
 }
 
@@ -320,7 +336,8 @@ fn where_(url: &Url) -> String {
 }
 
 /// A short detail from a gateway error body (`error.message`, `message`, `detail`), at most
-/// 160 characters, or the start of a non-JSON body.
+/// 160 characters, or the start of a non-JSON body. Only used to recognise a model-not-found
+/// answer: the server's text never reaches a message.
 fn error_detail(body: &[u8]) -> Option<String> {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
@@ -394,9 +411,6 @@ fn classify_status(
     model: Option<&str>,
 ) -> (InactiveCause, String) {
     let at = where_(url);
-    let detail = error_detail(body)
-        .map(|d| format!(": {d}"))
-        .unwrap_or_default();
     match status {
         401 | 403 => (
             InactiveCause::Unauthorized,
@@ -422,7 +436,7 @@ fn classify_status(
         400 if step != Step::ListModels && looks_like_model_not_found(body) => (
             InactiveCause::ModelNotFound,
             format!(
-                "The gateway does not know model {:?} (HTTP 400{detail}); check the model name.",
+                "The gateway does not know model {:?} (HTTP 400 at {at}); check the model name.",
                 model.unwrap_or("")
             ),
         ),
@@ -443,21 +457,32 @@ fn classify_status(
         500..=599 => (
             InactiveCause::BadResponse,
             format!(
-                "The gateway failed {} with HTTP {status}{detail} at {at}; check the gateway's logs and backend.",
+                "The gateway failed {} with HTTP {status} at {at}; check the gateway's logs and backend.",
                 step.describe()
             ),
         ),
         _ => (
             InactiveCause::BadResponse,
             format!(
-                "The gateway answered {} with HTTP {status}{detail} at {at}; check the target, api-versions and request format.",
+                "The gateway answered {} with HTTP {status} at {at}; check the target, api-versions and request format.",
                 step.describe()
             ),
         ),
     }
 }
 
-/// Classify a transport error (no HTTP answer).
+/// Who answers a step, for messages.
+fn party(step: Step) -> &'static str {
+    if step == Step::Token {
+        "the OAuth2 token endpoint"
+    } else {
+        "the gateway"
+    }
+}
+
+/// Classify a transport error (no HTTP answer). The message names the category only: a
+/// refused connection, a failed DNS lookup and a reset all read "could not connect", so that
+/// a tenant cannot map the operator's network through probe messages.
 fn classify_transport(
     step: Step,
     url: &Url,
@@ -465,91 +490,107 @@ fn classify_transport(
     timeout: Duration,
 ) -> (InactiveCause, String) {
     let o = origin(url);
-    let what = if step == Step::Token {
-        "the OAuth2 token endpoint"
-    } else {
-        "the gateway"
-    };
+    let what = party(step);
     match crate::error::classify_reqwest(err) {
         ErrorKind::Timeout => (
             InactiveCause::Timeout,
             format!(
-                "{} at {o} did not answer within {timeout:?}; check that it is reachable and not overloaded.",
-                capitalise(what)
+                "{} at {o} did not answer {} within {timeout:?}; check that it is reachable and not overloaded.",
+                capitalise(what),
+                step.describe()
             ),
         ),
         ErrorKind::Tls => (
             InactiveCause::TlsError,
             format!(
-                "TLS with {what} at {o} failed ({}); trust its CA or fix its certificate.",
+                "TLS handshake failed with {what} at {o} ({}); trust its CA or fix its certificate.",
                 tls_detail(err)
             ),
         ),
+        ErrorKind::InvalidInput if crate::error::denied_host(err).is_some() => {
+            (InactiveCause::Unreachable, denied_message(step, url))
+        }
         ErrorKind::InvalidResponse => (
             InactiveCause::BadResponse,
-            format!("The answer of {what} at {o} could not be read; check that it speaks HTTP."),
+            format!(
+                "The answer of {what} at {o} to {} could not be read; check that it speaks HTTP.",
+                step.describe()
+            ),
         ),
         _ => (
             InactiveCause::Unreachable,
-            format!(
-                "Could not connect to {what} at {o} ({}); check the URL, DNS and network access.",
-                connect_detail(err)
-            ),
+            format!("Could not connect to {what} at {o}; check the URL, DNS and network access."),
         ),
     }
+}
+
+/// The message of a URL whose address the network policy denies.
+fn denied_message(step: Step, url: &Url) -> String {
+    format!(
+        "The address of {} at {} is not allowed by the operator's network policy; use another URL or ask the operator's administrator.",
+        party(step),
+        origin(url)
+    )
+}
+
+/// The message of a body larger than the transport's cap.
+fn too_large_message(step: Step, url: &Url, limit: usize) -> String {
+    let who = if step == Step::Token {
+        "The OAuth2 token endpoint's"
+    } else {
+        "The gateway's"
+    };
+    format!(
+        "{who} answer to {} is larger than {limit} bytes; check that {} is the right endpoint.",
+        step.describe(),
+        where_(url)
+    )
 }
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        Some(f) => {
+            let mut out: String = f.to_uppercase().collect();
+            out.push_str(c.as_str());
+            out
+        }
         None => String::new(),
     }
 }
 
+/// The TLS failure in our vocabulary: the name of the rustls error (for a certificate, the
+/// name of the certificate error, e.g. `UnknownIssuer`), never text the peer sent.
 fn tls_detail(err: &reqwest::Error) -> String {
     let mut detail = None;
     walk_chain(err, &mut |e| {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             detail = Some(match r {
-                rustls::Error::InvalidCertificate(c) => format!("invalid certificate: {c:?}"),
-                other => other.to_string(),
+                rustls::Error::InvalidCertificate(c) => {
+                    format!("invalid certificate: {}", variant_name(&format!("{c:?}")))
+                }
+                other => variant_name(&format!("{other:?}")),
             });
             return true;
         }
         false
     });
-    detail.unwrap_or_else(|| "handshake failed".into())
+    detail.unwrap_or_else(|| "no details".into())
 }
 
-fn connect_detail(err: &reqwest::Error) -> &'static str {
-    let mut detail = "connection failed";
-    walk_chain(err, &mut |e| {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    detail = "connection refused";
-                    return true;
-                }
-                std::io::ErrorKind::ConnectionReset => {
-                    detail = "connection reset";
-                    return true;
-                }
-                _ => {}
-            }
-        }
-        let t = e.to_string().to_ascii_lowercase();
-        if t.contains("dns error") || t.contains("failed to lookup address") {
-            detail = "DNS lookup failed";
-            return true;
-        }
-        if t.contains("connection closed") || t.contains("incomplete message") {
-            detail = "connection closed by the server";
-            return true;
-        }
-        false
-    });
-    detail
+/// The leading identifier of a `Debug` rendering (`UnknownIssuer` of `UnknownIssuer`,
+/// `AlertReceived` of `AlertReceived(HandshakeFailure)`).
+fn variant_name(debug: &str) -> String {
+    let name: String = debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
 }
 
 type Inactive = (InactiveCause, String);
@@ -568,14 +609,71 @@ fn oauth_key(
     h.finalize().into()
 }
 
+/// The longest an OAuth2 token is cached, whatever `expires_in` says.
+pub const MAX_TOKEN_CACHE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// How long a token with `expires_in` seconds may be used: until 5 minutes before it expires
-/// (half its life if it is shorter than 10 minutes; 5 minutes when the endpoint does not say).
+/// (half its life if it is shorter than 10 minutes; 5 minutes when the endpoint does not say),
+/// and never longer than [`MAX_TOKEN_CACHE_LIFETIME`] (24 h).
 pub fn oauth_cache_lifetime(expires_in: Option<u64>) -> Duration {
-    match expires_in {
+    let lifetime = match expires_in {
         None => Duration::from_secs(300),
-        Some(s) if s >= 600 => Duration::from_secs(s - 300),
-        Some(s) => Duration::from_secs(s / 2),
+        Some(s) if s >= 600 => Duration::from_secs(s.saturating_sub(300)),
+        Some(s) => Duration::from_secs(s.checked_div(2).unwrap_or(0)),
+    };
+    lifetime.min(MAX_TOKEN_CACHE_LIFETIME)
+}
+
+/// Read `expires_in` leniently: a non-negative integer or float, as a number or a string;
+/// negative values count as zero (use once, do not cache), anything else as absent.
+/// Values are clamped to [`MAX_TOKEN_CACHE_LIFETIME`] in seconds.
+fn parse_expires_in(v: Option<&Value>) -> Option<u64> {
+    let max = MAX_TOKEN_CACHE_LIFETIME.as_secs();
+    let from_f64 = |f: f64| -> Option<u64> {
+        if f.is_nan() {
+            None
+        } else if f <= 0.0 {
+            Some(0)
+        } else if f >= max as f64 {
+            Some(max)
+        } else {
+            // In (0, max): the cast cannot saturate.
+            Some(f as u64)
+        }
+    };
+    match v? {
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Some(u.min(max)),
+            (None, Some(_)) => Some(0),
+            _ => n.as_f64().and_then(from_f64),
+        },
+        Value::String(s) => {
+            let s = s.trim();
+            match s.parse::<u64>() {
+                Ok(u) => Some(u.min(max)),
+                Err(_) => s
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .and_then(from_f64),
+            }
+        }
+        _ => None,
     }
+}
+
+/// Read an OAuth2 token endpoint's success reply: the `access_token` and how long it may be
+/// cached ([`oauth_cache_lifetime`] of `expires_in`). `Err` says, in our words, what is wrong
+/// with the body; it never quotes the body.
+pub fn parse_token_reply(body: &[u8]) -> std::result::Result<(SecretString, Duration), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_owned())?;
+    let token = v
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| "the body has no access_token".to_owned())?;
+    let lifetime = oauth_cache_lifetime(parse_expires_in(v.get("expires_in")));
+    Ok((SecretString::new(token), lifetime))
 }
 
 impl Prober {
@@ -601,11 +699,14 @@ impl Prober {
         }
     }
 
-    /// Run one probe. `Err` only for settings that cannot work whatever the gateway does (an
-    /// unusable URL, an absolute discovery URL on another origin, a duplicate api-version,
-    /// discovery mode without discovery settings): a person must fix the spec.
+    /// Run one probe, within `request.timeout` clamped to [`MAX_PROBE_TIMEOUT`]. `Err` only
+    /// for settings that cannot work whatever the gateway does (an unusable URL, an absolute
+    /// discovery URL on another origin, a duplicate api-version, discovery mode without
+    /// discovery settings): a person must fix the spec. A URL whose address the network policy
+    /// denies is `Inactive` `Unreachable`, without any connection attempt.
     pub async fn probe(&self, request: &ProbeRequest) -> Result<ProbeOutcome> {
         let settings = &request.settings;
+        let timeout = request.timeout.min(MAX_PROBE_TIMEOUT);
         let discovers = settings.discovery.is_some();
         if discovers && !settings.static_models.is_empty() {
             return Err(Error::invalid_input(
@@ -670,22 +771,19 @@ impl Prober {
 
         let mut ctx = Ctx {
             secrets: Vec::new(),
-            timeout: request.timeout,
+            timeout,
         };
         collect_static_secrets(settings, &mut ctx);
         let started = Instant::now();
         let result = {
             let fut = self.run(request, mode, &mut ctx);
-            tokio::time::timeout(
-                request.timeout,
-                tracing::Instrument::instrument(fut, span.clone()),
-            )
-            .await
+            tokio::time::timeout(timeout, tracing::Instrument::instrument(fut, span.clone())).await
         };
         let outcome = match result {
-            Ok(Ok(models)) => ProbeOutcome::Active {
+            Ok(Ok((models, omitted))) => ProbeOutcome::Active {
                 models,
                 latency: started.elapsed(),
+                omitted,
             },
             Ok(Err((cause, message))) => {
                 ProbeOutcome::inactive(cause, scrub(&message, &ctx.secrets))
@@ -693,9 +791,8 @@ impl Prober {
             Err(_) => ProbeOutcome::inactive(
                 InactiveCause::Timeout,
                 format!(
-                    "The gateway at {} did not finish the probe within {:?}; check that it is reachable and not overloaded.",
+                    "The gateway at {} did not finish the probe within {timeout:?}; check that it is reachable and not overloaded.",
                     origin(&target_url),
-                    request.timeout
                 ),
             ),
         };
@@ -712,10 +809,11 @@ impl Prober {
         req: &ProbeRequest,
         mode: ProbeMode,
         ctx: &mut Ctx,
-    ) -> std::result::Result<Vec<String>, Inactive> {
+    ) -> std::result::Result<(Vec<String>, usize), Inactive> {
         let s = &req.settings;
         let api_dep = s.deployment_api_version.as_deref();
         let mut models: Vec<String> = s.static_models.clone();
+        let mut omitted = 0;
 
         if let Some(d) = &s.discovery {
             let url =
@@ -731,7 +829,7 @@ impl Prober {
                     None,
                 )
                 .await?;
-            models = parse_model_list(&d.deployment_provider, &body).map_err(|why| {
+            let list = parse_model_list(&d.deployment_provider, &body).map_err(|why| {
                 (
                     InactiveCause::BadResponse,
                     format!(
@@ -741,8 +839,11 @@ impl Prober {
                     ),
                 )
             })?;
+            models = list.names;
+            omitted = list.omitted;
             if let Some(m) = &req.model {
-                if !models.iter().any(|x| x == m) {
+                // A model among the names left out is checked by name below.
+                if omitted == 0 && !models.iter().any(|x| x == m) {
                     return Err((
                         InactiveCause::ModelNotFound,
                         not_listed(m, &models, "the gateway lists"),
@@ -773,7 +874,7 @@ impl Prober {
                 })?;
             }
             if mode == ProbeMode::Discovery {
-                return Ok(models);
+                return Ok((models, omitted));
             }
         } else if let Some(m) = &req.model
             && !models.is_empty()
@@ -823,7 +924,7 @@ impl Prober {
         if models.is_empty() {
             models.push(model);
         }
-        Ok(models)
+        Ok((models, omitted))
     }
 
     /// A gateway call with auth; an OAuth2 401 on a cached token is retried once with a fresh one.
@@ -874,6 +975,11 @@ impl Prober {
         headers: HeaderMap,
         body: Option<Bytes>,
     ) -> std::result::Result<(u16, Bytes), Inactive> {
+        if self.transport.is_denied(&url) {
+            // Checked before any connection: reqwest does not resolve IP literals, so the
+            // transport's resolver never sees them.
+            return Err((InactiveCause::Unreachable, denied_message(step, &url)));
+        }
         let started = Instant::now();
         let mut req = self
             .transport
@@ -887,9 +993,13 @@ impl Prober {
         let result = match req.send().await {
             Ok(rsp) => {
                 let status = rsp.status().as_u16();
-                match rsp.bytes().await {
+                match self.transport.read_body(rsp).await {
                     Ok(b) => Ok((status, b)),
-                    Err(e) => Err(classify_transport(step, &url, &e, ctx.timeout)),
+                    Err(BodyError::TooLarge { limit }) => Err((
+                        InactiveCause::BadResponse,
+                        too_large_message(step, &url, limit),
+                    )),
+                    Err(BodyError::Read(e)) => Err(classify_transport(step, &url, &e, ctx.timeout)),
                 }
             }
             Err(e) => Err(classify_transport(step, &url, &e, ctx.timeout)),
@@ -960,21 +1070,10 @@ impl Prober {
                 audience,
             } => {
                 let scope = scope_for_audience(audience);
-                let token = credential.get_token(&[scope.as_str()], None).await.map_err(|e| {
-                    let err = Error::from_credential("Gateway_EntraToken", e);
-                    let cause = match err.kind() {
-                        _ if err.message().starts_with("TLS failure") => InactiveCause::TlsError,
-                        _ if err.is_retryable() && err.status().is_none() => InactiveCause::Unreachable,
-                        _ => InactiveCause::Unauthorized,
-                    };
-                    (
-                        cause,
-                        format!(
-                            "No Entra ID token for audience {audience} could be obtained ({}); check the identity and its federation.",
-                            err.message().trim_end_matches('.')
-                        ),
-                    )
-                })?;
+                let token = credential
+                    .get_token(&[scope.as_str()], None)
+                    .await
+                    .map_err(|e| entra_failure(audience, e))?;
                 ctx.remember(token.token.secret());
                 Ok((
                     Some(bearer_header(token.token.secret()).map_err(invalid)?),
@@ -1025,51 +1124,49 @@ impl Prober {
             .await?;
         let at = where_(&url);
         if !(200..300).contains(&status) {
-            let code = error_code(&body)
-                .map(|c| format!(", {c}"))
-                .unwrap_or_default();
+            // The endpoint's error code and description are its words, not ours: only the
+            // status is reported.
             return Err(match status {
                 400 | 401 | 403 => (
                     InactiveCause::Unauthorized,
                     format!(
-                        "The OAuth2 token endpoint {at} refused the client credentials (HTTP {status}{code}); check clientId, clientSecret and scopes."
+                        "The OAuth2 token endpoint {at} refused the client credentials (HTTP {status}); check clientId, clientSecret and scopes."
+                    ),
+                ),
+                408 => (
+                    InactiveCause::Timeout,
+                    format!(
+                        "The OAuth2 token endpoint {at} timed out (HTTP 408); check the token server."
                     ),
                 ),
                 _ => (
                     InactiveCause::BadResponse,
                     format!(
-                        "The OAuth2 token endpoint {at} answered HTTP {status}{code}; check tokenUrl and the token server."
+                        "The OAuth2 token endpoint {at} answered HTTP {status}; check tokenUrl and the token server."
                     ),
                 ),
             });
         }
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let Some(token) = v
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        else {
-            return Err((
+        let (token, lifetime) = parse_token_reply(&body).map_err(|why| {
+            (
                 InactiveCause::BadResponse,
                 format!(
-                    "The OAuth2 token endpoint {at} answered without an access_token; check tokenUrl."
+                    "The OAuth2 token endpoint {at} answered without a usable access_token ({why}); check tokenUrl."
                 ),
-            ));
-        };
-        let token = SecretString::new(token);
+            )
+        })?;
         ctx.remember(token.expose());
-        let expires_in = match v.get("expires_in") {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
-        if let Ok(mut cache) = self.oauth_tokens.lock() {
-            cache.retain(|_, t| Instant::now() < t.valid_until);
+        let now = Instant::now();
+        // A lifetime that does not fit the clock is not cached at all.
+        if let Some(valid_until) = now.checked_add(lifetime)
+            && let Ok(mut cache) = self.oauth_tokens.lock()
+        {
+            cache.retain(|_, t| now < t.valid_until);
             cache.insert(
                 key,
                 CachedToken {
                     token: token.clone(),
-                    valid_until: Instant::now() + oauth_cache_lifetime(expires_in),
+                    valid_until,
                 },
             );
         }
@@ -1095,6 +1192,39 @@ fn collect_static_secrets(s: &GatewaySettings, ctx: &mut Ctx) {
     }
 }
 
+/// An Entra ID token failure in our words: the category (TLS, unreachable, refused) and the
+/// token endpoint's HTTP status, never the text `azure_identity` relays from the endpoint.
+fn entra_failure(audience: &str, e: azure_core::Error) -> Inactive {
+    let err = Error::from_credential("Gateway_EntraToken", e);
+    let (cause, why) = if err.message().starts_with("TLS failure") {
+        (
+            InactiveCause::TlsError,
+            "TLS handshake failed with the token endpoint".to_owned(),
+        )
+    } else if let Some(status) = err.status() {
+        (
+            InactiveCause::Unauthorized,
+            format!("the token endpoint answered HTTP {status}"),
+        )
+    } else if err.is_retryable() {
+        (
+            InactiveCause::Unreachable,
+            "could not connect to the token endpoint".to_owned(),
+        )
+    } else {
+        (
+            InactiveCause::Unauthorized,
+            "the credential failed".to_owned(),
+        )
+    };
+    (
+        cause,
+        format!(
+            "No Entra ID token for audience {audience} could be obtained ({why}); check the identity and its federation."
+        ),
+    )
+}
+
 fn invalid(e: Error) -> Inactive {
     (
         InactiveCause::BadResponse,
@@ -1104,7 +1234,11 @@ fn invalid(e: Error) -> Inactive {
 
 fn not_listed(model: &str, models: &[String], lists: &str) -> String {
     let shown: Vec<&str> = models.iter().take(10).map(String::as_str).collect();
-    let more = if models.len() > 10 { ", …" } else { "" };
+    let more = if models.len() > shown.len() {
+        ", …"
+    } else {
+        ""
+    };
     if models.is_empty() {
         format!(
             "Model {model:?} was not found: {lists} no models; check the gateway's deployments."
@@ -1200,7 +1334,27 @@ mod tests {
             &key_auth(),
             None,
         );
-        assert!(m.contains("upstream down"), "{m}");
+        assert!(m.contains("HTTP 500"), "{m}");
+    }
+
+    #[test]
+    fn messages_never_echo_the_body() {
+        let bodies: [&[u8]; 4] = [
+            br#"{"error":{"message":"internal-db-7 says hello","code":"model_not_found"}}"#,
+            br#"{"detail":"internal-db-7 says hello"}"#,
+            b"internal-db-7 says hello",
+            br#"{"message":"internal-db-7 says hello"}"#,
+        ];
+        for body in bodies {
+            for status in [400, 401, 403, 404, 408, 409, 418, 429, 500, 502, 503] {
+                for step in [Step::ListModels, Step::GetModel, Step::ChatCompletion] {
+                    let (_, m) = classify_status(step, &url(), status, body, &key_auth(), None);
+                    assert!(!m.contains("internal-db-7"), "{m}");
+                    assert!(!m.contains("model_not_found"), "{m}");
+                    assert!(m.contains(&format!("HTTP {status}")), "{m}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -1232,7 +1386,75 @@ mod tests {
         assert_eq!(oauth_cache_lifetime(Some(3600)), Duration::from_secs(3300));
         assert_eq!(oauth_cache_lifetime(Some(600)), Duration::from_secs(300));
         assert_eq!(oauth_cache_lifetime(Some(120)), Duration::from_secs(60));
+        assert_eq!(oauth_cache_lifetime(Some(0)), Duration::ZERO);
         assert_eq!(oauth_cache_lifetime(None), Duration::from_secs(300));
+        assert_eq!(
+            oauth_cache_lifetime(Some(u64::MAX)),
+            MAX_TOKEN_CACHE_LIFETIME
+        );
+        assert_eq!(
+            oauth_cache_lifetime(Some(10 * 24 * 3600)),
+            MAX_TOKEN_CACHE_LIFETIME
+        );
+    }
+
+    #[test]
+    fn token_replies_with_odd_expires_in_are_read() {
+        let lifetime = |expires_in: &str| {
+            let body = format!(r#"{{"access_token":"tok","expires_in":{expires_in}}}"#);
+            let (token, lifetime) = parse_token_reply(body.as_bytes()).unwrap();
+            assert_eq!(token.expose(), "tok");
+            lifetime
+        };
+        let max = MAX_TOKEN_CACHE_LIFETIME.min(Duration::from_secs(24 * 3600 - 300));
+        assert_eq!(lifetime("18446744073709551615"), max);
+        assert_eq!(lifetime("18446744073709551616"), max);
+        assert_eq!(lifetime("1e308"), max);
+        assert_eq!(lifetime("\"1e308\""), max);
+        assert_eq!(lifetime("3600"), Duration::from_secs(3300));
+        assert_eq!(lifetime("\"3600\""), Duration::from_secs(3300));
+        assert_eq!(lifetime("3600.9"), Duration::from_secs(3300));
+        assert_eq!(lifetime("-5"), Duration::ZERO);
+        assert_eq!(lifetime("\"-5\""), Duration::ZERO);
+        assert_eq!(lifetime("-1e308"), Duration::ZERO);
+        assert_eq!(lifetime("\"abc\""), Duration::from_secs(300));
+        assert_eq!(lifetime("\"NaN\""), Duration::from_secs(300));
+        assert_eq!(lifetime("null"), Duration::from_secs(300));
+        assert_eq!(lifetime("[1]"), Duration::from_secs(300));
+        assert!(parse_token_reply(br#"{"expires_in":1}"#).is_err());
+        assert!(parse_token_reply(br#"{"access_token":""}"#).is_err());
+        assert!(parse_token_reply(br#"{"access_token":5}"#).is_err());
+        assert!(parse_token_reply(b"access_token=x").is_err());
+        // serde_json refuses numbers beyond f64: the body is not JSON, no panic.
+        assert!(parse_token_reply(br#"{"access_token":"t","expires_in":1e400}"#).is_err());
+    }
+
+    #[test]
+    fn tls_details_name_the_kind_only() {
+        assert_eq!(variant_name("UnknownIssuer"), "UnknownIssuer");
+        assert_eq!(
+            variant_name("AlertReceived(HandshakeFailure)"),
+            "AlertReceived"
+        );
+        assert_eq!(variant_name("Other(OtherError(\"peer text\"))"), "Other");
+        assert_eq!(variant_name("(x)"), "unknown");
+    }
+
+    #[test]
+    fn oversized_and_denied_messages_are_ours() {
+        let m = too_large_message(Step::ListModels, &url(), 1_048_576);
+        assert!(
+            m.starts_with(
+                "The gateway's answer to the model list request is larger than 1048576 bytes;"
+            ),
+            "{m}"
+        );
+        let u = Url::parse("http://169.254.169.254/latest/meta-data").unwrap();
+        let m = denied_message(Step::Token, &u);
+        assert_eq!(
+            m,
+            "The address of the OAuth2 token endpoint at http://169.254.169.254 is not allowed by the operator's network policy; use another URL or ask the operator's administrator."
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The exact requests Foundry sends to a gateway (reference §3), as pure functions. These are
 //! the contract: the probe and the emulator must agree with them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
@@ -315,23 +315,50 @@ pub fn oauth2_token_form(
         .finish()
 }
 
+/// The most model names kept from a discovery list; the rest are counted in
+/// [`ModelList::omitted`].
+pub const MAX_MODELS: usize = 1000;
+
+/// Model names read from a discovery list body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelList {
+    /// Distinct names in the order the gateway listed them, at most [`MAX_MODELS`].
+    pub names: Vec<String>,
+    /// Distinct names left out beyond [`MAX_MODELS`].
+    pub omitted: usize,
+}
+
 /// Model names from a discovery list body: `value[].name` (AzureOpenAI) or `data[].id`
-/// (OpenAI). `Err` says what is wrong with the body.
+/// (OpenAI), without duplicates or empty names, at most [`MAX_MODELS`] (the others are only
+/// counted). `Err` says, in our words, what is wrong with the body.
 pub fn parse_model_list(
     provider: &DeploymentProvider,
     body: &[u8],
-) -> std::result::Result<Vec<String>, String> {
+) -> std::result::Result<ModelList, String> {
     let v: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_owned())?;
     let (key, field) = provider_keys(provider);
     let items = v
         .get(key)
         .and_then(Value::as_array)
         .ok_or_else(|| format!("the body has no \"{key}\" array"))?;
-    Ok(items
+    // The set borrows from `v`: the body is capped, so it stays small.
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut list = ModelList::default();
+    for name in items
         .iter()
         .filter_map(|i| i.get(field).and_then(Value::as_str))
-        .map(str::to_owned)
-        .collect())
+        .filter(|n| !n.is_empty())
+    {
+        if !seen.insert(name) {
+            continue;
+        }
+        if list.names.len() < MAX_MODELS {
+            list.names.push(name.to_owned());
+        } else {
+            list.omitted = list.omitted.saturating_add(1);
+        }
+    }
+    Ok(list)
 }
 
 /// The model name from a get-model body (`name` or `id`).
@@ -537,13 +564,18 @@ mod tests {
     fn discovery_bodies() {
         let aoai = br#"{"value":[{"name":"gpt-4o","properties":{"model":{"format":"OpenAI","name":"gpt-4o","version":"2024-11-20"}}},{"x":1}]}"#;
         assert_eq!(
-            parse_model_list(&DeploymentProvider::AzureOpenAI, aoai).unwrap(),
+            parse_model_list(&DeploymentProvider::AzureOpenAI, aoai)
+                .unwrap()
+                .names,
             vec!["gpt-4o"]
         );
         let oai = br#"{"object":"list","data":[{"id":"gpt-4o","object":"model","created":1687882411,"owned_by":"openai"},{"id":"m2"}]}"#;
         assert_eq!(
             parse_model_list(&DeploymentProvider::OpenAI, oai).unwrap(),
-            vec!["gpt-4o", "m2"]
+            ModelList {
+                names: vec!["gpt-4o".into(), "m2".into()],
+                omitted: 0
+            }
         );
         assert!(parse_model_list(&DeploymentProvider::OpenAI, aoai).is_err());
         assert!(parse_model_list(&DeploymentProvider::AzureOpenAI, b"<html>").is_err());
@@ -559,5 +591,29 @@ mod tests {
         assert!(is_chat_completion(br#"{"choices":[]}"#));
         assert!(!is_chat_completion(br#"{"error":{}}"#));
         assert!(!is_chat_completion(b"pong"));
+    }
+
+    #[test]
+    fn model_lists_are_deduplicated_and_capped() {
+        let ids: Vec<String> = (0..1500)
+            .map(|i| format!(r#"{{"id":"m{i}"}}"#))
+            .chain([
+                r#"{"id":"m0"}"#.into(),
+                r#"{"id":""}"#.into(),
+                r#"{"id":7}"#.into(),
+            ])
+            .collect();
+        let body = format!(r#"{{"data":[{}]}}"#, ids.join(","));
+        let list = parse_model_list(&DeploymentProvider::OpenAI, body.as_bytes()).unwrap();
+        assert_eq!(list.names.len(), MAX_MODELS);
+        assert_eq!(list.omitted, 500);
+        assert_eq!(list.names[0], "m0");
+        assert_eq!(list.names[999], "m999");
+        let dup = br#"{"value":[{"name":"a"},{"name":"b"},{"name":"a"}]}"#;
+        let list = parse_model_list(&DeploymentProvider::AzureOpenAI, dup).unwrap();
+        assert_eq!(
+            (list.names, list.omitted),
+            (vec!["a".into(), "b".into()], 0)
+        );
     }
 }
