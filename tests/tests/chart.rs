@@ -1,9 +1,11 @@
 //! The Helm chart as users meet it: `helm lint` and `helm template` with default and non-default
 //! values, checked by Helm against `values.schema.json`; RBAC without drift from
-//! `config/rbac/role.yaml`; generated files up to date; the Dockerfile's shape; `helm install` and
-//! `helm uninstall` on the test bed; and the GitOps health checks (Argo CD's Lua run in Lua 5.1,
-//! kstatus and Flux's `healthCheckExprs` run by their own Go code) judging objects whose status
-//! went through the real apiserver.
+//! `config/rbac/role.yaml`, and per-namespace RBAC that keeps Secrets out of the ClusterRole; the
+//! admission policy and the NetworkPolicy; generated files up to date; the Dockerfile's shape;
+//! `helm install` and `helm uninstall` on the test bed, with the RBAC checked by the apiserver's
+//! authorizer; and the GitOps health checks (Argo CD's Lua run in Lua 5.1, kstatus and Flux's
+//! `healthCheckExprs` run by their own Go code) judging objects whose status went through the real
+//! apiserver.
 //!
 //! Helm is the pinned Helm 4 of `cargo xtask chart helm` (this file includes that module). The
 //! kstatus tool is `tests/tools/kstatus`, built with the local Go into the cache outside the
@@ -25,6 +27,9 @@ use std::sync::OnceLock;
 
 use foundry_gateway_testbed::paths;
 use foundry_gateway_tests::harness::{TestNamespace, custom_resource, kubectl, testbed};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -151,6 +156,8 @@ fn default_values_render_a_cluster_wide_operator_with_leader_election_and_a_hard
         "RoleBinding",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
     .map(str::to_owned)
     .into();
@@ -177,13 +184,21 @@ fn default_values_render_a_cluster_wide_operator_with_leader_election_and_a_hard
         "--concurrency=16",
         "--resync=10m",
         "--allow-operator-default-identity=false",
+        "--digest-key-secret=foundry-gateway-operator-digest-key",
+        "--allowed-authority-hosts=login.microsoftonline.com",
+        "--allowed-arm-hosts=management.azure.com",
+        "--allowed-foundry-hosts=*.services.ai.azure.com",
+        "--max-response-bytes=1048576",
+        "--probe-concurrency=16",
+        "--probe-concurrency-per-namespace=4",
     ] {
         assert!(args.iter().any(|a| a == flag), "{flag} missing in {args:?}");
     }
     assert!(
-        !args
-            .iter()
-            .any(|a| a.starts_with("--watch-namespace") || a.starts_with("--extra-ca-file")),
+        !args.iter().any(
+            |a| a.starts_with("--watch-namespace") // and --watch-namespaces
+            || a.starts_with("--extra-ca-file")
+        ),
         "{args:?}"
     );
     // The Lease namespace and the replica identity come from the downward API.
@@ -297,6 +312,68 @@ fn non_default_values_render_a_namespaced_operator_with_workload_identity_extra_
         only(&docs, "PodDisruptionBudget")["spec"]["maxUnavailable"],
         "34%"
     );
+
+    assert!(of_kind(&docs, "ValidatingAdmissionPolicy").is_empty());
+    assert!(of_kind(&docs, "ValidatingAdmissionPolicyBinding").is_empty());
+    let network = &only(&docs, "NetworkPolicy")["spec"];
+    assert_eq!(
+        network["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "prometheus"
+    );
+    let https = &network["egress"][2];
+    let ports: Vec<u64> = https["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["port"].as_u64())
+        .collect();
+    assert_eq!(ports, [443, 8443]);
+}
+
+/// Every flag the chart passes, with default and non-default values, is one the operator
+/// binary knows and accepts (clap stops at `--help` only after parsing what comes before it).
+#[test]
+fn the_operator_accepts_every_flag_the_chart_passes() {
+    let binary = foundry_gateway_testbed::operator::operator_binary().expect("operator binary");
+    let policy = "identity.managedIdentity.allowed={team-a=11111111-2222-3333-4444-555555555555,*=system},deniedNetworks={169.254.0.0/16,10.0.0.0/8},allowedHosts.foundry={*.services.ai.azure.us,project.example.com}";
+    let renders = [
+        template("foundry-gateway-operator", "foundry-system", &[], &[]),
+        template(
+            "rel",
+            "team-a",
+            &[non_default_values().as_path()],
+            &[],
+        ),
+        template(
+            "rel",
+            "foundry-system",
+            &[],
+            &["rbac.namespaces={team-a,team-b}", policy],
+        ),
+    ];
+    for docs in &renders {
+        let args = strings(&only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+        let output = Command::new(&binary)
+            .args(&args)
+            .arg("--help")
+            .env_clear()
+            .output()
+            .expect("the operator runs");
+        assert!(
+            output.status.success(),
+            "the operator refused the chart's flags {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let args = strings(&only(&renders[2], "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    for flag in [
+        "--allowed-managed-identities=team-a=11111111-2222-3333-4444-555555555555,*=system",
+        "--denied-networks=169.254.0.0/16,10.0.0.0/8",
+        "--allowed-foundry-hosts=*.services.ai.azure.us,project.example.com",
+        "--watch-namespaces=team-a,team-b",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} missing in {args:?}");
+    }
 }
 
 #[test]
@@ -312,6 +389,18 @@ fn values_that_break_the_schema_or_the_chart_rules_are_refused() {
         ("serviceMonitor:\n  enabled: yes please\n", "enabled"),
         ("replica: 3\n", "replica"),
         ("podDisruptionBudget:\n  minAvailable: 1\n", "minAvailable"),
+        ("rbac:\n  namespaces: [Team_A]\n", "namespaces"),
+        ("rbac:\n  namespaces: [a, a]\n", "namespaces"),
+        ("admissionPolicy:\n  enabled: always\n", "enabled"),
+        (
+            "networkPolicy:\n  egressCIDRs: [10.0.0.0/8]\n",
+            "egressCIDRs",
+        ),
+        (
+            "networkPolicy:\n  metricsFrom: [{namespace: monitoring}]\n",
+            "namespace",
+        ),
+        ("networkPolicy:\n  egressPorts: [0]\n", "egressPorts"),
     ];
     for (index, (values, field)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("bad-{index}.yaml"));
@@ -343,6 +432,14 @@ fn values_that_break_the_schema_or_the_chart_rules_are_refused() {
         (
             &["serviceAccount.create=false"][..],
             "serviceAccount.name is required",
+        ),
+        (
+            &["watchNamespace=team-agents", "rbac.namespaces={team-a}"][..],
+            "set watchNamespace or rbac.namespaces, not both",
+        ),
+        (
+            &["networkPolicy.enabled=true"][..],
+            "networkPolicy.enabled needs networkPolicy.apiServerCIDRs",
         ),
     ] {
         let mut command = helm();
@@ -400,6 +497,273 @@ fn the_rendered_rbac_has_exactly_the_rules_of_config_rbac() {
         .find(|r| r["metadata"]["namespace"] == "team-agents")
         .expect("the operator's Role in the watched namespace");
     assert_eq!(&operator_role["rules"], cluster_rules);
+    // The operator's own namespace Role is the same in every mode.
+    let own = of_kind(&namespaced, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["namespace"] == "foundry-system")
+        .expect("the Role in the release namespace");
+    assert_eq!(&own["rules"], lease_rules);
+}
+
+/// Whether a rule grants anything on Secrets, ConfigMaps or ServiceAccount tokens.
+fn touches_references(rule: &Yaml) -> bool {
+    strings(&rule["resources"]).iter().any(|r| {
+        matches!(
+            r.as_str(),
+            "secrets" | "configmaps" | "serviceaccounts/token"
+        )
+    })
+}
+
+#[test]
+fn per_namespace_rbac_reads_secrets_only_in_the_listed_namespaces_and_watches_only_those() {
+    let shipped = shipped_rbac();
+    let all_rules = strings_of_rules(&only(&shipped, "ClusterRole")["rules"]);
+    let docs = template(
+        "foundry-gateway-operator",
+        "foundry-system",
+        &[],
+        &["rbac.namespaces={team-a,team-b}"],
+    );
+
+    // The ClusterRole keeps the three kinds and events, and nothing that reads a reference.
+    let cluster_rules = only(&docs, "ClusterRole")["rules"].as_sequence().unwrap();
+    assert!(!cluster_rules.is_empty());
+    assert!(
+        !cluster_rules.iter().any(touches_references),
+        "{cluster_rules:?}"
+    );
+
+    // One Role per listed namespace with exactly the reference rules, bound to the operator.
+    let fullname = "foundry-gateway-operator";
+    for namespace in ["team-a", "team-b"] {
+        let role = of_kind(&docs, "Role")
+            .into_iter()
+            .find(|r| r["metadata"]["namespace"] == namespace)
+            .unwrap_or_else(|| panic!("no Role in {namespace}"));
+        assert_eq!(role["metadata"]["name"], fullname);
+        let rules = role["rules"].as_sequence().unwrap();
+        assert!(rules.iter().all(touches_references), "{rules:?}");
+        let mut together = strings_of_rules(&Yaml::Sequence(cluster_rules.clone()));
+        together.extend(strings_of_rules(&role["rules"]));
+        together.sort();
+        let mut expected = all_rules.clone();
+        expected.sort();
+        assert_eq!(
+            together, expected,
+            "the ClusterRole and the Role of {namespace} split config/rbac"
+        );
+        let binding = of_kind(&docs, "RoleBinding")
+            .into_iter()
+            .find(|b| b["metadata"]["namespace"] == namespace)
+            .unwrap_or_else(|| panic!("no RoleBinding in {namespace}"));
+        assert_eq!(binding["roleRef"]["name"], fullname);
+        assert_eq!(binding["subjects"][0]["name"], fullname);
+        assert_eq!(binding["subjects"][0]["namespace"], "foundry-system");
+    }
+    let namespaces: BTreeSet<&str> = of_kind(&docs, "Role")
+        .iter()
+        .filter_map(|r| r["metadata"]["namespace"].as_str())
+        .collect();
+    assert_eq!(namespaces, ["foundry-system", "team-a", "team-b"].into());
+
+    let args =
+        strings(&only(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(
+        args.iter().any(|a| a == "--watch-namespaces=team-a,team-b"),
+        "{args:?}"
+    );
+    assert!(
+        !args.iter().any(|a| a.starts_with("--watch-namespace=")),
+        "{args:?}"
+    );
+}
+
+/// Each rule as one comparable line.
+fn strings_of_rules(rules: &Yaml) -> Vec<String> {
+    rules
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|rule| serde_json::to_string(&serde_json::to_value(rule).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_operator_namespace_role_reads_only_its_own_digest_key_secret() {
+    for (set, name) in [
+        (&[][..], "foundry-gateway-operator-digest-key"),
+        (
+            &[
+                "fullnameOverride=fgo",
+                "leaderElection.enabled=false",
+                "replicas=1",
+            ][..],
+            "fgo-digest-key",
+        ),
+    ] {
+        let docs = template("foundry-gateway-operator", "foundry-system", &[], set);
+        let role = of_kind(&docs, "Role")
+            .into_iter()
+            .find(|r| r["metadata"]["namespace"] == "foundry-system")
+            .unwrap_or_else(|| panic!("{set:?}: no Role in the release namespace"));
+        let rules = role["rules"].as_sequence().unwrap();
+        let secret_rules: Vec<&Yaml> = rules
+            .iter()
+            .filter(|r| strings(&r["resources"]) == ["secrets"])
+            .collect();
+        assert_eq!(secret_rules.len(), 2, "{set:?}: {rules:?}");
+        let get = secret_rules
+            .iter()
+            .find(|r| strings(&r["verbs"]) == ["get"])
+            .expect("a get rule");
+        assert_eq!(strings(&get["resourceNames"]), [name], "{set:?}");
+        let create = secret_rules
+            .iter()
+            .find(|r| strings(&r["verbs"]) == ["create"])
+            .expect("a create rule");
+        assert!(create["resourceNames"].is_null(), "{set:?}");
+        let leases = rules.iter().any(|r| strings(&r["resources"]) == ["leases"]);
+        assert_eq!(
+            leases,
+            set.is_empty(),
+            "{set:?}: the Lease rule follows leaderElection.enabled"
+        );
+        let args = strings(
+            &only(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"],
+        );
+        let flag = format!("--digest-key-secret={name}");
+        assert!(args.contains(&flag), "{set:?}: {args:?}");
+    }
+}
+
+#[test]
+fn the_admission_policy_renders_by_default_denies_and_can_be_turned_off() {
+    let docs = template("rel", "ops", &[], &[]);
+    let policy = only(&docs, "ValidatingAdmissionPolicy");
+    assert_eq!(policy["apiVersion"], "admissionregistration.k8s.io/v1");
+    assert_eq!(
+        policy["metadata"]["name"],
+        "rel-foundry-gateway-operator-reference-access"
+    );
+    assert_eq!(policy["spec"]["failurePolicy"], "Fail");
+    let rule = &policy["spec"]["matchConstraints"]["resourceRules"][0];
+    assert_eq!(strings(&rule["apiGroups"]), ["gateway.foundry.dev"]);
+    assert_eq!(strings(&rule["operations"]), ["CREATE", "UPDATE"]);
+    // The main resources only: the operator's status writes are not matched.
+    assert_eq!(
+        strings(&rule["resources"]),
+        ["foundryprojects", "gatewayconnections", "promptagents"]
+    );
+    // Every reference field of the three kinds is checked, each with its own message.
+    let messages: Vec<String> = policy["spec"]["validations"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["messageExpression"].as_str().map(str::to_owned))
+        .collect();
+    for field in [
+        "spec.auth.apiKey.secretRef",
+        "spec.auth.oauth2.clientSecretRef",
+        "].valueFrom",
+        "spec.identity.clientSecret.secretRef",
+        "spec.identity.workloadIdentity.serviceAccountName",
+        "spec.instructionsFrom",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(field)),
+            "no message names {field}: {messages:?}"
+        );
+    }
+    let binding = only(&docs, "ValidatingAdmissionPolicyBinding");
+    assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+    assert_eq!(strings(&binding["spec"]["validationActions"]), ["Deny"]);
+
+    let off = template("rel", "ops", &[], &["admissionPolicy.enabled=false"]);
+    assert!(of_kind(&off, "ValidatingAdmissionPolicy").is_empty());
+    assert!(of_kind(&off, "ValidatingAdmissionPolicyBinding").is_empty());
+}
+
+#[test]
+fn the_network_policy_admits_only_the_metrics_scraper_and_keeps_the_metadata_address_out() {
+    let default = template("rel", "ops", &[], &[]);
+    assert!(
+        of_kind(&default, "NetworkPolicy").is_empty(),
+        "off by default"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("network.yaml");
+    fs::write(
+        &values,
+        "networkPolicy:\n  enabled: true\n  apiServerCIDRs: [10.0.0.1/32]\n  metricsFrom:\n    \
+         - namespaceSelector:\n        matchLabels:\n          kubernetes.io/metadata.name: monitoring\n",
+    )
+    .unwrap();
+    let docs = template("rel", "ops", &[&values], &[]);
+    let policy = only(&docs, "NetworkPolicy");
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["podSelector"]["matchLabels"],
+        only(&docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(strings(&spec["policyTypes"]), ["Ingress", "Egress"]);
+
+    // Ingress: the admin port, from the monitoring namespace only.
+    let ingress = spec["ingress"].as_sequence().unwrap();
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    assert_eq!(
+        ingress[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert_eq!(ingress[0]["ports"][0]["port"], "admin");
+    assert_eq!(ingress[0]["ports"].as_sequence().unwrap().len(), 1);
+
+    // Egress: DNS, the API server, and HTTPS anywhere but link-local.
+    let egress = spec["egress"].as_sequence().unwrap();
+    let ports = |rule: &Yaml| -> Vec<(u64, String)> {
+        rule["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["port"].as_u64().unwrap(),
+                    p["protocol"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(egress.len(), 3, "{egress:?}");
+    assert_eq!(
+        ports(&egress[0]),
+        [(53, "UDP".to_owned()), (53, "TCP".to_owned())]
+    );
+    assert_eq!(
+        egress[0]["to"][0]["podSelector"]["matchLabels"]["k8s-app"],
+        "kube-dns"
+    );
+    assert_eq!(egress[1]["to"][0]["ipBlock"]["cidr"], "10.0.0.1/32");
+    assert!(ports(&egress[1]).contains(&(443, "TCP".to_owned())));
+    assert_eq!(ports(&egress[2]), [(443, "TCP".to_owned())]);
+    let block = &egress[2]["to"][0]["ipBlock"];
+    assert_eq!(block["cidr"], "0.0.0.0/0");
+    assert_eq!(strings(&block["except"]), ["169.254.0.0/16"]);
+    // 169.254.169.254 is the cloud metadata address.
+    assert_eq!(egress[2]["to"].as_sequence().unwrap().len(), 1);
+
+    // Without metricsFrom nothing may connect.
+    let closed = template(
+        "rel",
+        "ops",
+        &[],
+        &[
+            "networkPolicy.enabled=true",
+            "networkPolicy.apiServerCIDRs={10.0.0.1/32}",
+        ],
+    );
+    let closed = only(&closed, "NetworkPolicy");
+    assert_eq!(closed["spec"]["ingress"], Yaml::Sequence(Vec::new()));
 }
 
 #[test]
@@ -462,6 +826,7 @@ fn the_manifests_users_apply_mean_the_same_to_kubectl_and_helm_as_to_our_generat
     let root = paths::repo_root();
     let mut files = vec![root.join(chart::DEPLOY_MANIFEST)];
     for dir in [
+        "config/admission",
         "config/crd",
         "config/samples",
         "charts/foundry-gateway-operator/crds",
@@ -792,6 +1157,17 @@ async fn helm_installs_and_uninstalls_the_cluster_wide_operator_on_the_test_bed(
         .get(&format!("{fullname}-leader-election"))
         .await
         .unwrap();
+    let policy_name = format!("{fullname}-reference-access");
+    Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .get(&policy_name)
+        .await
+        .unwrap();
+    let policy_binding = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .get(&policy_name)
+        .await
+        .unwrap();
+    assert_eq!(policy_binding.spec.policy_name, policy_name);
+    assert_eq!(policy_binding.spec.validation_actions, ["Deny"]);
 
     // The real RBAC of the release: the operator's account may do its job everywhere, and no more.
     let account = format!("system:serviceaccount:{}:{fullname}", ns.name());
@@ -833,6 +1209,14 @@ async fn helm_installs_and_uninstalls_the_cluster_wide_operator_on_the_test_bed(
         .await
         .unwrap();
     assert!(gone.is_none(), "the ClusterRole outlived the release");
+    assert!(
+        Api::<ValidatingAdmissionPolicy>::all(client.clone())
+            .get_opt(&policy_name)
+            .await
+            .unwrap()
+            .is_none(),
+        "the admission policy outlived the release"
+    );
     assert!(
         Api::<Deployment>::namespaced(client.clone(), ns.name())
             .get_opt(&fullname)
@@ -891,6 +1275,123 @@ async fn helm_installs_a_namespaced_operator_that_may_act_only_in_its_namespace(
             .unwrap()
             .is_none()
     );
+}
+
+/// `kubectl auth can-i <args> --as <account>`: whether the apiserver's authorizer says yes.
+fn account_may(account: &str, args: &[&str]) -> bool {
+    let output = run(kubectl()
+        .args(["auth", "can-i"])
+        .args(args)
+        .args(["--as", account]));
+    String::from_utf8_lossy(&output.stdout).trim() == "yes"
+}
+
+#[tokio::test]
+async fn helm_installs_a_per_namespace_operator_that_reads_secrets_only_in_the_listed_namespaces() {
+    let ns = TestNamespace::new("helm-per-namespace").await;
+    let team_a = TestNamespace::new("helm-team-a").await;
+    let team_b = TestNamespace::new("helm-team-b").await;
+    let other = TestNamespace::new("helm-not-listed").await;
+    let client = ns.client().clone();
+    let release = release_for(&ns);
+    let fullname = format!("{release}-foundry-gateway-operator");
+
+    succeed(
+        helm_on_testbed()
+            .args(["install", &release])
+            .arg(chart::chart_dir())
+            .args(["--namespace", ns.name()])
+            .args([
+                "--set",
+                &format!("rbac.namespaces={{{},{}}}", team_a.name(), team_b.name()),
+            ]),
+    );
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns.name())
+        .get(&fullname)
+        .await
+        .unwrap();
+    let args = deployment.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    let flag = format!("--watch-namespaces={},{}", team_a.name(), team_b.name());
+    assert!(args.contains(&flag), "{args:?}");
+
+    let account = format!("system:serviceaccount:{}:{fullname}", ns.name());
+    let may = |args: &[&str]| account_may(&account, args);
+    for listed in [team_a.name(), team_b.name()] {
+        assert!(
+            may(&["get", "secrets", "-n", listed]),
+            "get secrets in {listed}"
+        );
+        assert!(
+            may(&["watch", "configmaps", "-n", listed]),
+            "watch configmaps in {listed}"
+        );
+        assert!(
+            may(&[
+                "create",
+                "serviceaccounts",
+                "--subresource=token",
+                "-n",
+                listed
+            ]),
+            "create tokens in {listed}"
+        );
+    }
+    for unlisted in [other.name(), "default"] {
+        assert!(
+            !may(&["get", "secrets", "-n", unlisted]),
+            "get secrets in {unlisted}"
+        );
+        assert!(
+            !may(&["list", "configmaps", "-n", unlisted]),
+            "list configmaps in {unlisted}"
+        );
+        assert!(
+            !may(&[
+                "create",
+                "serviceaccounts",
+                "--subresource=token",
+                "-n",
+                unlisted
+            ]),
+            "create tokens in {unlisted}"
+        );
+    }
+    assert!(!may(&["get", "secrets", "--all-namespaces"]));
+    // The three kinds and events stay cluster-wide.
+    assert!(may(&[
+        "watch",
+        "gatewayconnections.gateway.foundry.dev",
+        "--all-namespaces"
+    ]));
+    assert!(may(&[
+        "patch",
+        "promptagents.gateway.foundry.dev",
+        "--subresource=status",
+        "-n",
+        other.name()
+    ]));
+    assert!(may(&["create", "events.events.k8s.io", "-n", other.name()]));
+    // In its own namespace: the digest key Secret by name, and creating it.
+    let digest = format!("secrets/{fullname}-digest-key");
+    assert!(may(&["get", &digest, "-n", ns.name()]));
+    assert!(!may(&["get", "secrets/some-other-secret", "-n", ns.name()]));
+    assert!(may(&["create", "secrets", "-n", ns.name()]));
+    assert!(!may(&["update", &digest, "-n", ns.name()]));
+
+    succeed(helm_on_testbed().args(["uninstall", &release, "--namespace", ns.name()]));
+    for listed in [team_a.name(), team_b.name()] {
+        assert!(
+            Api::<Role>::namespaced(client.clone(), listed)
+                .get_opt(&fullname)
+                .await
+                .unwrap()
+                .is_none(),
+            "the Role in {listed} outlived the release"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

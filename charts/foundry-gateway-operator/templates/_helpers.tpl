@@ -63,9 +63,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 What the operator may do: exactly the rules of config/rbac/role.yaml (the chart tests compare
-them). Rendered into the ClusterRole, or into the Role of watchNamespace.
+them), in three parts. Rendered together into the ClusterRole, or into the Role of watchNamespace;
+with rbac.namespaces the reference rules go into a Role per listed namespace instead.
 */}}
 {{- define "foundry-gateway-operator.rules" -}}
+{{ include "foundry-gateway-operator.kindRules" . }}
+{{ include "foundry-gateway-operator.referenceRules" . }}
+{{ include "foundry-gateway-operator.eventRules" . }}
+{{- end }}
+
+{{/* The three kinds: watch them, add and remove the finalizer, write status. */}}
+{{- define "foundry-gateway-operator.kindRules" -}}
 # The three kinds: watch them, add and remove the finalizer, write status.
 - apiGroups: ["gateway.foundry.dev"]
   resources: ["foundryprojects", "gatewayconnections", "promptagents"]
@@ -76,6 +84,10 @@ them). Rendered into the ClusterRole, or into the Role of watchNamespace.
 - apiGroups: ["gateway.foundry.dev"]
   resources: ["foundryprojects/finalizers", "gatewayconnections/finalizers", "promptagents/finalizers"]
   verbs: ["update"]
+{{- end }}
+
+{{/* What the objects reference: Secrets, ConfigMaps and ServiceAccount tokens. */}}
+{{- define "foundry-gateway-operator.referenceRules" -}}
 # Referenced Secrets (API keys, client secrets, header values) and ConfigMaps (instructions):
 # read in the object's own namespace; watched as metadata so a rotation reaches Foundry at once.
 - apiGroups: [""]
@@ -85,10 +97,19 @@ them). Rendered into the ClusterRole, or into the Role of watchNamespace.
 - apiGroups: [""]
   resources: ["serviceaccounts/token"]
   verbs: ["create"]
+{{- end }}
+
+{{/* Events for what a user should see. */}}
+{{- define "foundry-gateway-operator.eventRules" -}}
 # Events for what a user should see.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/* The Secret in the release namespace holding the HMAC key of the credentials digest. */}}
+{{- define "foundry-gateway-operator.digestKeySecret" -}}
+{{- printf "%s-digest-key" (include "foundry-gateway-operator.fullname" .) }}
 {{- end }}
 
 {{/* Checks of values that the schema cannot express. */}}
@@ -98,5 +119,11 @@ them). Rendered into the ClusterRole, or into the Role of watchNamespace.
 {{- end }}
 {{- if and .Values.azureWorkloadIdentity.enabled (not .Values.azureWorkloadIdentity.clientId) }}
 {{- fail "azureWorkloadIdentity.enabled needs azureWorkloadIdentity.clientId" }}
+{{- end }}
+{{- if and .Values.watchNamespace .Values.rbac.namespaces }}
+{{- fail "set watchNamespace or rbac.namespaces, not both: watchNamespace already confines the operator to one namespace" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.apiServerCIDRs) }}
+{{- fail "networkPolicy.enabled needs networkPolicy.apiServerCIDRs: the addresses of the API server endpoints (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes)" }}
 {{- end }}
 {{- end }}
