@@ -5,4 +5,5 @@
 //! namespace whose custom objects and events are printed when the test fails.
 
 pub mod harness;
+pub mod hostile;
 pub mod world;

@@ -1,7 +1,8 @@
 //! The operator's world for cluster tests: one Stack (token server, LiteLLM gateway, Foundry
 //! emulator) per test binary, and per test a namespace with a FoundryProject pointing at the
 //! emulator and an operator process scoped to that namespace, running with exactly the shipped
-//! RBAC (a ServiceAccount token, never admin).
+//! rules granted by a Role of that namespace only (a ServiceAccount token, never admin, no
+//! cluster-wide right), as the chart's namespaced install runs it.
 //!
 //! Everything here panics on failure: it is test support, and a panic is how a test fails.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -53,8 +54,10 @@ impl World {
         let stack = stack();
         let ns = TestNamespace::new(hint).await;
         let tb = testbed();
-        operator::install_rbac(tb).expect("the operator RBAC applies");
-        let kubeconfig = operator::operator_kubeconfig(tb).expect("a ServiceAccount kubeconfig");
+        // The operator watches only this namespace, so it runs as the chart's namespaced install
+        // does: the shipped rules in a Role of this namespace, no cluster-wide right.
+        let kubeconfig = operator::namespaced_operator_kubeconfig(tb, ns.name())
+            .expect("a namespaced ServiceAccount kubeconfig");
         let dir = std::env::temp_dir().join(format!("fgo-{}", ns.name()));
         std::fs::create_dir_all(&dir).expect("operator dir");
         let world_project = EmulatorProject::default_project();
@@ -82,6 +85,7 @@ impl World {
         .await;
         let operator = Operator::start(OperatorOptions {
             watch_namespace: Some(ns.name().to_owned()),
+            lease_namespace: ns.name().to_owned(),
             resync,
             leader_elect: false,
             extra_ca_file: Some(stack.ca_file().to_path_buf()),

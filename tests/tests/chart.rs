@@ -338,12 +338,7 @@ fn the_operator_accepts_every_flag_the_chart_passes() {
     let policy = "identity.managedIdentity.allowed={team-a=11111111-2222-3333-4444-555555555555,*=system},deniedNetworks={169.254.0.0/16,10.0.0.0/8},allowedHosts.foundry={*.services.ai.azure.us,project.example.com}";
     let renders = [
         template("foundry-gateway-operator", "foundry-system", &[], &[]),
-        template(
-            "rel",
-            "team-a",
-            &[non_default_values().as_path()],
-            &[],
-        ),
+        template("rel", "team-a", &[non_default_values().as_path()], &[]),
         template(
             "rel",
             "foundry-system",
@@ -352,7 +347,8 @@ fn the_operator_accepts_every_flag_the_chart_passes() {
         ),
     ];
     for docs in &renders {
-        let args = strings(&only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+        let args =
+            strings(&only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
         let output = Command::new(&binary)
             .args(&args)
             .arg("--help")
@@ -365,7 +361,9 @@ fn the_operator_accepts_every_flag_the_chart_passes() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let args = strings(&only(&renders[2], "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let args = strings(
+        &only(&renders[2], "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"],
+    );
     for flag in [
         "--allowed-managed-identities=team-a=11111111-2222-3333-4444-555555555555,*=system",
         "--denied-networks=169.254.0.0/16,10.0.0.0/8",

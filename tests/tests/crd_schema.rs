@@ -248,6 +248,15 @@ fn invalid_cases() -> Vec<Case> {
             &["spec.probe", "timeout must be shorter than interval"],
         ),
         c(
+            "probe timeout above thirty seconds",
+            "GatewayConnection",
+            json!({"probe": {"interval": "5m", "timeout": "45s"}}),
+            &[
+                "spec.probe.timeout",
+                "timeout must be between 100ms and 30s",
+            ],
+        ),
+        c(
             "probe interval below five seconds",
             "GatewayConnection",
             json!({"probe": {"interval": "1s"}}),

@@ -462,22 +462,23 @@ async fn deletion_follows_the_policy_and_a_taken_name_needs_adopt() {
     apply(&w.ns, GWC, "orphaned", spec(&orphaned, "Orphan", false)).await;
     wait_for(&w.ns, GWC, "deleted", READY, "Active", active).await;
     wait_for(&w.ns, GWC, "orphaned", READY, "Active", active).await;
-    // A second object claiming the orphaned connection's name is refused without adopt.
+    // A second object claiming the orphaned connection's name is refused while its owner lives
+    // (ownership per object: tests/ownership.rs covers adopt and an owner that is gone).
     apply(&w.ns, GWC, "claimant", spec(&orphaned, "Orphan", false)).await;
     let stalled = wait_for(
         &w.ns,
         GWC,
         "claimant",
         READY,
-        "Stalled with AlreadyExists",
-        |o| has_condition(o, "Stalled", "True", Some("AlreadyExists")),
+        "Stalled with OwnedElsewhere",
+        |o| has_condition(o, "Stalled", "True", Some("OwnedElsewhere")),
     )
     .await;
     assert!(has_condition(
         &stalled,
         "Ready",
         "False",
-        Some("AlreadyExists")
+        Some("OwnedElsewhere")
     ));
     foundry_gateway_tests::world::delete(&w.ns, GWC, "claimant").await;
     foundry_gateway_tests::world::delete(&w.ns, GWC, "deleted").await;

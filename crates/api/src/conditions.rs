@@ -59,6 +59,8 @@ pub mod reasons {
     pub const BAD_RESPONSE: &str = "BadResponse";
     /// The TLS handshake with the gateway failed.
     pub const TLS_ERROR: &str = "TLSError";
+    /// The first probe of the current spec and credentials is running.
+    pub const PROBING: &str = "Probing";
     /// Probing is off (`probe.mode: Off`) or has not run yet.
     pub const NOT_PROBED: &str = "NotProbed";
     /// The tool kind is not one of those Foundry supports with gateway models.
@@ -69,4 +71,13 @@ pub mod reasons {
     pub const VERIFICATION_FAILED: &str = "VerificationFailed";
     /// The object is being deleted and is waiting for what still uses it.
     pub const IN_USE: &str = "InUse";
+    /// The Foundry connection or agent is managed by another live object (the message names
+    /// it); `adopt` does not take it over.
+    pub const OWNED_ELSEWHERE: &str = "OwnedElsewhere";
+    /// The identity (managed identity, the operator's own) is not allowed for this namespace by
+    /// the installation.
+    pub const IDENTITY_NOT_ALLOWED: &str = "IdentityNotAllowed";
+    /// A host that would receive a credential (authority, ARM, Foundry) is not on the
+    /// installation's allow-list.
+    pub const HOST_NOT_ALLOWED: &str = "HostNotAllowed";
 }

@@ -111,7 +111,9 @@ pub struct GatewayConnectionSpec {
     pub deployment_api_version: Option<String>,
 
     /// Extra headers Foundry adds to every request to the gateway. Values come inline or from a
-    /// Secret in this namespace.
+    /// Secret in this namespace. Foundry keeps every header value, including those read from a
+    /// Secret, as plain connection metadata that anyone who may read the project's connections
+    /// can see: put credentials in `auth`, not in a custom header.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
@@ -131,7 +133,8 @@ pub struct GatewayConnectionSpec {
 
     /// Take over a connection of the same name that already exists in Foundry. When false (the
     /// default), such a connection is left alone and the object is Stalled with reason
-    /// AlreadyExists.
+    /// AlreadyExists. Never takes over a connection that another live GatewayConnection manages
+    /// (in any namespace sharing the project): that is Stalled with reason OwnedElsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt: Option<bool>,
 
@@ -316,11 +319,13 @@ pub struct CustomHeader {
         pattern(crate::common::HEADER_NAME_PATTERN)
     )]
     pub name: String,
-    /// Header value, inline. Do not put secrets here; use valueFrom.
+    /// Header value, inline. Do not put secrets here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub value: Option<String>,
-    /// Header value read from a Secret key in this namespace.
+    /// Header value read from a Secret key in this namespace. Kept out of the manifest, but
+    /// Foundry stores it as plain connection metadata (readable by anyone who may read the
+    /// project's connections), so it is not a place for credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<SecretKeyRef>,
 }
@@ -340,10 +345,11 @@ pub struct ProbeSpec {
     #[schemars(pattern(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('5s') && duration(self) <= duration('24h')").message("interval must be between 5s and 24h"))]
     pub interval: Option<String>,
-    /// Time a probe may take, a duration such as `10s`. Default: 10s.
+    /// Time a probe may take, a duration such as `10s`. Default: 10s. At most 30s: probes share
+    /// a budget across namespaces, so one slow gateway may not hold a probe slot for long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
-    #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('100ms') && duration(self) <= duration('5m')").message("timeout must be between 100ms and 5m"))]
+    #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('100ms') && duration(self) <= duration('30s')").message("timeout must be between 100ms and 30s"))]
     pub timeout: Option<String>,
     /// The model deployment the probe must find (in discovery) or call (inference), so that
     /// "Active" means "this model is served". Default: the first static model, or any model

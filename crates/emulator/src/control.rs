@@ -57,7 +57,7 @@ pub(crate) struct GatewayCallRecord {
     pub(crate) url: String,
     /// Header names in the order sent.
     pub(crate) header_names: Vec<String>,
-    /// Header values; auth header values are `"<redacted>"`, custom header values kept.
+    /// Header values; those of the auth header and of custom headers are `"<redacted>"`.
     pub(crate) headers: serde_json::Map<String, Value>,
     /// JSON body sent (chat completions only; token requests are never recorded).
     pub(crate) request_body: Value,

@@ -52,9 +52,11 @@ pub(crate) struct CallTarget {
 }
 
 impl CallTarget {
+    /// Replaces credentials and custom header values (often read from Secrets) in a message.
     fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for s in &self.secrets {
+        let headers = self.meta.custom_headers.iter().map(|(_, v)| v);
+        for s in self.secrets.iter().chain(headers.filter(|v| v.len() >= 4)) {
             out = out.replace(s.as_str(), REDACTED);
         }
         out
@@ -274,30 +276,21 @@ impl Gateway {
         let auth = self.auth_header(t, control).await?;
         let mut record = call_record(t, kind, method.as_str(), url);
         let mut req = self.http.request(method, url);
-        let add = |record: &mut GatewayCallRecord, name: &str, value: &str, secret: bool| {
-            record.header_names.push(name.to_string());
-            record.headers.insert(
-                name.to_string(),
-                json!(if secret { REDACTED } else { value }),
-            );
-        };
         if let Some((name, value)) = &auth {
             req = req.header(name.as_str(), value.as_str());
-            add(&mut record, name, value, true);
         }
         for (name, value) in &t.meta.custom_headers {
             req = req.header(name.as_str(), value.as_str());
-            add(&mut record, name, value, false);
         }
         req = req.header("Accept", "application/json");
-        add(&mut record, "Accept", "application/json", false);
         if let Some(b) = body {
             req = req
                 .header("Content-Type", "application/json")
                 .body(b.to_string());
-            add(&mut record, "Content-Type", "application/json", false);
             record.request_body = b.clone();
         }
+        (record.header_names, record.headers) =
+            logged_headers(auth.as_ref(), &t.meta.custom_headers, body.is_some());
         let started = Instant::now();
         let result = req.send().await;
         let resp = match result {
@@ -434,6 +427,30 @@ impl Gateway {
     }
 }
 
+/// The headers of a gateway call as the call log shows them: every name in the order sent, with
+/// the values of the auth header and of the custom headers replaced by `<redacted>`. Custom
+/// header values often come from Secrets (Foundry keeps them as plain connection metadata), so
+/// a log must not show them any more than it shows a key.
+fn logged_headers(
+    auth: Option<&(String, String)>,
+    custom_headers: &[(String, String)],
+    json_body: bool,
+) -> (Vec<String>, serde_json::Map<String, Value>) {
+    let secret = auth
+        .into_iter()
+        .chain(custom_headers)
+        .map(|(name, _)| (name.as_str(), REDACTED));
+    let plain = std::iter::once(("Accept", "application/json"))
+        .chain(json_body.then_some(("Content-Type", "application/json")));
+    let mut names = Vec::new();
+    let mut values = serde_json::Map::new();
+    for (name, value) in secret.chain(plain) {
+        names.push(name.to_string());
+        values.insert(name.to_string(), json!(value));
+    }
+    (names, values)
+}
+
 fn call_record(t: &CallTarget, kind: &'static str, method: &str, url: &str) -> GatewayCallRecord {
     let now = unix_millis();
     GatewayCallRecord {
@@ -487,4 +504,40 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_call_log_keeps_header_names_and_redacts_auth_and_custom_header_values() {
+        let auth = ("api-key".to_string(), "gw-key-123".to_string());
+        let custom = vec![
+            ("X-Client-App".to_string(), "foundry-agents".to_string()),
+            ("X-Tenant-Token".to_string(), "from-a-secret".to_string()),
+        ];
+        let (names, values) = logged_headers(Some(&auth), &custom, true);
+        assert_eq!(
+            names,
+            [
+                "api-key",
+                "X-Client-App",
+                "X-Tenant-Token",
+                "Accept",
+                "Content-Type"
+            ]
+        );
+        for name in ["api-key", "X-Client-App", "X-Tenant-Token"] {
+            assert_eq!(values[name], REDACTED, "{name}");
+        }
+        assert_eq!(values["Accept"], "application/json");
+        assert_eq!(values["Content-Type"], "application/json");
+        let text = Value::Object(values).to_string();
+        for secret in ["gw-key-123", "foundry-agents", "from-a-secret"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let (names, _) = logged_headers(None, &[], false);
+        assert_eq!(names, ["Accept"]);
+    }
 }

@@ -66,15 +66,16 @@ async fn a_model_gateway_with_an_api_key_gets_the_documented_request() {
         json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Ping"}])
     );
 
-    // The outgoing call log keeps custom header values and hides the key.
+    // The outgoing call log keeps header names and hides the key and custom header values.
     let (_, log) = h.control(Method::GET, "/gateway-calls", None).await;
     let text = log.to_string();
     assert!(!text.contains("gw-api-key-123"), "{text}");
+    assert!(!text.contains("\"blue\""), "{text}");
     let call = &log.as_array().unwrap()[0];
     assert_eq!(call["kind"], "inference");
     assert_eq!(call["url"], format!("{}/llm/chat/completions", gw.base));
     assert_eq!(call["headers"]["api-key"], "<redacted>");
-    assert_eq!(call["headers"]["X-Client-App"], "foundry-agents");
+    assert_eq!(call["headers"]["X-Client-App"], "<redacted>");
     assert_eq!(call["status"], 200);
     assert!(
         call["headerNames"]

@@ -48,18 +48,21 @@ impl Backoff {
     pub fn next_delay(&mut self, key: &str, retry_after: Option<Duration>) -> Duration {
         let failures = self.failures.entry(key.to_owned()).or_insert(0);
         *failures = failures.saturating_add(1);
-        let exponent = (*failures - 1).min(20);
+        let exponent = failures.saturating_sub(1).min(20);
         let base = self
             .policy
             .initial
             .saturating_mul(1u32 << exponent)
             .min(self.policy.max);
         let jitter = if self.policy.jitter > 0.0 {
-            base.mul_f64(rand::rng().random_range(0.0..self.policy.jitter))
+            Duration::try_from_secs_f64(
+                base.as_secs_f64() * rand::rng().random_range(0.0..self.policy.jitter),
+            )
+            .unwrap_or(Duration::ZERO)
         } else {
             Duration::ZERO
         };
-        let delay = base + jitter;
+        let delay = base.saturating_add(jitter);
         retry_after.map_or(delay, |hint| delay.max(hint))
     }
 

@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::metrics::Metrics;
+use crate::policy::InstallPolicy;
+use crate::probes::{Limits, ProbeEvents, ProbeScheduler};
 use crate::project::ProjectResolver;
 use crate::settings::Settings;
 
@@ -53,7 +55,13 @@ pub struct Context {
     /// HTTP transport for Foundry, gateways and token endpoints (carries the extra CA).
     pub transport: Transport,
     /// Gateway prober (pools connections, caches OAuth2 tokens).
-    pub prober: Prober,
+    pub prober: Arc<Prober>,
+    /// Runs probes outside the reconciles, fairly across namespaces.
+    pub probes: Arc<ProbeScheduler>,
+    /// Objects whose probe ended; taken once by the GatewayConnection controller.
+    probe_events: Mutex<Option<ProbeEvents>>,
+    /// Identities and hosts the installation allows.
+    pub policy: InstallPolicy,
     /// Resolved projects and their Foundry clients.
     pub projects: ProjectResolver,
     /// Per-object backoff.
@@ -64,6 +72,9 @@ pub struct Context {
     pub stores: Stores,
     /// Per-connection memory of the GatewayConnection controller.
     pub trackers: crate::connection::Trackers,
+    /// Key of the credentials digest (`status.credentialsHash`): random in [`Context::new`],
+    /// replaced by the key from the operator's Secret ([`Context::with_digest_key`]) at start.
+    pub digest_key: crate::digest::DigestKey,
     /// Per object key: no Foundry call before this instant (a server's Retry-After), even when
     /// the object's own status write triggers a reconcile sooner.
     not_before: Mutex<HashMap<String, Instant>>,
@@ -93,13 +104,27 @@ impl Context {
             })?),
             None => None,
         };
+        let policy = InstallPolicy::from_settings(&settings).map_err(anyhow::Error::msg)?;
+        let denied_networks = settings
+            .denied_networks
+            .as_ref()
+            .map(|list| list.iter().flatten().cloned().collect::<Vec<_>>());
         let transport = Transport::new(TransportOptions {
             extra_root_ca_pem,
             user_agent: Some(format!("{MANAGER}/{}", env!("CARGO_PKG_VERSION"))),
+            max_body_bytes: Some(settings.max_response_bytes),
+            denied_networks,
             ..TransportOptions::default()
         })?;
         let observer = call_observer(&metrics);
-        let prober = Prober::new(transport.clone()).with_observer(observer);
+        let prober = Arc::new(Prober::new(transport.clone()).with_observer(observer));
+        let (probes, probe_events) = ProbeScheduler::new(
+            Arc::clone(&prober),
+            Limits {
+                global: settings.probe_concurrency,
+                per_namespace: settings.probe_concurrency_per_namespace,
+            },
+        );
         let recorder = Recorder::new(client.clone(), Reporter::from(MANAGER));
         Ok(Self {
             client,
@@ -107,6 +132,9 @@ impl Context {
             metrics,
             transport,
             prober,
+            probes: Arc::new(probes),
+            probe_events: Mutex::new(Some(probe_events)),
+            policy,
             projects: ProjectResolver::default(),
             backoff: Mutex::new(Backoff::new(BackoffPolicy::default())),
             recorder,
@@ -114,7 +142,24 @@ impl Context {
             trackers: crate::connection::Trackers::default(),
             not_before: Mutex::new(HashMap::new()),
             missing_since: Mutex::new(HashMap::new()),
+            digest_key: crate::digest::DigestKey::random(),
         })
+    }
+
+    /// The context with the digest key loaded from the operator's Secret, so that digests stay
+    /// the same across restarts and replicas.
+    #[must_use]
+    pub fn with_digest_key(mut self, key: crate::digest::DigestKey) -> Self {
+        self.digest_key = key;
+        self
+    }
+
+    /// The objects whose probe ended (once: the GatewayConnection controller takes them).
+    pub fn take_probe_events(&self) -> Option<ProbeEvents> {
+        self.probe_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Client options for Foundry clients: our transport, timeout and the metrics observer.
@@ -155,7 +200,7 @@ impl Context {
             self.not_before
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key.to_owned(), Instant::now() + delay);
+                .insert(key.to_owned(), deadline(delay));
         }
         delay
     }
@@ -166,7 +211,7 @@ impl Context {
         let until = *map.get(key)?;
         let now = Instant::now();
         if until > now {
-            Some(until - now)
+            Some(until.saturating_duration_since(now))
         } else {
             map.remove(key);
             None
@@ -189,6 +234,14 @@ impl Context {
 fn call_observer(metrics: &Arc<Metrics>) -> Observer {
     let metrics = Arc::clone(metrics);
     Arc::new(move |record| metrics.observe_call(record.operation, record.status))
+}
+
+/// Now plus `delay`, or far in the future when that does not fit in an `Instant`.
+fn deadline(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
 }
 
 /// `namespace/name` of an object, the key of per-object state.

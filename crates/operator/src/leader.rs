@@ -179,7 +179,7 @@ impl Elector {
         }
         if !held_by_me {
             spec.acquire_time = Some(MicroTime(now));
-            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
             tracing::info!(identity = %me, previous = ?holder, "Took the leader lease");
         }
         spec.holder_identity = Some(me);

@@ -1,15 +1,33 @@
 //! The Foundry gateway operator: controllers for FoundryProject, GatewayConnection and
 //! PromptAgent, an admin server with metrics and health endpoints, and Lease leader election.
 
+#![warn(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod admin;
 pub mod agent;
 pub mod agent_definition;
 pub mod backoff;
 pub mod connection;
 pub mod context;
+pub mod digest;
 pub mod failure;
 pub mod leader;
 pub mod metrics;
+pub mod ownership;
+pub mod policy;
+pub mod probes;
 pub mod project;
 pub mod reconcile;
 pub mod run;

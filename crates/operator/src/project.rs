@@ -33,6 +33,8 @@ use crate::status::{Conditions, Outcome};
 pub const DEFAULT_MANAGEMENT_ENDPOINT: &str = "https://management.azure.com";
 /// Default ARM api-version of project connections.
 pub const DEFAULT_ARM_API_VERSION: &str = "2025-12-01";
+/// Default Entra authority (Azure public cloud).
+pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 /// Audience of workload identity tokens exchanged with Entra.
 pub const WORKLOAD_IDENTITY_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -138,6 +140,7 @@ pub async fn resolve(
         return Ok(found);
     }
     let (resource_id, endpoint) = project_identity(&project.spec)?;
+    check_policy(ctx, &namespace, &project.spec, &endpoint)?;
     let secret = match &project.spec.identity.client_secret {
         Some(cs) => Some(
             read_secret_key(
@@ -219,6 +222,53 @@ pub async fn resolve(
     });
     ctx.projects.put(key, fingerprint, Arc::clone(&resolved));
     Ok(resolved)
+}
+
+/// What the installation allows: the hosts that will receive this identity's tokens and the
+/// identity itself. Checked before any Secret is read or any token is requested.
+fn check_policy(
+    ctx: &Context,
+    namespace: &str,
+    spec: &FoundryProjectSpec,
+    endpoint: &str,
+) -> Result<(), Failure> {
+    let policy = &ctx.policy;
+    let host = |e: String| Failure::permanent(reasons::HOST_NOT_ALLOWED, e);
+    policy
+        .foundry_hosts
+        .check("spec.endpoint", endpoint)
+        .map_err(host)?;
+    policy
+        .arm_hosts
+        .check(
+            "spec.managementEndpoint",
+            spec.management_endpoint
+                .as_deref()
+                .unwrap_or(DEFAULT_MANAGEMENT_ENDPOINT),
+        )
+        .map_err(host)?;
+    policy
+        .authority_hosts
+        .check(
+            "spec.authorityHost",
+            spec.authority_host
+                .as_deref()
+                .unwrap_or(DEFAULT_AUTHORITY_HOST),
+        )
+        .map_err(host)?;
+    if let Some(mi) = &spec.identity.managed_identity {
+        policy
+            .managed_identities
+            .check(namespace, mi.client_id.as_deref())
+            .map_err(|e| Failure::permanent(reasons::IDENTITY_NOT_ALLOWED, e))?;
+    }
+    if spec.identity.operator_default.is_some() && !ctx.settings.allow_operator_default_identity {
+        return Err(Failure::permanent(
+            reasons::IDENTITY_NOT_ALLOWED,
+            "identity.operatorDefault is not allowed by this installation (flag --allow-operator-default-identity, Helm value allowOperatorDefaultIdentity); use workloadIdentity or clientSecret",
+        ));
+    }
+    Ok(())
 }
 
 fn credential(

@@ -1,6 +1,7 @@
 //! Starts the operator: admin server, leader election, and the three controllers sharing one
 //! context and each other's reflector stores.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -147,72 +148,81 @@ async fn run_controllers(
     elector: Option<&mut Elector>,
 ) -> anyhow::Result<()> {
     let config = ControllerConfig::default().concurrency(settings.concurrency);
-    let scope = settings.watch_namespace.clone();
-    let projects_api: Api<FoundryProject> = scoped(&client, scope.as_deref());
-    let connections_api: Api<GatewayConnection> = scoped(&client, scope.as_deref());
-    let agents_api: Api<PromptAgent> = scoped(&client, scope.as_deref());
-    let secrets_api: Api<PartialObjectMeta<Secret>> = scoped(&client, scope.as_deref());
+    let scope = Scope::from_settings(&settings);
+    let projects_api: Api<FoundryProject> = scope.api(&client);
+    let connections_api: Api<GatewayConnection> = scope.api(&client);
+    let agents_api: Api<PromptAgent> = scope.api(&client);
 
-    let project_controller = lean_controller(projects_api).with_config(config.clone());
-    let connection_controller = lean_controller(connections_api).with_config(config.clone());
-    let agent_controller = lean_controller(agents_api.clone()).with_config(config);
+    let project_controller = lean_controller(projects_api, &scope).with_config(config.clone());
+    let connection_controller =
+        lean_controller(connections_api, &scope).with_config(config.clone());
+    let agent_controller = lean_controller(agents_api.clone(), &scope).with_config(config);
 
     let stores = Stores {
         projects: project_controller.store(),
         connections: connection_controller.store(),
         agents: agent_controller.store(),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        settings,
-        Arc::clone(&metrics),
-        stores.clone(),
-    )?);
+    let digest_key = crate::digest::load(
+        &client,
+        &settings.lease_namespace,
+        &settings.digest_key_secret,
+    )
+    .await
+    .context("cannot load the key of the credentials digest")?;
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            settings,
+            Arc::clone(&metrics),
+            stores.clone(),
+        )?
+        .with_digest_key(digest_key),
+    );
+
+    let probe_events = ctx
+        .take_probe_events()
+        .context("the probe events were taken twice")?;
+    let probe_scheduler = tokio::spawn(Arc::clone(&ctx.probes).run());
 
     // FoundryProject: its identity Secret changes → refresh it.
     let project_store = stores.projects.clone();
     let project_controller = project_controller
-        .watches_stream(
-            watcher(secrets_api.clone(), WatcherConfig::default()).touched_objects(),
-            move |secret| {
-                let namespace = secret.namespace();
-                let name = secret.name_any();
-                project_store
-                    .state()
-                    .into_iter()
-                    .filter(|p| p.namespace() == namespace)
-                    .filter(|p| {
-                        p.spec
-                            .identity
-                            .client_secret
-                            .as_ref()
-                            .is_some_and(|c| c.secret_ref.name == name)
-                    })
-                    .map(|p| ObjectRef::from_obj(&*p))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(scope.metadata_watch::<Secret>(&client), move |secret| {
+            let namespace = secret.namespace();
+            let name = secret.name_any();
+            project_store
+                .state()
+                .into_iter()
+                .filter(|p| p.namespace() == namespace)
+                .filter(|p| {
+                    p.spec
+                        .identity
+                        .client_secret
+                        .as_ref()
+                        .is_some_and(|c| c.secret_ref.name == name)
+                })
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown.clone().wait());
 
     // GatewayConnection: its Secrets, its project, and the agents that use it.
     let by_secret = stores.connections.clone();
     let by_project = stores.connections.clone();
     let connection_controller = connection_controller
-        .watches_stream(
-            watcher(secrets_api, WatcherConfig::default()).touched_objects(),
-            move |secret| {
-                let namespace = secret.namespace();
-                let name = secret.name_any();
-                by_secret
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.namespace() == namespace && references_secret(c, &name))
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(scope.metadata_watch::<Secret>(&client), move |secret| {
+            let namespace = secret.namespace();
+            let name = secret.name_any();
+            by_secret
+                .state()
+                .into_iter()
+                .filter(|c| c.namespace() == namespace && references_secret(c, &name))
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect::<Vec<_>>()
+        })
         .watches(
-            Api::<FoundryProject>::all(client.clone()),
+            scope.api::<FoundryProject>(&client),
             WatcherConfig::default(),
             move |p| {
                 let namespace = p.namespace();
@@ -232,6 +242,9 @@ async fn run_controllers(
                     .within(&namespace),
             )
         })
+        .reconcile_on(futures::stream::unfold(probe_events, |mut events| async {
+            events.recv().await.map(|object| (object, events))
+        }))
         .graceful_shutdown_on(shutdown.clone().wait());
 
     // PromptAgent: the ConfigMaps of its instructions (metadata only), and its connection.
@@ -239,11 +252,7 @@ async fn run_controllers(
     let by_connection = stores.agents.clone();
     let agent_controller = agent_controller
         .watches_stream(
-            watcher(
-                scoped::<PartialObjectMeta<ConfigMap>>(&client, scope.as_deref()),
-                WatcherConfig::default(),
-            )
-            .touched_objects(),
+            scope.metadata_watch::<ConfigMap>(&client),
             move |config_map| {
                 let namespace = config_map.namespace();
                 let name = config_map.name_any();
@@ -262,7 +271,7 @@ async fn run_controllers(
             },
         )
         .watches(
-            scoped::<GatewayConnection>(&client, scope.as_deref()),
+            scope.api::<GatewayConnection>(&client),
             WatcherConfig::default(),
             move |gc| {
                 let namespace = gc.namespace();
@@ -301,7 +310,7 @@ async fn run_controllers(
     let controllers = async {
         tokio::join!(projects, connections, agents);
     };
-    match elector {
+    let result = match elector {
         Some(elector) => tokio::select! {
             () = controllers => Ok(()),
             lost = elector.hold() => Err(anyhow::Error::new(lost)),
@@ -310,12 +319,15 @@ async fn run_controllers(
             controllers.await;
             Ok(())
         }
-    }
+    };
+    probe_scheduler.abort();
+    result
 }
 
 /// A controller whose cache drops `managedFields`: the operator never reads them, and they are
 /// about half of every cached object (the memory target of DESIGN §8 is per 1,000 objects).
-fn lean_controller<K>(api: Api<K>) -> Controller<K>
+/// Objects outside the watched namespaces never reach the cache.
+fn lean_controller<K>(api: Api<K>, scope: &Scope) -> Controller<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -326,23 +338,108 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
+    let scope = scope.clone();
     let stream = watcher(api, WatcherConfig::default())
         .default_backoff()
+        .filter(move |event| std::future::ready(scope.admits_event(event)))
         .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
     Controller::for_stream(stream, reader)
 }
 
-/// An Api over all namespaces, or over the watched one.
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+/// Which namespaces the operator serves.
+#[derive(Clone, Debug)]
+enum Scope {
+    /// Every namespace (a ClusterRole).
+    All,
+    /// One namespace, everything read there only (a Role in that namespace).
+    One(String),
+    /// Several namespaces: our kinds watched cluster-wide and filtered, Secrets and ConfigMaps
+    /// watched in each listed namespace only (a ClusterRole for our kinds, a Role per namespace
+    /// for the rest).
+    Some(Arc<BTreeSet<String>>),
+}
+
+impl Scope {
+    fn from_settings(settings: &Settings) -> Self {
+        let listed: BTreeSet<String> = settings
+            .watch_namespaces
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .chain(settings.watch_namespace.clone())
+            .collect();
+        match (&settings.watch_namespace, listed.len()) {
+            (_, 0) => Self::All,
+            (Some(one), 1) => Self::One(one.clone()),
+            _ => Self::Some(Arc::new(listed)),
+        }
+    }
+
+    /// An Api over the namespaces our kinds are read from.
+    fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match self {
+            Self::One(ns) => Api::namespaced(client.clone(), ns),
+            Self::All | Self::Some(_) => Api::all(client.clone()),
+        }
+    }
+
+    fn admits(&self, namespace: Option<&str>) -> bool {
+        match self {
+            Self::All | Self::One(_) => true,
+            Self::Some(listed) => namespace.is_some_and(|n| listed.contains(n)),
+        }
+    }
+
+    fn admits_event<K: kube::Resource>(
+        &self,
+        event: &Result<watcher::Event<K>, watcher::Error>,
+    ) -> bool {
+        match event {
+            Ok(
+                watcher::Event::Apply(object)
+                | watcher::Event::Delete(object)
+                | watcher::Event::InitApply(object),
+            ) => self.admits(object.meta().namespace.as_deref()),
+            _ => true,
+        }
+    }
+
+    /// Metadata-only watch of a core kind (Secrets, ConfigMaps) in the served namespaces.
+    fn metadata_watch<K>(
+        &self,
+        client: &Client,
+    ) -> futures::stream::BoxStream<'static, Result<PartialObjectMeta<K>, watcher::Error>>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let watch = |api: Api<PartialObjectMeta<K>>| {
+            watcher(api, WatcherConfig::default())
+                .default_backoff()
+                .touched_objects()
+                .boxed()
+        };
+        match self {
+            Self::All => watch(Api::all(client.clone())),
+            Self::One(ns) => watch(Api::namespaced(client.clone(), ns)),
+            Self::Some(listed) => futures::stream::select_all(
+                listed
+                    .iter()
+                    .map(|ns| watch(Api::namespaced(client.clone(), ns))),
+            )
+            .boxed(),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use foundry_gateway_client::IpNetwork;
 
 use crate::telemetry::LogFormat;
 
@@ -44,6 +45,15 @@ pub struct Settings {
     )]
     pub lease_name: String,
 
+    /// Secret in the operator's namespace (`--lease-namespace`) holding the key of the
+    /// credentials digest (data key `key`); created with a random key when missing.
+    #[arg(
+        long,
+        env = "FOUNDRY_OPERATOR_DIGEST_KEY_SECRET",
+        default_value = "foundry-gateway-operator-digest-key"
+    )]
+    pub digest_key_secret: String,
+
     /// Identity of this replica in the Lease (default: the pod name, else host name and a
     /// random suffix).
     #[arg(long, env = "POD_NAME")]
@@ -74,9 +84,84 @@ pub struct Settings {
     #[arg(long, env = "FOUNDRY_OPERATOR_SECRET_GRACE", value_parser = humantime_duration, default_value = "30s")]
     pub secret_grace: Duration,
 
+    /// Watch only these namespaces (comma-separated): objects elsewhere are ignored, and
+    /// Secrets, ConfigMaps and ServiceAccount tokens are read only here, so the operator needs a
+    /// Role with those rights in each listed namespace and no cluster-wide Secret access.
+    #[arg(long, env = "FOUNDRY_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+
+    /// Managed identities of the nodes that FoundryProjects may use, as `NAMESPACE=CLIENT_ID`
+    /// (comma-separated; `*` on either side for any, client id `system` for the system-assigned
+    /// identity). Empty (the default): no namespace may use a managed identity.
+    #[arg(long, env = "FOUNDRY_OPERATOR_ALLOWED_MANAGED_IDENTITIES", value_delimiter = ',', value_parser = identity_grant)]
+    pub allowed_managed_identities: Vec<String>,
+
+    /// Hosts that may receive a FoundryProject's identity as its Entra authority
+    /// (`spec.authorityHost`; exact names or `*.suffix`). Sovereign clouds:
+    /// `login.microsoftonline.us`, `login.chinacloudapi.cn`.
+    #[arg(long, env = "FOUNDRY_OPERATOR_ALLOWED_AUTHORITY_HOSTS", value_delimiter = ',', value_parser = host_pattern, default_value = crate::policy::PUBLIC_AUTHORITY_HOST)]
+    pub allowed_authority_hosts: Vec<String>,
+
+    /// Hosts that may receive ARM tokens (`spec.managementEndpoint`). Sovereign clouds:
+    /// `management.usgovcloudapi.net`, `management.chinacloudapi.cn`.
+    #[arg(long, env = "FOUNDRY_OPERATOR_ALLOWED_ARM_HOSTS", value_delimiter = ',', value_parser = host_pattern, default_value = crate::policy::PUBLIC_ARM_HOST)]
+    pub allowed_arm_hosts: Vec<String>,
+
+    /// Hosts that may receive data-plane tokens (`spec.endpoint`). Sovereign clouds: the
+    /// cloud's `*.services.ai.azure.us` or `*.services.ai.azure.cn`.
+    #[arg(long, env = "FOUNDRY_OPERATOR_ALLOWED_FOUNDRY_HOSTS", value_delimiter = ',', value_parser = host_pattern, default_value = crate::policy::PUBLIC_FOUNDRY_HOSTS)]
+    pub allowed_foundry_hosts: Vec<String>,
+
+    /// Largest response body read from Foundry, a gateway or a token endpoint, in bytes.
+    #[arg(
+        long,
+        env = "FOUNDRY_OPERATOR_MAX_RESPONSE_BYTES",
+        default_value_t = 1_048_576
+    )]
+    pub max_response_bytes: usize,
+
+    /// Address ranges never connected to, checked after DNS resolution (comma-separated CIDRs;
+    /// default: link-local, which holds the cloud metadata address, and the Azure wire server).
+    /// An empty value turns the check off.
+    #[arg(long, env = "FOUNDRY_OPERATOR_DENIED_NETWORKS", value_delimiter = ',', value_parser = network)]
+    pub denied_networks: Option<Vec<Option<IpNetwork>>>,
+
+    /// Gateway probes run at once, across all namespaces.
+    #[arg(long, env = "FOUNDRY_OPERATOR_PROBE_CONCURRENCY", default_value_t = 16)]
+    pub probe_concurrency: usize,
+
+    /// Gateway probes of one namespace run at once, so one namespace's slow gateways cannot
+    /// take every probe slot.
+    #[arg(
+        long,
+        env = "FOUNDRY_OPERATOR_PROBE_CONCURRENCY_PER_NAMESPACE",
+        default_value_t = 4
+    )]
+    pub probe_concurrency_per_namespace: usize,
+
     /// Timeout of one Foundry REST call.
     #[arg(long, env = "FOUNDRY_OPERATOR_CALL_TIMEOUT", value_parser = humantime_duration, default_value = "30s")]
     pub call_timeout: Duration,
+}
+
+/// A CIDR of `--denied-networks`; an empty item (`--denied-networks=`) turns the list off.
+fn network(text: &str) -> Result<Option<IpNetwork>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim().parse().map(Some).map_err(|e| format!("{e}"))
+}
+
+/// A host pattern of the `--allowed-*-hosts` flags, checked at start.
+fn host_pattern(text: &str) -> Result<String, String> {
+    text.parse::<crate::policy::HostPattern>()?;
+    Ok(text.trim().to_owned())
+}
+
+/// A `NAMESPACE=CLIENT_ID` entry of `--allowed-managed-identities`, checked at start.
+fn identity_grant(text: &str) -> Result<String, String> {
+    text.parse::<crate::policy::IdentityGrant>()?;
+    Ok(text.trim().to_owned())
 }
 
 /// Parses `500ms`, `30s`, `10m`, `1h` and sums such as `1m30s`.
@@ -126,6 +211,22 @@ mod tests {
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("5d"), None);
         assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn policy_flags_are_checked_when_the_process_starts() {
+        let parse = |args: &[&str]| {
+            Settings::try_parse_from(std::iter::once("op").chain(args.iter().copied()))
+        };
+        let s = parse(&["--denied-networks=169.254.0.0/16,10.0.0.0/8"]).expect("valid CIDRs");
+        assert_eq!(s.denied_networks.map(|n| n.len()), Some(2));
+        assert!(parse(&["--denied-networks=169.254.0.0/99"]).is_err());
+        let off = parse(&["--denied-networks="]).expect("empty turns it off");
+        assert_eq!(off.denied_networks, Some(vec![None]));
+        assert!(parse(&["--allowed-arm-hosts=https://management.azure.com"]).is_err());
+        assert!(parse(&["--allowed-foundry-hosts=*.a.com,b.com"]).is_ok());
+        assert!(parse(&["--allowed-managed-identities=team-a"]).is_err());
+        assert!(parse(&["--allowed-managed-identities=team-a=x,*=system"]).is_ok());
     }
 
     #[test]

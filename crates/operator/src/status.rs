@@ -217,11 +217,11 @@ fn truncate(message: &str, max: usize) -> String {
     if message.len() <= max {
         return message.to_owned();
     }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
+    let end = (0..=max)
+        .rev()
+        .find(|&i| message.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", message.get(..end).unwrap_or_default())
 }
 
 #[cfg(test)]

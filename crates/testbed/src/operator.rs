@@ -154,6 +154,70 @@ pub fn operator_kubeconfig(testbed: &Testbed) -> StackResult<PathBuf> {
     Ok(testbed.kubeconfig_for_token(&name, &token)?)
 }
 
+/// A kubeconfig for an operator confined to `namespace`, as the chart's namespaced install runs
+/// it: a ServiceAccount of that namespace bound by a Role there holding exactly the shipped rules
+/// (the ClusterRole's and the leader-election Role's, read back from the apiserver after
+/// [`install_rbac`]), and no cluster-wide right at all. Its Lease and digest-key Secret then
+/// live in `namespace` too (pass it as the lease namespace).
+pub fn namespaced_operator_kubeconfig(testbed: &Testbed, namespace: &str) -> StackResult<PathBuf> {
+    install_rbac(testbed)?;
+    let admin = testbed.kubeconfig_path();
+    let rules = |args: &[&str]| -> StackResult<Vec<serde_json::Value>> {
+        let text = kubectl(admin, args)?;
+        let object: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| StackError::Tool {
+                command: format!("kubectl {}", args.join(" ")),
+                message: format!("printed no JSON object: {e}"),
+            })?;
+        Ok(object["rules"].as_array().cloned().unwrap_or_default())
+    };
+    let mut all = rules(&["get", "clusterrole", OPERATOR_SERVICE_ACCOUNT, "-o", "json"])?;
+    all.extend(rules(&[
+        "get",
+        "role",
+        &format!("{OPERATOR_SERVICE_ACCOUNT}-leader-election"),
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "-o",
+        "json",
+    ])?);
+    let list = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": OPERATOR_SERVICE_ACCOUNT, "namespace": namespace}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": OPERATOR_SERVICE_ACCOUNT, "namespace": namespace},
+             "rules": all},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": OPERATOR_SERVICE_ACCOUNT, "namespace": namespace},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                         "name": OPERATOR_SERVICE_ACCOUNT},
+             "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SERVICE_ACCOUNT,
+                           "namespace": namespace}]},
+        ],
+    });
+    let dir = testbed.state_dir().join("rbac");
+    fs::create_dir_all(&dir).map_err(|source| StackError::create_dir(&dir, source))?;
+    let file = dir.join(format!("namespaced-{namespace}.json"));
+    fs::write(&file, list.to_string()).map_err(|source| StackError::write(&file, source))?;
+    apply(admin, &[file])?;
+    let token = kubectl(
+        admin,
+        &[
+            "create",
+            "token",
+            OPERATOR_SERVICE_ACCOUNT,
+            "--namespace",
+            namespace,
+            &format!("--duration={TOKEN_DURATION}"),
+        ],
+    )?;
+    let name = format!("{OPERATOR_SERVICE_ACCOUNT}-{namespace}-{}", random_hex(4));
+    Ok(testbed.kubeconfig_for_token(&name, &token)?)
+}
+
 fn yaml_files(dir: &Path) -> StackResult<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|source| StackError::read(dir, source))?
@@ -238,6 +302,11 @@ pub struct OperatorOptions {
     /// `--identity`; `None` picks one (kept across restarts, so a restarted leader takes its
     /// Lease back at once).
     pub identity: Option<String>,
+    /// Hosts allowed to receive the project identity's tokens (`--allowed-authority-hosts`,
+    /// `--allowed-arm-hosts`, `--allowed-foundry-hosts`). The stack serves them all on loopback,
+    /// so the default is `127.0.0.1` and `localhost`; empty keeps the operator's own defaults
+    /// (Azure's public cloud).
+    pub allowed_hosts: Vec<String>,
     /// More flags, e.g. `--secret-grace 2s`.
     pub extra_args: Vec<String>,
     /// `--log-format`.
@@ -263,6 +332,7 @@ impl OperatorOptions {
             lease_namespace: OPERATOR_NAMESPACE.to_owned(),
             lease_name: None,
             identity: None,
+            allowed_hosts: vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
             extra_args: Vec::new(),
             log_format: LogFormat::Plain,
             rust_log: None,
@@ -359,6 +429,16 @@ impl RunningOperator {
         }
         if let Some(file) = &options.extra_ca_file {
             args.extend(["--extra-ca-file".into(), file.clone().into_os_string()]);
+        }
+        if !options.allowed_hosts.is_empty() {
+            let hosts = options.allowed_hosts.join(",");
+            for flag in [
+                "--allowed-authority-hosts",
+                "--allowed-arm-hosts",
+                "--allowed-foundry-hosts",
+            ] {
+                args.extend([flag.into(), hosts.clone().into()]);
+            }
         }
         args.extend(options.extra_args.iter().map(OsString::from));
         let spec = ProcessSpec {

@@ -7,17 +7,21 @@
 //!   The spec is validated right after the instructions are read, so a spec error shows at once,
 //!   even while the connection is not Ready, and an unsupported tool never reaches Foundry.
 //! - validate → build → hash: [`crate::agent_definition::desired_version`], pure.
-//! - apply: list the agent's versions (on a new definition, a Flux request, or once per resync)
-//!   and create a version only when the newest one is not ours with the same hash; the hash lives
-//!   in the version's metadata, so a crash between create and status write creates no duplicate,
-//!   and a version made by hand is replaced at the next look.
+//! - apply: list the agent's versions (on a new definition, a Flux request, or once per resync);
+//!   when they name another PromptAgent (the same agent name in another namespace of the same
+//!   Foundry project) that still exists, or cannot be looked up, Stalled `OwnedElsewhere` and
+//!   nothing is written (looked at again once per resync); otherwise create a version only when
+//!   the newest one is not this object's with the same hash. The hash and the owner live in the
+//!   version's metadata, so a crash between create and status write creates no duplicate, and a
+//!   version made by hand is replaced at the next look.
 //! - verify (`spec.verify`): once per version, a conversation and a response through the gateway,
 //!   the reply checked, the conversation deleted; a failure is retried with backoff.
 //! - status: computed in full ([`report::desired_status`]) and written only when it differs.
 //!
 //! Deletion: a finalizer deletes the agent in Foundry (`deletionPolicy: Delete`, 404 counts as
-//! done; every version when Foundry refuses to delete the agent) when its newest version is ours,
-//! or leaves it (`Orphan`). It needs only the project, not the connection.
+//! done; every version when Foundry refuses to delete the agent) when its versions name this
+//! object and the newest one was made by the operator; never when they name another object. It
+//! leaves it with `Orphan`. It needs only the project, not the connection.
 
 pub mod report;
 pub mod tracker;
@@ -44,10 +48,12 @@ use tracing::{info, instrument, warn};
 use self::report::{Check, Report, Served, VerifiedCondition};
 use self::tracker::{Subject, Synced, Tracker, Trackers, Verification};
 use crate::agent_definition::{
-    self, DesiredVersion, ValidationError, is_managed, needs_new_version, newest_version,
+    self, Deletion, DesiredVersion, ValidationError, agent_marker, needs_new_version,
+    newest_version,
 };
 use crate::context::{Context, REQUESTED_AT_ANNOTATION, object_key, same_status};
 use crate::failure::Failure;
+use crate::ownership::{ObjectId, Ownership, owned_elsewhere_message, owner_state, ownership};
 use crate::project::{self, ResolvedProject};
 use crate::status::Outcome;
 
@@ -144,6 +150,12 @@ async fn apply(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
             ctx.metrics.observe_failure(KIND, failure.label());
             let next = match &failure {
                 Failure::Transient { retry_after, .. } => ctx.backoff(&keys.object, *retry_after),
+                // Another object owns the agent: a person acts by deleting that object, which may
+                // live in a namespace this controller does not watch, so look again once per
+                // resync (listing the versions and one lookup, no write while it lives).
+                Failure::Permanent { reason, .. } if reason == reasons::OWNED_ELSEWHERE => {
+                    ctx.settings.resync
+                }
                 Failure::Permanent { .. } => Duration::MAX,
                 // A connection or model that is missing heals when the connection changes, which
                 // triggers this agent; but that trigger can arrive before the connection store
@@ -234,6 +246,7 @@ async fn pipeline(
         &agent.spec,
         &facts.connection_name,
         instructions.as_deref(),
+        &ObjectId::of(agent),
     )
     .map_err(invalid)?;
 
@@ -435,7 +448,8 @@ async fn resolve_project(
         })
 }
 
-/// Lists the agent's versions and creates one when the newest is not ours with this hash.
+/// Lists the agent's versions, refuses an agent another live object owns, and creates a version
+/// when the newest is not this object's with this hash.
 async fn sync(
     ctx: &Context,
     agent: &PromptAgent,
@@ -450,12 +464,33 @@ async fn sync(
         .list_versions(agent_name, &list_options())
         .await
         .map_err(|e| Failure::from_foundry("list the agent's versions", &e))?;
+    let me = ObjectId::of(agent);
+    // An agent without a marker, or with the constant marker of earlier releases, is treated as
+    // ours, so that agents made before ownership was recorded per object keep working after an
+    // upgrade (the next version records this object).
+    if let Ownership::Foreign(owner) = ownership(agent_marker(&versions).as_ref(), &me) {
+        let state = owner_state(&ctx.client, &ctx.stores.agents, &owner).await;
+        if state.blocks() {
+            return Err(Failure::permanent(
+                reasons::OWNED_ELSEWHERE,
+                owned_elsewhere_message(
+                    &format!("Foundry agent \"{agent_name}\""),
+                    KIND,
+                    &owner,
+                    &state,
+                    "spec.agentName",
+                    false,
+                ),
+            ));
+        }
+        info!(agent = %agent_name, previous_owner = %owner, "Taking over an agent whose owner is gone");
+    }
     let (version, state) = match newest_version(&versions) {
-        Some(newest) if !needs_new_version(&versions, &desired.spec_hash) => {
+        Some(newest) if !needs_new_version(&versions, &desired.spec_hash, &me) => {
             (newest.version.clone(), newest.status.clone())
         }
         _ => {
-            let why = report::why_new_version(&versions);
+            let why = report::why_new_version(&versions, &me);
             let created = project
                 .data
                 .create_version(agent_name, &desired.request)
@@ -635,7 +670,14 @@ async fn cleanup(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
                                 ),
                                 retry_after: ctx.backoff(&keys.object, None),
                             })?;
-                    delete_agent(ctx, &keys.object, &resolved, agent_name).await?;
+                    delete_agent(
+                        ctx,
+                        &keys.object,
+                        &resolved,
+                        agent_name,
+                        &ObjectId::of(agent),
+                    )
+                    .await?;
                 }
                 None => warn!(
                     agent = %agent_name,
@@ -653,13 +695,14 @@ async fn cleanup(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// Deletes the agent when its newest version is ours; every version when Foundry refuses to
-/// delete the agent itself.
+/// Deletes the agent when its versions are this object's ([`agent_definition::deletion`]); every
+/// version when Foundry refuses to delete the agent itself. Never an agent another object owns.
 async fn delete_agent(
     ctx: &Context,
     key: &str,
     project: &ResolvedProject,
     agent_name: &str,
+    me: &ObjectId,
 ) -> Result<(), Error> {
     let pending = |what: &str, error: &foundry_gateway_client::Error| {
         warn!(agent = %agent_name, step = what, error = %error.label(), "Failed to delete agent");
@@ -673,12 +716,17 @@ async fn delete_agent(
         .list_versions(agent_name, &list_options())
         .await
         .map_err(|e| pending("list the agent's versions", &e))?;
-    let Some(newest) = newest_version(&versions) else {
-        return Ok(());
-    };
-    if !is_managed(newest) {
-        info!(agent = %agent_name, version = %newest.version, "Left agent in place: its newest version was not made by the operator");
-        return Ok(());
+    match agent_definition::deletion(&versions, me) {
+        Deletion::Nothing => return Ok(()),
+        Deletion::OwnedElsewhere(owner) => {
+            info!(agent = %agent_name, %owner, "Left agent in place: another object manages it");
+            return Ok(());
+        }
+        Deletion::MadeElsewhere => {
+            info!(agent = %agent_name, "Left agent in place: its newest version was not made by the operator");
+            return Ok(());
+        }
+        Deletion::Delete => {}
     }
     match project.data.delete(agent_name).await {
         Ok(()) => {
@@ -696,7 +744,7 @@ async fn delete_agent(
                     .delete_version(agent_name, &version.version)
                     .await
                     .map_err(|e| pending("delete an agent version", &e))?;
-                deleted += 1;
+                deleted = deleted.saturating_add(1);
             }
             info!(agent = %agent_name, versions = deleted, "Deleted agent versions");
             Ok(())

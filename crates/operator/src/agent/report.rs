@@ -9,7 +9,8 @@ use foundry_gateway_client::project::AgentVersionObject;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::agent_definition::{is_managed, newest_version};
+use crate::agent_definition::{is_managed, newest_version, version_marker};
+use crate::ownership::{Marker, ObjectId};
 use crate::status::{Conditions, Outcome};
 
 /// `ConnectionResolved=True`: the GatewayConnection exists and is Ready.
@@ -248,13 +249,20 @@ pub fn check_model(facts: &ConnectionFacts, connection: &str, model: &str) -> Ch
     )
 }
 
-/// Why a new version is needed, for the log and the event (only called when
-/// [`crate::agent_definition::needs_new_version`] says one is).
-pub fn why_new_version(versions: &[AgentVersionObject]) -> &'static str {
-    match newest_version(versions) {
-        None => "first version",
-        Some(newest) if !is_managed(newest) => "a newer version was made outside the operator",
-        Some(_) => "the definition changed",
+/// Why a new version is needed for the object `me`, for the log and the event (only called when
+/// [`crate::agent_definition::needs_new_version`] says one is, and the owner check let it).
+pub fn why_new_version(versions: &[AgentVersionObject], me: &ObjectId) -> &'static str {
+    let Some(newest) = newest_version(versions) else {
+        return "first version";
+    };
+    match version_marker(newest) {
+        _ if !is_managed(newest) => "a newer version was made outside the operator",
+        Some(Marker::Legacy) => "recorded this object as the agent's owner",
+        Some(Marker::Object(owner)) if !owner.same_object(me) => {
+            "took over the agent from an object that no longer exists"
+        }
+        Some(Marker::Object(owner)) if owner.uid != me.uid => "this object was created again",
+        _ => "the definition changed",
     }
 }
 
@@ -329,7 +337,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::agent_definition::{MANAGED_BY_KEY, MANAGED_BY_VALUE, SPEC_HASH_KEY};
+    use crate::agent_definition::{
+        LEGACY_MANAGED_BY_VALUE, MANAGED_BY_KEY, MANAGED_BY_UID_KEY, SPEC_HASH_KEY,
+    };
 
     fn t(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + seconds).expect("valid timestamp")
@@ -695,19 +705,57 @@ mod tests {
 
     #[test]
     fn the_reason_for_a_new_version_says_what_changed() {
-        let ours = |hash: &str| {
+        let me = ObjectId::new("team-a", "pa", Some("uid-a"));
+        let made_for = |owner: &ObjectId, hash: &str| {
             version(
                 "1",
-                &[(MANAGED_BY_KEY, MANAGED_BY_VALUE), (SPEC_HASH_KEY, hash)],
+                &[
+                    (MANAGED_BY_KEY, owner.marker_value().as_str()),
+                    (MANAGED_BY_UID_KEY, owner.uid.as_deref().unwrap_or_default()),
+                    (SPEC_HASH_KEY, hash),
+                ],
             )
         };
-        assert_eq!(why_new_version(&[]), "first version");
-        assert_eq!(why_new_version(&[ours("old")]), "the definition changed");
+        assert_eq!(why_new_version(&[], &me), "first version");
+        assert_eq!(
+            why_new_version(&[made_for(&me, "old")], &me),
+            "the definition changed"
+        );
         let mut by_hand = version("2", &[]);
         by_hand.created_at += 10;
         assert_eq!(
-            why_new_version(&[ours("h"), by_hand]),
+            why_new_version(&[made_for(&me, "h"), by_hand], &me),
             "a newer version was made outside the operator"
+        );
+        assert_eq!(
+            why_new_version(
+                &[version(
+                    "1",
+                    &[
+                        (MANAGED_BY_KEY, LEGACY_MANAGED_BY_VALUE),
+                        (SPEC_HASH_KEY, "h")
+                    ]
+                )],
+                &me
+            ),
+            "recorded this object as the agent's owner"
+        );
+        assert_eq!(
+            why_new_version(
+                &[made_for(&ObjectId::new("team-b", "pa", Some("uid-b")), "h")],
+                &me
+            ),
+            "took over the agent from an object that no longer exists"
+        );
+        assert_eq!(
+            why_new_version(
+                &[made_for(
+                    &ObjectId::new("team-a", "pa", Some("uid-old")),
+                    "h"
+                )],
+                &me
+            ),
+            "this object was created again"
         );
     }
 }

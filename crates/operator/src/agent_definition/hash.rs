@@ -10,8 +10,10 @@ use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    MANAGED_BY_KEY, MANAGED_BY_VALUE, MAX_METADATA_KEYS, MAX_USER_METADATA_KEYS, SPEC_HASH_KEY,
+    MANAGED_BY_KEY, MANAGED_BY_UID_KEY, MAX_METADATA_KEYS, MAX_USER_METADATA_KEYS,
+    RESERVED_METADATA_KEYS, SPEC_HASH_KEY,
 };
+use crate::ownership::ObjectId;
 
 /// Prefixed to the hashed text, so that a future change of what is hashed can be told apart.
 const HASH_DOMAIN: &str = "foundry-gateway-operator/prompt-agent-version/v1\n";
@@ -56,29 +58,32 @@ pub fn definition_hash(
     hasher.update(canonical_json(&Value::Object(document)).as_bytes());
     let mut hex = String::with_capacity(64);
     for byte in hasher.finalize() {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        for nibble in [byte >> 4, byte & 0x0f] {
+            hex.extend(char::from_digit(u32::from(nibble), 16));
+        }
     }
     hex.truncate(HASH_HEX_CHARS);
     hex
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// The body of `POST /agents/{name}/versions`: the definition, `spec.description`, and metadata
-/// = the user's metadata plus the operator's reserved keys, [`SPEC_HASH_KEY`] = `hash` and
-/// [`MANAGED_BY_KEY`] = [`MANAGED_BY_VALUE`].
+/// = the user's metadata plus the operator's reserved keys: [`SPEC_HASH_KEY`] = `hash`,
+/// [`MANAGED_BY_KEY`] = the owner's marker (`foundry-gateway-operator:<namespace>/<name>`) and
+/// [`MANAGED_BY_UID_KEY`] = the owner's uid.
 ///
-/// Foundry accepts at most [`MAX_METADATA_KEYS`] (16) keys and the CRD lets the user set
-/// [`MAX_USER_METADATA_KEYS`] (15), so the total never exceeds 16 this way: the spec hash always
-/// goes in (it is what makes version creation crash-safe); the managed-by marker only when a slot
-/// is left, i.e. when the user set at most 14 keys. With 15 user keys the version is still
-/// recognised as ours by its spec-hash key ([`super::is_managed`]). User keys with the reserved
-/// prefix and keys beyond 15 (both refused by [`super::validate`]) are never sent.
+/// Foundry accepts at most [`MAX_METADATA_KEYS`] (16) keys of at most 64 characters with values
+/// of at most 512, and the CRD lets the user set [`MAX_USER_METADATA_KEYS`] (15). The three
+/// reserved keys fit with up to 13 user keys. With 14 or 15, only [`SPEC_HASH_KEY`] goes in and
+/// its value carries the owner too: `<hash> <marker> <uid>` (space-separated; none of the three
+/// can contain a space, and at most 32 + 1 + 342 + 1 + 36 = 412 characters). So the hash (what
+/// makes creation crash-safe) and the owner (what keeps other objects off) are always recorded.
+/// User keys with the reserved prefix and keys beyond 15 (both refused by [`super::validate`])
+/// are never sent.
 pub fn version_request(
     spec: &PromptAgentSpec,
     definition: PromptAgentDefinition,
     hash: &str,
+    owner: &ObjectId,
 ) -> CreateAgentVersionRequest {
     let mut metadata: BTreeMap<String, String> = spec
         .metadata
@@ -87,9 +92,19 @@ pub fn version_request(
         .take(MAX_USER_METADATA_KEYS)
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
-    metadata.insert(SPEC_HASH_KEY.to_owned(), hash.to_owned());
-    if metadata.len() < MAX_METADATA_KEYS {
-        metadata.insert(MANAGED_BY_KEY.to_owned(), MANAGED_BY_VALUE.to_owned());
+    let marker = owner.marker_value();
+    if metadata.len().saturating_add(RESERVED_METADATA_KEYS) <= MAX_METADATA_KEYS {
+        metadata.insert(SPEC_HASH_KEY.to_owned(), hash.to_owned());
+        metadata.insert(MANAGED_BY_KEY.to_owned(), marker);
+        if let Some(uid) = &owner.uid {
+            metadata.insert(MANAGED_BY_UID_KEY.to_owned(), uid.clone());
+        }
+    } else {
+        let folded = match &owner.uid {
+            Some(uid) => format!("{hash} {marker} {uid}"),
+            None => format!("{hash} {marker}"),
+        };
+        metadata.insert(SPEC_HASH_KEY.to_owned(), folded);
     }
     CreateAgentVersionRequest {
         definition: definition.into(),

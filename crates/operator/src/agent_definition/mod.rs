@@ -7,8 +7,9 @@
 //!   → validate(spec, instructions)                     everything the CRD schema cannot check
 //!   → build_definition(spec, connection, instructions) the Foundry wire definition
 //!   → definition_hash(definition, description, meta)   what is sent, canonically hashed
-//!   → needs_new_version(listed versions, hash)         nothing to do, or …
-//!   → version_request(spec, definition, hash)          … POST /agents/{name}/versions
+//!   → agent_marker(listed versions)                    whose agent it is (crate::ownership)
+//!   → needs_new_version(listed versions, hash, owner)  nothing to do, or …
+//!   → version_request(spec, definition, hash, owner)   … POST /agents/{name}/versions
 //!   → verify (IO) → reply_matches(reply, expect)
 //! ```
 //!
@@ -18,6 +19,10 @@
 //! decision to create a version is taken from what Foundry holds, never from our status. A crash
 //! between the create and the status write is followed by a reconcile that lists the versions,
 //! finds ours on top with the same hash, and creates nothing.
+//!
+//! Ownership: every version also names the PromptAgent that made it (namespace, name, uid), so
+//! that the same agent name in another namespace of the same Foundry project is refused instead
+//! of writing versions on top ([`agent_marker`], [`crate::ownership`]).
 
 mod build;
 mod error;
@@ -28,25 +33,33 @@ mod versions;
 use foundry_gateway_api::PromptAgentSpec;
 use foundry_gateway_client::project::CreateAgentVersionRequest;
 
+use crate::ownership::ObjectId;
+
 pub use build::{build_definition, model_string};
 pub use error::ValidationError;
 pub use hash::{canonical_json, definition_hash, version_request};
 pub use validate::{agent_name, validate};
 pub use versions::{
-    is_managed, latest_managed_version, needs_new_version, newest_version, version_matches,
+    Deletion, agent_marker, deletion, is_managed, latest_managed_version, needs_new_version,
+    newest_version, version_marker, version_matches,
 };
 
 /// Metadata key of every version the operator creates: the [`definition_hash`] of what was sent.
 /// The CRD reserves the `gateway.foundry.dev/` prefix, so a user cannot set it.
 pub const SPEC_HASH_KEY: &str = "gateway.foundry.dev/spec-hash";
 
-/// Metadata key that marks a version as created by this operator; its value is
-/// [`MANAGED_BY_VALUE`]. Left out when the user's metadata fills every other slot (see
-/// [`version_request`]); [`SPEC_HASH_KEY`] alone then marks the version.
+/// Metadata key that names the PromptAgent that created the version:
+/// `foundry-gateway-operator:<namespace>/<name>` ([`crate::ownership::ObjectId::marker_value`]).
+/// Versions of earlier releases carry [`LEGACY_MANAGED_BY_VALUE`] here. When the user's
+/// metadata leaves no room for it (see [`version_request`]), the owner travels in the
+/// [`SPEC_HASH_KEY`] value instead.
 pub const MANAGED_BY_KEY: &str = "gateway.foundry.dev/managed-by";
 
-/// Value of [`MANAGED_BY_KEY`].
-pub const MANAGED_BY_VALUE: &str = "foundry-gateway-operator";
+/// Metadata key beside [`MANAGED_BY_KEY`]: the uid of the PromptAgent that created the version.
+pub const MANAGED_BY_UID_KEY: &str = "gateway.foundry.dev/managed-by-uid";
+
+/// The value of [`MANAGED_BY_KEY`] written by releases before ownership per object.
+pub const LEGACY_MANAGED_BY_VALUE: &str = crate::ownership::LEGACY_MARKER;
 
 /// Most metadata keys Foundry accepts on an agent version.
 pub const MAX_METADATA_KEYS: usize = 16;
@@ -54,6 +67,10 @@ pub const MAX_METADATA_KEYS: usize = 16;
 /// Most metadata keys a user may set (the CRD's `maxProperties`): one slot always stays free for
 /// [`SPEC_HASH_KEY`].
 pub const MAX_USER_METADATA_KEYS: usize = MAX_METADATA_KEYS - 1;
+
+/// Slots the operator's keys take when they all fit: [`SPEC_HASH_KEY`], [`MANAGED_BY_KEY`] and
+/// [`MANAGED_BY_UID_KEY`].
+pub const RESERVED_METADATA_KEYS: usize = 3;
 
 /// The tool kinds of `spec.tools[].type`, as the user writes them (the nine kinds Foundry
 /// supports with gateway models).
@@ -64,7 +81,8 @@ pub const SUPPORTED_TOOL_KINDS: [&str; 9] = foundry_gateway_api::agent::ToolType
 pub struct DesiredVersion {
     /// The model string Foundry sees: `<connection>/<model>`.
     pub model: String,
-    /// [`definition_hash`] of the request, also in its metadata under [`SPEC_HASH_KEY`].
+    /// [`definition_hash`] of the request, also in its metadata under [`SPEC_HASH_KEY`] (alone,
+    /// or followed by the owner when the owner's keys do not fit).
     pub spec_hash: String,
     /// The body of `POST /agents/{name}/versions`.
     pub request: CreateAgentVersionRequest,
@@ -73,17 +91,19 @@ pub struct DesiredVersion {
 /// Validate, build, hash and wrap in one call: the version the spec asks for.
 ///
 /// `connection_name` is the Foundry connection name (the GatewayConnection's `connectionName`,
-/// default its `metadata.name`); `instructions` the resolved text (inline or from the ConfigMap).
+/// default its `metadata.name`); `instructions` the resolved text (inline or from the ConfigMap);
+/// `owner` the PromptAgent, recorded in the version's metadata.
 pub fn desired_version(
     spec: &PromptAgentSpec,
     connection_name: &str,
     instructions: Option<&str>,
+    owner: &ObjectId,
 ) -> Result<DesiredVersion, ValidationError> {
     validate(spec, instructions)?;
     let definition = build_definition(spec, connection_name, instructions);
     let model = definition.model.clone();
     let spec_hash = definition_hash(&definition, spec.description.as_deref(), &spec.metadata);
-    let request = version_request(spec, definition, &spec_hash);
+    let request = version_request(spec, definition, &spec_hash, owner);
     Ok(DesiredVersion {
         model,
         spec_hash,

@@ -11,17 +11,33 @@ use foundry_gateway_client::connections::{
     AuthConfig, ConnectionAuth, ConnectionCategory, ConnectionProperties, DeploymentProvider,
     DiscoveryOverrides, GatewayMetadata, ModelDiscovery, ModelFormat, StaticModel,
 };
-use sha2::{Digest, Sha256};
 use url::Url;
+
+use crate::digest::DigestKey;
+use crate::ownership::{Marker, ObjectId, Ownership, ownership, parse_marker};
 
 /// Metadata key marking a connection as managed by this operator, value
 /// `foundry-gateway-operator:<namespace>/<name>`. It makes ownership survive a crash between the
 /// PUT and the status write, and keeps the operator away from connections it does not own.
 pub const MANAGED_BY_KEY: &str = "managedBy";
 
+/// Metadata key beside [`MANAGED_BY_KEY`]: the uid of the owning object, so that another object
+/// can tell whether the owner it names still exists or was deleted and created again.
+/// (ARM connection metadata has no documented limit on keys; the uid is 36 characters.)
+pub const MANAGED_BY_UID_KEY: &str = "managedByUid";
+
 /// The marker value for an object.
 pub fn managed_by_value(namespace: &str, name: &str) -> String {
-    format!("foundry-gateway-operator:{namespace}/{name}")
+    ObjectId::new(namespace, name, None).marker_value()
+}
+
+/// The ownership marker a live connection carries, if any.
+pub fn marker(live: &ConnectionProperties) -> Option<Marker> {
+    let value = live.metadata.get(MANAGED_BY_KEY)?;
+    parse_marker(
+        value,
+        live.metadata.get(MANAGED_BY_UID_KEY).map(String::as_str),
+    )
 }
 
 /// Default audience of Entra ID gateway auth.
@@ -66,7 +82,7 @@ pub struct Desired {
     pub name: String,
     /// The ARM `properties`, credentials included.
     pub properties: ConnectionProperties,
-    /// Hash of the credentials, for status (never the credentials).
+    /// HMAC of the credentials, for status (never the credentials).
     pub credentials_hash: String,
     /// Model discovery in effect (None with static models).
     pub discovery: Option<ModelDiscovery>,
@@ -164,13 +180,15 @@ pub fn discovery(spec: &GatewayConnectionSpec) -> Option<ModelDiscovery> {
         .flatten()
 }
 
-/// Builds the connection Foundry should hold.
+/// Builds the connection Foundry should hold; its metadata names the object (namespace, name and
+/// uid), and `key` keys the credentials digest.
 pub fn build(
     spec: &GatewayConnectionSpec,
     namespace: &str,
     object_name: &str,
     uid: &str,
     secrets: &ResolvedSecrets,
+    key: &DigestKey,
 ) -> Result<Desired, InvalidSpec> {
     validate(spec, object_name)?;
     let auth = if let Some(api_key) = &spec.auth.api_key {
@@ -233,6 +251,9 @@ pub fn build(
         MANAGED_BY_KEY.to_owned(),
         managed_by_value(namespace, object_name),
     );
+    if !uid.is_empty() {
+        other.insert(MANAGED_BY_UID_KEY.to_owned(), uid.to_owned());
+    }
     let metadata = GatewayMetadata {
         deployment_in_path: Some(deployment_in_path(spec)),
         inference_api_version: spec.inference_api_version.clone(),
@@ -246,7 +267,7 @@ pub fn build(
     let mut properties = ConnectionProperties::new(category(spec), spec.target.clone(), auth);
     properties.metadata = metadata.to_map();
     properties.is_shared_to_all = Some(spec.shared_to_all.unwrap_or(false));
-    let credentials_hash = credentials_hash(uid, secrets);
+    let credentials_hash = credentials_hash(key, uid, secrets);
     Ok(Desired {
         name: connection_name(spec, object_name),
         properties,
@@ -288,24 +309,41 @@ pub fn header_values(
         .collect()
 }
 
-/// A salted hash of the credentials sent to Foundry: changes when a key rotates, reveals nothing.
-pub fn credentials_hash(uid: &str, secrets: &ResolvedSecrets) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"foundry-gateway-operator/credentials/v1\0");
-    hasher.update(uid.as_bytes());
+/// An HMAC-SHA256 of the credentials sent to Foundry, keyed by the operator's digest key and
+/// bound to the object's uid: it changes when a key rotates, and without the digest key it
+/// cannot be tested against guessed credentials. 96 bits of the tag are kept.
+pub fn credentials_hash(key: &DigestKey, uid: &str, secrets: &ResolvedSecrets) -> String {
+    let mut hasher = key.mac();
+    hasher.update(b"foundry-gateway-operator/credentials/v2\0");
+    // Every field is length-prefixed, so no two inputs run into each other.
+    let mut field = |bytes: &[u8]| {
+        hasher.update(u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_be_bytes());
+        hasher.update(bytes);
+    };
+    field(uid.as_bytes());
     for (label, value) in [
         ("apiKey", &secrets.api_key),
         ("oauth2", &secrets.oauth_client_secret),
     ] {
-        hasher.update(b"\0");
-        hasher.update(label.as_bytes());
-        hasher.update(b"=");
-        if let Some(v) = value {
-            hasher.update(v.expose().as_bytes());
+        field(label.as_bytes());
+        match value {
+            Some(v) => field(v.expose().as_bytes()),
+            None => field(b"\xff(none)"),
         }
     }
     let digest = hasher.finalize();
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether deleting the object `me` may delete the live connection: when its marker names this
+/// object, or when it carries no marker of ours and the object set `adopt`. Never when the
+/// marker names another object, whether or not that object still exists.
+pub fn may_delete(live: &ConnectionProperties, me: &ObjectId, adopt: bool) -> bool {
+    match ownership(marker(live).as_ref(), me) {
+        Ownership::Ours => true,
+        Ownership::Unmarked | Ownership::Legacy => adopt,
+        Ownership::Foreign(_) => false,
+    }
 }
 
 /// What differs between the desired and the live connection, ignoring credentials (ARM does
@@ -346,13 +384,6 @@ fn strip_secrets(auth: &ConnectionAuth) -> ConnectionAuth {
         },
         other => other.clone(),
     }
-}
-
-/// Whether a live connection carries this object's marker.
-pub fn is_managed_by(live: &ConnectionProperties, namespace: &str, name: &str) -> bool {
-    live.metadata
-        .get(MANAGED_BY_KEY)
-        .is_some_and(|v| *v == managed_by_value(namespace, name))
 }
 
 #[cfg(test)]
@@ -402,6 +433,10 @@ mod tests {
         }
     }
 
+    fn key() -> DigestKey {
+        DigestKey::from_bytes(&[7; 32])
+    }
+
     fn secrets(key: &str) -> ResolvedSecrets {
         ResolvedSecrets {
             api_key: Some(key.into()),
@@ -411,8 +446,15 @@ mod tests {
 
     #[test]
     fn a_model_gateway_with_static_models_builds_the_documented_metadata() {
-        let desired =
-            build(&model_gateway(), "team", "gateway", "uid-1", &secrets("k1")).expect("valid");
+        let desired = build(
+            &model_gateway(),
+            "team",
+            "gateway",
+            "uid-1",
+            &secrets("k1"),
+            &key(),
+        )
+        .expect("valid");
         let m = &desired.properties.metadata;
         assert_eq!(m["deploymentInPath"], "false");
         assert_eq!(
@@ -425,6 +467,7 @@ mod tests {
             r#"{"type":"api_key","name":"Authorization","format":"Bearer {api_key}"}"#
         );
         assert_eq!(m[MANAGED_BY_KEY], "foundry-gateway-operator:team/gateway");
+        assert_eq!(m[MANAGED_BY_UID_KEY], "uid-1");
         assert!(!m.contains_key("modelDiscovery"));
         assert_eq!(desired.name, "gateway");
         assert_eq!(desired.static_models, ["gpt-4o"]);
@@ -446,14 +489,14 @@ mod tests {
                 provider: None,
             }),
         });
-        let desired = build(&spec, "ns", "apim", "u", &secrets("k")).expect("valid");
+        let desired = build(&spec, "ns", "apim", "u", &secrets("k"), &key()).expect("valid");
         assert_eq!(
             desired.properties.metadata["modelDiscovery"],
             r#"{"listModelsEndpoint":"/models","getModelEndpoint":"/deployments/{deploymentName}","deploymentProvider":"AzureOpenAI"}"#
         );
         assert_eq!(desired.properties.metadata["deploymentInPath"], "true");
         spec.models = None;
-        let desired = build(&spec, "ns", "apim", "u", &secrets("k")).expect("valid");
+        let desired = build(&spec, "ns", "apim", "u", &secrets("k"), &key()).expect("valid");
         assert_eq!(
             desired.properties.metadata["modelDiscovery"],
             r#"{"listModelsEndpoint":"/deployments","getModelEndpoint":"/deployments/{deploymentName}","deploymentProvider":"AzureOpenAI"}"#
@@ -476,7 +519,7 @@ mod tests {
             oauth_client_secret: Some("s3cret".into()),
             ..ResolvedSecrets::default()
         };
-        let desired = build(&spec, "ns", "gateway", "u", &resolved).expect("valid");
+        let desired = build(&spec, "ns", "gateway", "u", &resolved, &key()).expect("valid");
         let wire = serde_json::to_value(&desired.properties).expect("serialises");
         assert_eq!(wire["authType"], "OAuth2");
         assert_eq!(wire["tokenUrl"], "https://login.example.com/token");
@@ -488,14 +531,14 @@ mod tests {
     #[test]
     fn a_rotated_key_changes_the_credentials_hash_and_nothing_else() {
         let spec = model_gateway();
-        let a = build(&spec, "ns", "gateway", "u", &secrets("old")).expect("valid");
-        let b = build(&spec, "ns", "gateway", "u", &secrets("new")).expect("valid");
+        let a = build(&spec, "ns", "gateway", "u", &secrets("old"), &key()).expect("valid");
+        let b = build(&spec, "ns", "gateway", "u", &secrets("new"), &key()).expect("valid");
         assert_ne!(a.credentials_hash, b.credentials_hash);
         assert_eq!(drift(&a.properties, &b.properties), None);
         assert!(!a.credentials_hash.contains("old"));
         assert_eq!(
             a.credentials_hash,
-            build(&spec, "ns", "gateway", "u", &secrets("old"))
+            build(&spec, "ns", "gateway", "u", &secrets("old"), &key())
                 .expect("valid")
                 .credentials_hash
         );
@@ -503,7 +546,15 @@ mod tests {
 
     #[test]
     fn drift_names_the_fields_changed_in_foundry() {
-        let desired = build(&model_gateway(), "ns", "gateway", "u", &secrets("k")).expect("valid");
+        let desired = build(
+            &model_gateway(),
+            "ns",
+            "gateway",
+            "u",
+            &secrets("k"),
+            &key(),
+        )
+        .expect("valid");
         let mut live = desired.properties.clone();
         live.auth = ConnectionAuth::ApiKey { key: None };
         assert_eq!(
@@ -560,11 +611,133 @@ mod tests {
         resolved
             .header_values
             .insert("X-Tenant".into(), "contoso".into());
-        let desired = build(&spec, "ns", "gateway", "u", &resolved).expect("valid");
+        let desired = build(&spec, "ns", "gateway", "u", &resolved, &key()).expect("valid");
         assert_eq!(
             desired.properties.metadata["customHeaders"],
             r#"{"X-Client-App":"foundry-agents","X-Tenant":"contoso"}"#
         );
         assert!(!format!("{resolved:?}").contains("contoso"));
+    }
+
+    #[test]
+    fn the_credentials_digest_depends_on_the_operators_key_and_the_object() {
+        let spec = model_gateway();
+        let with = |key: &DigestKey, uid: &str| {
+            build(&spec, "ns", "gateway", uid, &secrets("k"), key)
+                .expect("valid")
+                .credentials_hash
+        };
+        let other_key = DigestKey::from_bytes(&[8; 32]);
+        assert_eq!(with(&key(), "u"), with(&key(), "u"));
+        assert_ne!(
+            with(&key(), "u"),
+            with(&other_key, "u"),
+            "without the operator's key the digest cannot be recomputed"
+        );
+        assert_ne!(with(&key(), "u"), with(&key(), "v"));
+        assert_eq!(with(&key(), "u").len(), 24);
+        // Which field holds a value matters, not only the concatenated bytes.
+        let oauth = ResolvedSecrets {
+            oauth_client_secret: Some("k".into()),
+            ..ResolvedSecrets::default()
+        };
+        assert_ne!(
+            credentials_hash(&key(), "u", &secrets("k")),
+            credentials_hash(&key(), "u", &oauth)
+        );
+    }
+
+    #[test]
+    fn the_live_marker_names_the_object_and_its_uid() {
+        let desired = build(
+            &model_gateway(),
+            "team",
+            "gateway",
+            "uid-1",
+            &secrets("k"),
+            &key(),
+        )
+        .expect("valid");
+        assert_eq!(
+            marker(&desired.properties),
+            Some(Marker::Object(ObjectId::new(
+                "team",
+                "gateway",
+                Some("uid-1")
+            )))
+        );
+        let mut live = desired.properties.clone();
+        live.metadata.remove(MANAGED_BY_UID_KEY);
+        assert_eq!(
+            marker(&live),
+            Some(Marker::Object(ObjectId::new("team", "gateway", None))),
+            "a connection written before uids were recorded"
+        );
+        live.metadata
+            .insert(MANAGED_BY_KEY.into(), "terraform".into());
+        assert_eq!(marker(&live), None);
+        live.metadata.remove(MANAGED_BY_KEY);
+        assert_eq!(marker(&live), None);
+    }
+
+    #[test]
+    fn a_new_uid_is_drift_so_a_recreated_object_records_itself() {
+        let old = build(
+            &model_gateway(),
+            "ns",
+            "gateway",
+            "uid-old",
+            &secrets("k"),
+            &key(),
+        )
+        .expect("valid");
+        let new = build(
+            &model_gateway(),
+            "ns",
+            "gateway",
+            "uid-new",
+            &secrets("k"),
+            &key(),
+        )
+        .expect("valid");
+        assert_eq!(
+            drift(&new.properties, &old.properties).as_deref(),
+            Some("metadata")
+        );
+    }
+
+    #[test]
+    fn deletion_never_removes_a_connection_another_object_manages() {
+        let me = ObjectId::new("team-a", "gateway", Some("uid-a"));
+        let written_by = |namespace: &str, name: &str, uid: &str| {
+            build(
+                &model_gateway(),
+                namespace,
+                name,
+                uid,
+                &secrets("k"),
+                &key(),
+            )
+            .expect("valid")
+            .properties
+        };
+        let mut unmarked = written_by("team-a", "gateway", "uid-a");
+        unmarked.metadata.remove(MANAGED_BY_KEY);
+        let cases = [
+            (written_by("team-a", "gateway", "uid-a"), false, true),
+            (written_by("team-a", "gateway", "uid-old"), false, true),
+            (written_by("team-b", "gateway", "uid-b"), false, false),
+            (written_by("team-b", "gateway", "uid-b"), true, false),
+            (unmarked.clone(), false, false),
+            (unmarked, true, true),
+        ];
+        for (live, adopt, expected) in cases {
+            assert_eq!(
+                may_delete(&live, &me, adopt),
+                expected,
+                "{:?} adopt={adopt}",
+                live.metadata.get(MANAGED_BY_KEY)
+            );
+        }
     }
 }

@@ -21,6 +21,8 @@ use foundry_gateway_api::{FoundryProject, GatewayConnection, GatewayConnectionSt
 use foundry_gateway_client::SecretString;
 use foundry_gateway_client::connections::ConnectionResource;
 use foundry_gateway_client::probe::{GatewayAuth, GatewaySettings, ProbeMode, ProbeRequest};
+
+use crate::probes::{ProbeJob, ProbeStamp};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -282,7 +284,25 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
     )
     .await;
     let outcome = match step {
-        Ok(()) => {
+        Ok(probing)
+            if probing && !tracker.probed_at(generation, status_credentials(&new_status)) =>
+        {
+            // The first probe of these inputs is running: say so rather than guess.
+            ctx.reset_backoff(&key);
+            if tracker.verdict.state == GatewayState::Unknown {
+                conditions.set_unknown(
+                    types::GATEWAY_ACTIVE,
+                    reasons::PROBING,
+                    "The first probe of the gateway is running",
+                    generation,
+                    now,
+                );
+            }
+            Outcome::Progressing {
+                message: "Probing the gateway".into(),
+            }
+        }
+        Ok(probing) => {
             ctx.reset_backoff(&key);
             let verdict = &tracker.verdict;
             match verdict.state {
@@ -315,7 +335,9 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
             if verdict.state != GatewayState::Inactive && !verdict.models.is_empty() {
                 new_status.models = verdict.models.clone();
             }
-            if let Some(interval) = interval {
+            if let Some(interval) = interval
+                && !probing
+            {
                 next = next.min(
                     tracker
                         .until_next_probe(interval)
@@ -342,6 +364,10 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
             ctx.metrics.observe_failure(KIND, failure.label());
             match &failure {
                 Failure::Transient { retry_after, .. } => next = ctx.backoff(&key, *retry_after),
+                // The owner may go away by itself: look again at each resync.
+                Failure::Permanent { reason, .. } if reason == reasons::OWNED_ELSEWHERE => {
+                    next = ctx.settings.resync;
+                }
                 Failure::Permanent { .. } => next = Duration::MAX,
                 Failure::Waiting { .. } => {
                     next = ctx.backoff(&key, None).max(Duration::from_secs(5))
@@ -369,6 +395,10 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Events for what a user should see: only on transitions, so a quiet resync publishes nothing.
+fn status_credentials(status: &GatewayConnectionStatus) -> &str {
+    status.credentials_hash.as_deref().unwrap_or_default()
+}
+
 async fn announce(
     ctx: &Context,
     gc: &GatewayConnection,
@@ -435,7 +465,7 @@ async fn sync_and_probe(
     interval: Option<Duration>,
     timeout: Duration,
     threshold: u32,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let namespace = gc.namespace().unwrap_or_default();
     let name = gc.name_any();
     let key = object_key(&namespace, &name);
@@ -470,7 +500,7 @@ async fn sync_and_probe(
 
     // validate + build
     let uid = gc.metadata.uid.clone().unwrap_or_default();
-    let desired = build::build(&gc.spec, &namespace, &name, &uid, &secrets)
+    let desired = build::build(&gc.spec, &namespace, &name, &uid, &secrets, &ctx.digest_key)
         .map_err(|e| Failure::permanent(reasons::INVALID_SPEC, e.0))?;
     status.connection_name = Some(desired.name.clone());
 
@@ -488,16 +518,14 @@ async fn sync_and_probe(
         let reason_to_write = match &live {
             None => Some("Created".to_owned()),
             Some(live) => {
-                let ours = build::is_managed_by(&live.properties, &namespace, &name);
-                if !ours && gc.spec.adopt != Some(true) {
-                    return Err(Failure::permanent(
-                        reasons::ALREADY_EXISTS,
-                        format!(
-                            "A connection named {} already exists in project {} and is not managed by this object; set spec.adopt: true to take it over, or choose another spec.connectionName",
-                            desired.name, project.resource_id.project
-                        ),
-                    ));
-                }
+                let ours = claim(
+                    ctx,
+                    gc,
+                    &desired.name,
+                    &project.resource_id.project,
+                    &live.properties,
+                )
+                .await?;
                 let drift = build::drift(&desired.properties, &live.properties);
                 let applied = tracker
                     .synced_credentials
@@ -552,28 +580,23 @@ async fn sync_and_probe(
         status.credentials_hash = Some(desired.credentials_hash.clone());
     }
 
-    // probe
+    // probe: the scheduler runs it outside this reconcile and wakes the object with the result.
+    let stamp = ProbeStamp {
+        generation,
+        credentials: desired.credentials_hash.clone(),
+    };
+    let mut probing = false;
     match interval {
         None => {
+            ctx.probes.forget(&key);
             tracker.not_probed();
             tracker.verdict.models = desired.static_models.clone();
         }
         Some(interval) => {
-            if forced || tracker.probe_due(generation, &desired.credentials_hash, interval) {
-                let model = gc
-                    .spec
-                    .probe
-                    .as_ref()
-                    .and_then(|p| p.model.clone())
-                    .or_else(|| desired.static_models.first().cloned());
-                let request = ProbeRequest {
-                    settings: gateway_settings(gc, &desired, &secrets, &project),
-                    mode,
-                    model,
-                    timeout,
-                };
-                let probe_started = Instant::now();
-                let outcome = ctx.prober.probe(&request).await.map_err(|e| {
+            if let Some(result) = ctx.probes.take_result(&key)
+                && result.stamp == stamp
+            {
+                let outcome = result.outcome.map_err(|e| {
                     Failure::permanent(
                         reasons::INVALID_SPEC,
                         format!(
@@ -584,12 +607,32 @@ async fn sync_and_probe(
                 })?;
                 ctx.metrics
                     .probe_duration
-                    .observe(probe_started.elapsed().as_secs_f64());
-                tracker.record(&outcome, threshold, generation, &desired.credentials_hash);
+                    .observe(result.elapsed.as_secs_f64());
+                tracker.record(&outcome, threshold, &stamp, result.started);
                 if desired.discovery.is_none() && tracker.verdict.state == GatewayState::Active {
                     tracker.verdict.models = desired.static_models.clone();
                 }
             }
+            if forced || tracker.probe_due(generation, &desired.credentials_hash, interval) {
+                let model = gc
+                    .spec
+                    .probe
+                    .as_ref()
+                    .and_then(|p| p.model.clone())
+                    .or_else(|| desired.static_models.first().cloned());
+                ctx.probes.submit(ProbeJob {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    request: ProbeRequest {
+                        settings: gateway_settings(gc, &desired, &secrets, &project),
+                        mode,
+                        model,
+                        timeout,
+                    },
+                    stamp: stamp.clone(),
+                });
+            }
+            probing = ctx.probes.pending(&key);
         }
     }
     let gauge = match tracker.verdict.state {
@@ -601,7 +644,61 @@ async fn sync_and_probe(
         .gateway_active
         .get_or_create(&crate::metrics::GatewayLabels { namespace, name })
         .set(gauge);
-    Ok(())
+    Ok(probing)
+}
+
+/// Whether this object may write the live connection of that name: `Ok(true)` when its marker
+/// names this object, `Ok(false)` when it may be adopted (`adopt: true`, and no marker of ours or
+/// a recorded owner that is confirmed gone). Refused with `OwnedElsewhere` while another object
+/// that owns it exists or cannot be looked up, even with `adopt: true`; with `AlreadyExists`
+/// otherwise without `adopt`.
+async fn claim(
+    ctx: &Context,
+    gc: &GatewayConnection,
+    connection: &str,
+    project: &str,
+    live: &foundry_gateway_client::connections::ConnectionProperties,
+) -> Result<bool, Failure> {
+    use crate::ownership::{Ownership, owned_elsewhere_message, owner_state, ownership};
+    let me = crate::ownership::ObjectId::of(gc);
+    let adopt = gc.spec.adopt == Some(true);
+    let previous = match ownership(build::marker(live).as_ref(), &me) {
+        Ownership::Ours => return Ok(true),
+        Ownership::Foreign(owner) => {
+            let state = owner_state(&ctx.client, &ctx.stores.connections, &owner).await;
+            if state.blocks() {
+                return Err(Failure::permanent(
+                    reasons::OWNED_ELSEWHERE,
+                    owned_elsewhere_message(
+                        &format!("Foundry connection \"{connection}\""),
+                        KIND,
+                        &owner,
+                        &state,
+                        "spec.connectionName",
+                        adopt,
+                    ),
+                ));
+            }
+            Some(owner)
+        }
+        Ownership::Unmarked | Ownership::Legacy => None,
+    };
+    if adopt {
+        if let Some(owner) = &previous {
+            info!(%connection, previous_owner = %owner, "Adopting a Foundry connection whose owner is gone");
+        }
+        return Ok(false);
+    }
+    let why = match previous {
+        Some(owner) => format!("was managed by {KIND} {owner}, which no longer exists"),
+        None => "is not managed by this object".to_owned(),
+    };
+    Err(Failure::permanent(
+        reasons::ALREADY_EXISTS,
+        format!(
+            "A connection named {connection} already exists in project {project} and {why}; set spec.adopt: true to take it over, or choose another spec.connectionName"
+        ),
+    ))
 }
 
 async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
@@ -652,11 +749,16 @@ async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error>
                         });
                     }
                 };
-                // Only delete what this object owns: never someone else's connection.
+                // Only delete what this object owns: never a connection whose marker names
+                // another object, even one that no longer exists.
+                let me = crate::ownership::ObjectId::of(gc);
                 match resolved.connections.get(&connection_name).await {
                     Ok(Some(live))
-                        if build::is_managed_by(&live.properties, &namespace, &name)
-                            || gc.spec.adopt == Some(true) =>
+                        if build::may_delete(
+                            &live.properties,
+                            &me,
+                            gc.spec.adopt == Some(true),
+                        ) =>
                     {
                         if let Err(error) = resolved.connections.delete(&connection_name).await {
                             return Err(Error::DeletionPending {
@@ -669,7 +771,17 @@ async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error>
                         }
                         info!(connection = %connection_name, "Deleted Foundry connection");
                     }
-                    Ok(_) => {}
+                    Ok(Some(live)) => match build::marker(&live.properties) {
+                        Some(crate::ownership::Marker::Object(owner))
+                            if !owner.same_object(&me) =>
+                        {
+                            info!(connection = %connection_name, owner = %owner, "Left Foundry connection in place: another object manages it");
+                        }
+                        _ => {
+                            info!(connection = %connection_name, "Left Foundry connection in place: this object does not manage it");
+                        }
+                    },
+                    Ok(None) => {}
                     Err(error) => {
                         return Err(Error::DeletionPending {
                             message: format!(
@@ -687,6 +799,7 @@ async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error>
         }
     }
     ctx.trackers.forget(&key);
+    ctx.probes.forget(&key);
     ctx.reset_backoff(&key);
     Ok(Action::await_change())
 }

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use foundry_gateway_api::connection::GatewayState;
 use foundry_gateway_client::probe::ProbeOutcome;
 
+use crate::probes::ProbeStamp;
+
 /// Probe verdict after damping.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
@@ -60,6 +62,13 @@ impl Tracker {
             || self.last_probe.is_none_or(|t| t.elapsed() >= interval)
     }
 
+    /// Whether the verdict comes from a probe of these inputs.
+    pub fn probed_at(&self, generation: i64, credentials: &str) -> bool {
+        self.probed_with
+            .as_ref()
+            .is_some_and(|(g, c)| *g == generation && c == credentials)
+    }
+
     /// Time until the next probe is due.
     pub fn until_next_probe(&self, interval: Duration) -> Duration {
         self.last_probe
@@ -73,10 +82,11 @@ impl Tracker {
         &mut self,
         outcome: &ProbeOutcome,
         threshold: u32,
-        generation: i64,
-        credentials: &str,
+        stamp: &ProbeStamp,
+        started: Instant,
     ) {
-        self.last_probe = Some(Instant::now());
+        let (generation, credentials) = (stamp.generation, stamp.credentials.as_str());
+        self.last_probe = Some(started);
         let changed_inputs = self
             .probed_with
             .as_ref()
@@ -133,6 +143,14 @@ mod tests {
         ProbeOutcome::Active {
             models: vec!["gpt-4o".into()],
             latency: Duration::from_millis(5),
+            omitted: 0,
+        }
+    }
+
+    fn stamp(generation: i64, credentials: &str) -> ProbeStamp {
+        ProbeStamp {
+            generation,
+            credentials: credentials.into(),
         }
     }
 
@@ -146,14 +164,14 @@ mod tests {
     #[test]
     fn an_active_gateway_turns_inactive_only_after_the_threshold() {
         let mut t = Tracker::default();
-        t.record(&active(), 3, 1, "c");
-        t.record(&down(), 3, 1, "c");
-        t.record(&down(), 3, 1, "c");
+        t.record(&active(), 3, &stamp(1, "c"), Instant::now());
+        t.record(&down(), 3, &stamp(1, "c"), Instant::now());
+        t.record(&down(), 3, &stamp(1, "c"), Instant::now());
         assert_eq!(t.verdict.state, GatewayState::Active);
-        t.record(&down(), 3, 1, "c");
+        t.record(&down(), 3, &stamp(1, "c"), Instant::now());
         assert_eq!(t.verdict.state, GatewayState::Inactive);
         assert_eq!(t.verdict.reason, "Unreachable");
-        t.record(&active(), 3, 1, "c");
+        t.record(&active(), 3, &stamp(1, "c"), Instant::now());
         assert_eq!(t.verdict.state, GatewayState::Active);
         assert_eq!(t.failures, 0);
     }
@@ -161,15 +179,15 @@ mod tests {
     #[test]
     fn a_new_connection_is_inactive_at_its_first_failure() {
         let mut t = Tracker::default();
-        t.record(&down(), 3, 1, "c");
+        t.record(&down(), 3, &stamp(1, "c"), Instant::now());
         assert_eq!(t.verdict.state, GatewayState::Inactive);
     }
 
     #[test]
     fn a_changed_spec_or_key_is_judged_by_its_own_first_probe() {
         let mut t = Tracker::default();
-        t.record(&active(), 3, 1, "old-key");
-        t.record(&down(), 3, 1, "new-key");
+        t.record(&active(), 3, &stamp(1, "old-key"), Instant::now());
+        t.record(&down(), 3, &stamp(1, "new-key"), Instant::now());
         assert_eq!(
             t.verdict.state,
             GatewayState::Inactive,
@@ -181,7 +199,7 @@ mod tests {
     fn probes_and_foundry_checks_fall_due_on_change_and_on_time() {
         let mut t = Tracker::default();
         assert!(t.probe_due(1, "c", Duration::from_secs(60)));
-        t.record(&active(), 3, 1, "c");
+        t.record(&active(), 3, &stamp(1, "c"), Instant::now());
         assert!(!t.probe_due(1, "c", Duration::from_secs(60)));
         assert!(t.probe_due(2, "c", Duration::from_secs(60)));
         assert!(t.probe_due(1, "c2", Duration::from_secs(60)));

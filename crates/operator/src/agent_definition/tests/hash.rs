@@ -4,6 +4,16 @@ use foundry_gateway_api::agent::RESERVED_METADATA_PREFIX;
 use serde_json::json;
 
 use super::*;
+use crate::ownership::ObjectId;
+
+/// The PromptAgent whose versions the requests are for.
+fn owner() -> ObjectId {
+    ObjectId::new(
+        "team-a",
+        "weather",
+        Some("0b5f9c3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"),
+    )
+}
 
 fn hash_of(spec: &PromptAgentSpec, instructions: Option<&str>) -> String {
     let definition = build_definition(spec, "litellm", instructions);
@@ -226,7 +236,8 @@ fn reserved_metadata_keys_never_enter_the_hash() {
     let user = BTreeMap::from([("team".to_owned(), "a".to_owned())]);
     let mut with_reserved = user.clone();
     with_reserved.insert(SPEC_HASH_KEY.into(), "old".into());
-    with_reserved.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
+    with_reserved.insert(MANAGED_BY_KEY.into(), owner().marker_value());
+    with_reserved.insert(MANAGED_BY_UID_KEY.into(), "uid".into());
     assert_eq!(
         definition_hash(&definition, None, &user),
         definition_hash(&definition, None, &with_reserved)
@@ -237,7 +248,9 @@ fn reserved_metadata_keys_never_enter_the_hash() {
 fn the_reserved_keys_use_the_prefix_the_crd_reserves() {
     assert!(SPEC_HASH_KEY.starts_with(RESERVED_METADATA_PREFIX));
     assert!(MANAGED_BY_KEY.starts_with(RESERVED_METADATA_PREFIX));
+    assert!(MANAGED_BY_UID_KEY.starts_with(RESERVED_METADATA_PREFIX));
     assert!(SPEC_HASH_KEY.len() <= 64 && MANAGED_BY_KEY.len() <= 64);
+    assert!(MANAGED_BY_UID_KEY.len() <= 64);
 }
 
 #[test]
@@ -245,7 +258,7 @@ fn the_version_request_carries_definition_description_user_metadata_hash_and_mar
     let spec = full_spec();
     let definition = build_definition(&spec, "litellm", Some(FULL_INSTRUCTIONS));
     let hash = full_hash();
-    let request = version_request(&spec, definition.clone(), &hash);
+    let request = version_request(&spec, definition.clone(), &hash, &owner());
     assert_eq!(
         serde_json::to_value(&request).unwrap(),
         json!({
@@ -254,7 +267,8 @@ fn the_version_request_carries_definition_description_user_metadata_hash_and_mar
             "metadata": {
                 "team": "weather", "tier": "gold",
                 "gateway.foundry.dev/spec-hash": hash,
-                "gateway.foundry.dev/managed-by": "foundry-gateway-operator",
+                "gateway.foundry.dev/managed-by": "foundry-gateway-operator:team-a/weather",
+                "gateway.foundry.dev/managed-by-uid": "0b5f9c3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
             },
         })
     );
@@ -262,10 +276,11 @@ fn the_version_request_carries_definition_description_user_metadata_hash_and_mar
         &minimal_spec(),
         build_definition(&minimal_spec(), "gw", None),
         "abc",
+        &owner(),
     );
     let v = serde_json::to_value(&minimal).unwrap();
     assert!(v.get("description").is_none());
-    assert_eq!(v["metadata"].as_object().unwrap().len(), 2);
+    assert_eq!(v["metadata"].as_object().unwrap().len(), 3);
 }
 
 fn spec_with_user_keys(n: usize) -> PromptAgentSpec {
@@ -275,23 +290,44 @@ fn spec_with_user_keys(n: usize) -> PromptAgentSpec {
 }
 
 #[test]
-fn with_14_user_keys_both_reserved_keys_fit_in_foundrys_16() {
-    let spec = spec_with_user_keys(14);
+fn with_13_user_keys_the_three_reserved_keys_fit_in_foundrys_16() {
+    let spec = spec_with_user_keys(13);
     validate(&spec, None).unwrap();
-    let r = version_request(&spec, build_definition(&spec, "gw", None), "h");
+    let r = version_request(&spec, build_definition(&spec, "gw", None), "h", &owner());
     assert_eq!(r.metadata.len(), MAX_METADATA_KEYS);
     assert_eq!(r.metadata[SPEC_HASH_KEY], "h");
-    assert_eq!(r.metadata[MANAGED_BY_KEY], MANAGED_BY_VALUE);
+    assert_eq!(r.metadata[MANAGED_BY_KEY], owner().marker_value());
+    assert_eq!(r.metadata[MANAGED_BY_UID_KEY], owner().uid.unwrap());
 }
 
 #[test]
-fn with_15_user_keys_the_marker_is_left_out_and_the_hash_key_still_goes_in() {
+fn with_14_or_15_user_keys_the_owner_travels_in_the_hash_value() {
+    for user_keys in [14, 15] {
+        let spec = spec_with_user_keys(user_keys);
+        validate(&spec, None).unwrap();
+        let r = version_request(&spec, build_definition(&spec, "gw", None), "h", &owner());
+        assert_eq!(r.metadata.len(), user_keys + 1);
+        assert_eq!(
+            r.metadata[SPEC_HASH_KEY],
+            "h foundry-gateway-operator:team-a/weather 0b5f9c3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+        );
+        assert!(!r.metadata.contains_key(MANAGED_BY_KEY));
+        assert!(!r.metadata.contains_key(MANAGED_BY_UID_KEY));
+    }
+}
+
+#[test]
+fn the_longest_owner_fits_foundrys_value_limit() {
+    let longest = ObjectId::new(
+        &"n".repeat(63),
+        &"a".repeat(253),
+        Some("0b5f9c3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"),
+    );
     let spec = spec_with_user_keys(15);
-    validate(&spec, None).unwrap();
-    let r = version_request(&spec, build_definition(&spec, "gw", None), "h");
-    assert_eq!(r.metadata.len(), MAX_METADATA_KEYS);
-    assert_eq!(r.metadata[SPEC_HASH_KEY], "h");
-    assert!(!r.metadata.contains_key(MANAGED_BY_KEY));
+    let hash = hash_of(&spec, None);
+    let r = version_request(&spec, build_definition(&spec, "gw", None), &hash, &longest);
+    assert!(r.metadata.values().all(|v| v.len() <= 512));
+    assert!(r.metadata.keys().all(|k| k.len() <= 64));
 }
 
 #[test]
@@ -302,7 +338,7 @@ fn metadata_beyond_the_limits_or_with_the_reserved_prefix_is_never_sent() {
         format!("{RESERVED_METADATA_PREFIX}spec-hash"),
         "forged".into(),
     );
-    let r = version_request(&spec, build_definition(&spec, "gw", None), "h");
+    let r = version_request(&spec, build_definition(&spec, "gw", None), "h", &owner());
     assert_eq!(r.metadata.len(), MAX_METADATA_KEYS);
-    assert_eq!(r.metadata[SPEC_HASH_KEY], "h");
+    assert!(r.metadata[SPEC_HASH_KEY].starts_with("h "));
 }

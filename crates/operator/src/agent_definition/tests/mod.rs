@@ -93,18 +93,22 @@ fn reply_matches_needs_a_non_empty_reply_containing_the_expected_text() {
 #[test]
 fn desired_version_runs_validate_build_hash_and_request_in_one_call() {
     let spec = full_spec();
-    let desired = desired_version(&spec, "litellm", Some(FULL_INSTRUCTIONS)).unwrap();
+    let owner = crate::ownership::ObjectId::new("team-a", "weather", Some("uid-a"));
+    let desired = desired_version(&spec, "litellm", Some(FULL_INSTRUCTIONS), &owner).unwrap();
     assert_eq!(desired.model, "litellm/gpt-4o");
     let definition = build_definition(&spec, "litellm", Some(FULL_INSTRUCTIONS));
     let hash = definition_hash(&definition, spec.description.as_deref(), &spec.metadata);
     assert_eq!(desired.spec_hash, hash);
-    assert_eq!(desired.request, version_request(&spec, definition, &hash));
+    assert_eq!(
+        desired.request,
+        version_request(&spec, definition, &hash, &owner)
+    );
 
     let mut bad = full_spec();
     bad.tool_choice = Some(foundry_gateway_api::agent::ToolChoice {
         mode: foundry_gateway_api::agent::ToolChoiceMode::Function,
         function: Some("nope".into()),
     });
-    let err = desired_version(&bad, "litellm", Some(FULL_INSTRUCTIONS)).unwrap_err();
+    let err = desired_version(&bad, "litellm", Some(FULL_INSTRUCTIONS), &owner).unwrap_err();
     assert_eq!(err.reason(), "InvalidSpec");
 }

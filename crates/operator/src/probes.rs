@@ -1,0 +1,407 @@
+//! Gateway probes run here, outside the reconciles, so that a slow or hostile gateway holds
+//! neither a reconcile slot nor another namespace's probe slot.
+//!
+//! A reconcile that finds a probe due submits a [`ProbeJob`] and carries on with what it knows;
+//! the scheduler runs at most [`Limits::global`] probes at once, at most
+//! [`Limits::per_namespace`] of them from one namespace, and picks the next job round-robin
+//! across namespaces. When a probe ends, its [`ProbeResult`] is kept for the object and the
+//! object is woken (through the channel [`ProbeScheduler::new`] returns, which feeds the
+//! GatewayConnection controller), whose next reconcile takes the result and writes status.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use foundry_gateway_api::GatewayConnection;
+use foundry_gateway_client::probe::{ProbeOutcome, ProbeRequest, Prober};
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::{Notify, mpsc};
+use tracing::debug;
+
+/// How many probes may run at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Across all namespaces (at least 1).
+    pub global: usize,
+    /// Of one namespace (at least 1).
+    pub per_namespace: usize,
+}
+
+/// What a probe ran with: a result for other inputs is stale and dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeStamp {
+    /// The object's generation.
+    pub generation: i64,
+    /// The connection's credentials digest.
+    pub credentials: String,
+}
+
+/// One probe to run for one GatewayConnection.
+#[derive(Clone, Debug)]
+pub struct ProbeJob {
+    /// Namespace of the object (the fairness unit).
+    pub namespace: String,
+    /// Name of the object.
+    pub name: String,
+    /// The probe.
+    pub request: ProbeRequest,
+    /// Its inputs.
+    pub stamp: ProbeStamp,
+}
+
+impl ProbeJob {
+    fn key(&self) -> String {
+        crate::context::object_key(&self.namespace, &self.name)
+    }
+}
+
+/// The end of one probe.
+#[derive(Debug)]
+pub struct ProbeResult {
+    /// Its inputs.
+    pub stamp: ProbeStamp,
+    /// When it started (the probe interval counts from here).
+    pub started: Instant,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// The verdict, or why the settings cannot be probed at all.
+    pub outcome: Result<ProbeOutcome, foundry_gateway_client::Error>,
+}
+
+/// Queues, running probes and results. Pure bookkeeping, no IO.
+#[derive(Debug, Default)]
+struct State {
+    /// Queued jobs by object key.
+    queued: HashMap<String, ProbeJob>,
+    /// Queued object keys per namespace, oldest first.
+    queues: HashMap<String, VecDeque<String>>,
+    /// Namespaces with queued work, in round-robin order.
+    order: VecDeque<String>,
+    /// Running probes by object key.
+    running: HashMap<String, ProbeStamp>,
+    /// Running probes per namespace.
+    running_per_namespace: HashMap<String, usize>,
+    /// Objects deleted while their probe ran: their result is dropped.
+    cancelled: HashSet<String>,
+    /// Finished probes not yet taken.
+    results: HashMap<String, ProbeResult>,
+}
+
+impl State {
+    /// Queues `job` unless the same probe already runs; a queued job of the object is replaced
+    /// in place (it keeps its turn). Returns whether the job is now queued.
+    fn submit(&mut self, job: ProbeJob) -> bool {
+        let key = job.key();
+        if self.running.get(&key) == Some(&job.stamp) {
+            return false;
+        }
+        self.cancelled.remove(&key);
+        if self.queued.insert(key.clone(), job.clone()).is_none() {
+            let queue = self.queues.entry(job.namespace.clone()).or_default();
+            if queue.is_empty() && !self.order.contains(&job.namespace) {
+                self.order.push_back(job.namespace.clone());
+            }
+            queue.push_back(key);
+        }
+        true
+    }
+
+    /// The next job to start within `limits`, round-robin across namespaces; marks it running.
+    fn next(&mut self, limits: Limits) -> Option<ProbeJob> {
+        if self.running.len() >= limits.global.max(1) {
+            return None;
+        }
+        for _ in 0..self.order.len() {
+            let namespace = self.order.pop_front()?;
+            let busy = self
+                .running_per_namespace
+                .get(&namespace)
+                .copied()
+                .unwrap_or(0);
+            let Some(queue) = self.queues.get_mut(&namespace) else {
+                continue;
+            };
+            // One probe per object at a time: a newer job waits for the running one.
+            let position = (busy < limits.per_namespace.max(1))
+                .then(|| queue.iter().position(|k| !self.running.contains_key(k)))
+                .flatten();
+            let key = position.and_then(|i| queue.remove(i));
+            if queue.is_empty() {
+                self.queues.remove(&namespace);
+            } else {
+                self.order.push_back(namespace.clone());
+            }
+            let Some(key) = key else {
+                continue;
+            };
+            let job = self.queued.remove(&key)?;
+            self.running.insert(key, job.stamp.clone());
+            let count = self.running_per_namespace.entry(namespace).or_default();
+            *count = count.saturating_add(1);
+            return Some(job);
+        }
+        None
+    }
+
+    /// Records the end of a running probe; false when the object was forgotten meanwhile.
+    fn finish(&mut self, key: &str, namespace: &str, result: ProbeResult) -> bool {
+        self.running.remove(key);
+        if let Some(count) = self.running_per_namespace.get_mut(namespace) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.running_per_namespace.remove(namespace);
+            }
+        }
+        if self.cancelled.remove(key) {
+            return false;
+        }
+        self.results.insert(key.to_owned(), result);
+        true
+    }
+
+    fn forget(&mut self, key: &str) {
+        if let Some(job) = self.queued.remove(key)
+            && let Some(queue) = self.queues.get_mut(&job.namespace)
+        {
+            queue.retain(|k| k != key);
+        }
+        self.results.remove(key);
+        if self.running.contains_key(key) {
+            self.cancelled.insert(key.to_owned());
+        }
+    }
+}
+
+/// Runs gateway probes with a global budget and fairness per namespace.
+pub struct ProbeScheduler {
+    prober: Arc<Prober>,
+    limits: Limits,
+    state: Mutex<State>,
+    wake: Notify,
+    done: mpsc::UnboundedSender<ObjectRef<GatewayConnection>>,
+}
+
+impl std::fmt::Debug for ProbeScheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeScheduler")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The objects whose probe ended, for the GatewayConnection controller to reconcile.
+pub type ProbeEvents = mpsc::UnboundedReceiver<ObjectRef<GatewayConnection>>;
+
+impl ProbeScheduler {
+    /// A scheduler and the stream of objects whose probe ended.
+    pub fn new(prober: Arc<Prober>, limits: Limits) -> (Self, ProbeEvents) {
+        let (done, events) = mpsc::unbounded_channel();
+        let scheduler = Self {
+            prober,
+            limits,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            done,
+        };
+        (scheduler, events)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a probe (see [`State::submit`]); returns whether it was queued.
+    pub fn submit(&self, job: ProbeJob) -> bool {
+        let queued = self.state().submit(job);
+        if queued {
+            self.wake.notify_one();
+        }
+        queued
+    }
+
+    /// Whether a probe of `key` is queued or running.
+    pub fn pending(&self, key: &str) -> bool {
+        let state = self.state();
+        state.queued.contains_key(key) || state.running.contains_key(key)
+    }
+
+    /// Takes the finished probe of `key`, if any.
+    pub fn take_result(&self, key: &str) -> Option<ProbeResult> {
+        self.state().results.remove(key)
+    }
+
+    /// Drops what is known or queued for a deleted object.
+    pub fn forget(&self, key: &str) {
+        self.state().forget(key);
+    }
+
+    /// Starts queued probes as slots free up, until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            loop {
+                let Some(job) = self.state().next(self.limits) else {
+                    break;
+                };
+                let this = Arc::clone(&self);
+                tokio::spawn(async move { this.execute(job).await });
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    async fn execute(&self, job: ProbeJob) {
+        let key = job.key();
+        let started = Instant::now();
+        debug!(namespace = %job.namespace, name = %job.name, "Probe started");
+        let outcome = self.prober.probe(&job.request).await;
+        let elapsed = started.elapsed();
+        let verdict = match &outcome {
+            Ok(ProbeOutcome::Active { .. }) => "Active",
+            Ok(ProbeOutcome::Inactive { cause, .. }) => cause.as_str(),
+            Err(_) => "InvalidSettings",
+        };
+        debug!(namespace = %job.namespace, name = %job.name, verdict, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "Probe finished");
+        let result = ProbeResult {
+            stamp: job.stamp,
+            started,
+            elapsed,
+            outcome,
+        };
+        let keep = self.state().finish(&key, &job.namespace, result);
+        if keep {
+            let _ = self
+                .done
+                .send(ObjectRef::new(&job.name).within(&job.namespace));
+        }
+        self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use foundry_gateway_client::ConnectionCategory;
+    use foundry_gateway_client::probe::{GatewayAuth, GatewaySettings, ProbeMode};
+
+    use super::*;
+
+    fn job(namespace: &str, name: &str, generation: i64) -> ProbeJob {
+        ProbeJob {
+            namespace: namespace.into(),
+            name: name.into(),
+            request: ProbeRequest {
+                settings: GatewaySettings {
+                    target: "https://gateway.example".into(),
+                    category: ConnectionCategory::ModelGateway,
+                    deployment_in_path: false,
+                    inference_api_version: None,
+                    deployment_api_version: None,
+                    discovery: None,
+                    static_models: vec!["m".into()],
+                    custom_headers: BTreeMap::new(),
+                    auth: GatewayAuth::None,
+                },
+                mode: ProbeMode::Inference,
+                model: None,
+                timeout: Duration::from_secs(1),
+            },
+            stamp: ProbeStamp {
+                generation,
+                credentials: "c".into(),
+            },
+        }
+    }
+
+    fn result(generation: i64) -> ProbeResult {
+        ProbeResult {
+            stamp: ProbeStamp {
+                generation,
+                credentials: "c".into(),
+            },
+            started: Instant::now(),
+            elapsed: Duration::ZERO,
+            outcome: Ok(ProbeOutcome::Inactive {
+                cause: foundry_gateway_client::probe::InactiveCause::Timeout,
+                message: "m".into(),
+            }),
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        global: 4,
+        per_namespace: 2,
+    };
+
+    #[test]
+    fn one_namespace_never_takes_more_than_its_share_of_slots() {
+        let mut s = State::default();
+        for i in 0..20 {
+            assert!(s.submit(job("hostile", &format!("drip-{i}"), 1)));
+        }
+        assert!(s.submit(job("healthy", "gw", 1)));
+        let started: Vec<String> = std::iter::from_fn(|| s.next(LIMITS))
+            .map(|j| j.namespace)
+            .collect();
+        // Two hostile slots (its cap), and the healthy namespace gets its turn at once.
+        assert_eq!(started, ["hostile", "healthy", "hostile"]);
+        assert_eq!(s.running.len(), 3);
+        // A new healthy probe starts in a free slot while hostile ones wait.
+        assert!(s.submit(job("healthy", "gw2", 1)));
+        assert_eq!(s.next(LIMITS).map(|j| j.name), Some("gw2".to_owned()));
+        assert!(s.next(LIMITS).is_none(), "global budget of 4 reached");
+    }
+
+    #[test]
+    fn namespaces_take_turns() {
+        let mut s = State::default();
+        for ns in ["a", "b", "c"] {
+            for i in 0..3 {
+                s.submit(job(ns, &format!("{ns}{i}"), 1));
+            }
+        }
+        let limits = Limits {
+            global: 9,
+            per_namespace: 9,
+        };
+        let names: Vec<String> = std::iter::from_fn(|| s.next(limits))
+            .map(|j| j.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["a0", "b0", "c0", "a1", "b1", "c1", "a2", "b2", "c2"]
+        );
+    }
+
+    #[test]
+    fn a_running_probe_is_not_queued_twice_and_a_newer_one_replaces_the_queued() {
+        let mut s = State::default();
+        assert!(s.submit(job("ns", "gw", 1)));
+        let running = s.next(LIMITS).expect("starts");
+        assert!(!s.submit(job("ns", "gw", 1)), "same inputs already running");
+        assert!(
+            s.submit(job("ns", "gw", 2)),
+            "new generation queues behind it"
+        );
+        assert!(s.submit(job("ns", "gw", 3)), "replaces the queued one");
+        assert_eq!(s.queues.get("ns").map(VecDeque::len), Some(1));
+        assert!(s.next(LIMITS).is_none(), "one probe per object at a time");
+        assert!(s.finish("ns/gw", "ns", result(running.stamp.generation)));
+        let next = s.next(LIMITS).expect("queued one starts");
+        assert_eq!(next.stamp.generation, 3);
+    }
+
+    #[test]
+    fn results_of_forgotten_objects_are_dropped() {
+        let mut s = State::default();
+        s.submit(job("ns", "gw", 1));
+        s.next(LIMITS).expect("starts");
+        s.forget("ns/gw");
+        assert!(!s.finish("ns/gw", "ns", result(1)));
+        assert!(s.results.is_empty());
+        assert!(s.running_per_namespace.is_empty());
+        s.submit(job("ns", "queued", 1));
+        s.forget("ns/queued");
+        assert!(s.next(LIMITS).is_none());
+    }
+}
