@@ -6,7 +6,9 @@ endpoint (the real service or the local foundry-emulator):
 
     AIProjectClient -> agents.create_version(model="<connection>/<model>")
     -> get_openai_client() -> conversations.create -> responses.create(extra_body={agent ref})
-    -> print the reply -> delete the conversation and the agent version
+    -> print the reply -> the same again with stream=True in the same conversation, checking the
+    server-sent events (stream_check.py) and that the conversation holds the streamed turn
+    -> delete the conversation and the agent version
 
 With --use-existing-agent it creates no version: it reads the agent (made by someone else, such as
 the operator) by name, references it by name only (so the service picks its latest version), and
@@ -27,6 +29,8 @@ from azure.ai.projects import AIProjectClient
 from azure.ai.projects.models import PromptAgentDefinition
 from azure.core.credentials import AccessToken, AccessTokenInfo
 import openai as openai_module
+
+from stream_check import read_stream
 
 
 class StaticTokenCredential:
@@ -85,6 +89,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--expect-model-not-found", action="store_true",
                    default=env("FOUNDRY_EXPECT_MODEL_NOT_FOUND", "") in ("1", "true", "yes"),
                    help="expect responses.create to fail with the openai NotFoundError")
+    p.add_argument("--no-stream", action="store_true",
+                   default=env("FOUNDRY_NO_STREAM", "") in ("1", "true", "yes"),
+                   help="skip the streamed response (env FOUNDRY_NO_STREAM)")
     p.add_argument("--use-existing-agent", action="store_true",
                    default=env("FOUNDRY_USE_EXISTING_AGENT", "") in ("1", "true", "yes"),
                    help="create no version: use the agent named --agent-name as it is, referenced "
@@ -97,6 +104,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if not args.expect and not args.expect_model_not_found:
         p.error("give --expect TEXT or --expect-model-not-found")
     return args
+
+
+def stream_in_conversation(openai, conversation_id: str, args: argparse.Namespace, reference: dict) -> bool:
+    """responses.create(stream=True) in the conversation: the documented events, the expected
+    text, and the streamed turn stored in the conversation. Model-not-found fails before the
+    stream starts, with the same exception as without streaming."""
+    try:
+        stream = openai.responses.create(
+            conversation=conversation_id,
+            input=args.input,
+            stream=True,
+            extra_body={args.reference_form: reference},
+        )
+        result = read_stream(stream)
+    except openai_module.NotFoundError as e:
+        if args.expect_model_not_found:
+            print(f"STREAM MODEL NOT FOUND: {e}")
+            return True
+        print(f"FAILED: unexpected NotFoundError when streaming: {e}")
+        return False
+    if args.expect_model_not_found:
+        print("FAILED: expected a model-not-found error when streaming, got a stream")
+        return False
+    print(f"STREAMED EVENTS: {len(result.types)}")
+    print(f"STREAMED REPLY: {result.text}")
+    ok = True
+    for problem in result.problems:
+        print(f"FAILED: stream: {problem}")
+        ok = False
+    if result.text.strip() != args.expect.strip():
+        print(f"FAILED: expected streamed reply {args.expect!r}, got {result.text!r}")
+        ok = False
+    newest = openai.conversations.items.list(conversation_id=conversation_id, order="desc", limit=1).data
+    last = newest[0] if newest else None
+    last_text = "".join(
+        getattr(part, "text", "") for part in (getattr(last, "content", None) or [])
+    )
+    if getattr(last, "role", None) != "assistant" or last_text != result.text:
+        print(f"FAILED: the conversation's last item is not the streamed reply: {last!r}")
+        ok = False
+    return ok
 
 
 def main(argv: list[str]) -> int:
@@ -148,6 +196,8 @@ def main(argv: list[str]) -> int:
                 elif reply.strip() != args.expect.strip():
                     print(f"FAILED: expected reply {args.expect!r}, got {reply!r}")
                     ok = False
+            if not args.no_stream:
+                ok = stream_in_conversation(openai, conversation.id, args, reference) and ok
         finally:
             openai.conversations.delete(conversation_id=conversation.id)
             print(f"DELETED CONVERSATION: {conversation.id}")

@@ -26,9 +26,21 @@ static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
 
 /// The stack of this test binary (started on first use, ended with the process).
 pub fn stack() -> &'static Stack {
-    match STACK.get_or_init(|| Stack::start(StackOptions::default()).map_err(|e| format!("{e}"))) {
+    let options = || StackOptions {
+        projects: vec![EmulatorProject::default_project(), second_project()],
+        ..StackOptions::default()
+    };
+    match STACK.get_or_init(|| Stack::start(options()).map_err(|e| format!("{e}"))) {
         Ok(stack) => stack,
         Err(message) => panic!("the stack did not start: {message}"),
+    }
+}
+
+/// A second project of the default project's Foundry account (for account-scope connections).
+pub fn second_project() -> EmulatorProject {
+    EmulatorProject {
+        project: "second-project".to_owned(),
+        ..EmulatorProject::default_project()
     }
 }
 

@@ -57,6 +57,8 @@ use crate::common::{DeletionPolicy, ProjectRef, SecretKeyRef};
     validation = kube::core::Rule::new("self.category == 'ApiManagement' || (has(self.models) && (has(self.models.static) || has(self.models.discovery)))").message("a ModelGateway connection needs models.static or models.discovery").field_path(".models"),
     validation = kube::core::Rule::new("self.category == 'ApiManagement' || !has(self.models) || !has(self.models.discovery) || (has(self.models.discovery.listModelsEndpoint) && has(self.models.discovery.getModelEndpoint) && has(self.models.discovery.provider))").message("a ModelGateway connection's models.discovery needs listModelsEndpoint, getModelEndpoint and provider (only ApiManagement has defaults)").field_path(".models.discovery"),
     validation = kube::core::Rule::new("has(self.connectionName) == has(oldSelf.connectionName) && (!has(self.connectionName) || self.connectionName == oldSelf.connectionName)").message("connectionName is immutable").field_path(".connectionName"),
+    validation = kube::core::Rule::new("!has(self.probe) || !has(self.probe.mode) || self.probe.mode != 'Foundry' || has(self.probe.model) || (has(self.models) && has(self.models.static))").message("probe mode Foundry needs a model: set probe.model or models.static").field_path(".probe.mode"),
+    validation = kube::core::Rule::new("(has(self.scope) ? self.scope : 'Project') == (has(oldSelf.scope) ? oldSelf.scope : 'Project')").message("scope is immutable").field_path(".scope"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayConnectionSpec {
@@ -74,6 +76,13 @@ pub struct GatewayConnectionSpec {
     /// Kind of gateway: `ApiManagement` (Azure API Management) or `ModelGateway` (any other
     /// OpenAI-compatible gateway).
     pub category: GatewayCategory,
+
+    /// Where the connection lives in Foundry: `Project` (the default; ARM
+    /// `accounts/{a}/projects/{p}/connections/{name}`, used by that project's agents) or `Account`
+    /// (`accounts/{a}/connections/{name}`, on the Foundry resource of the projectRef's project,
+    /// usable by PromptAgents of every project of that account). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ConnectionScope>,
 
     /// Base URL of the gateway (https). For API Management: the gateway URL plus the API path,
     /// e.g. `https://contoso.azure-api.net/foundry/models`.
@@ -368,13 +377,22 @@ pub struct ProbeSpec {
 /// What the probe does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ProbeMode {
-    /// Discovery when models are discovered, else a minimal chat completion.
+    /// `Foundry` for Entra ID connections that name a model (static models or probe.model), else
+    /// discovery when models are discovered, else a minimal chat completion. Anthropic-format
+    /// models are never called directly (their request format is not documented for gateway
+    /// connections): Auto uses Foundry for them.
     #[default]
     Auto,
-    /// Only the discovery calls.
+    /// Only the discovery calls, made by the operator itself.
     Discovery,
-    /// One minimal chat completion per probe.
+    /// One minimal chat completion per probe, made by the operator itself (exactly what the
+    /// Foundry samples' validation scripts send: no token limit).
     Inference,
+    /// Ask Foundry itself: one minimal response of the project's Responses API with model
+    /// `<connectionName>/<model>`, so the gateway sees Foundry's own call and identity (the
+    /// project's managed identity for Entra ID). The verdict is what Foundry saw. Needs a model:
+    /// probe.model or the first static model.
+    Foundry,
     /// No probe.
     Off,
 }
@@ -399,9 +417,13 @@ pub struct GatewayConnectionStatus {
     /// Name of the Foundry connection (agents use `<connectionName>/<model>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_name: Option<String>,
-    /// Model deployment names the connection offers (static list, or found by discovery).
+    /// Model deployment names the connection offers (static list, or found by discovery; at
+    /// most 1,000).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// How many more models discovery listed beyond the 1,000 kept in `models`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models_omitted: Option<i64>,
     /// Hash of the credentials last applied to Foundry (never the credentials themselves); a
     /// change means a rotated Secret reached Foundry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -412,6 +434,16 @@ pub struct GatewayConnectionStatus {
     /// The last `reconcile.fluxcd.io/requestedAt` annotation value handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+}
+
+/// Where a connection lives in Foundry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectionScope {
+    /// On the project: `accounts/{a}/projects/{p}/connections/{name}`.
+    #[default]
+    Project,
+    /// On the Foundry resource: `accounts/{a}/connections/{name}`, for every project of it.
+    Account,
 }
 
 /// Gateway health.

@@ -89,7 +89,9 @@ pub struct FoundryProjectSpec {
     #[schemars(length(max = 2048), pattern(r"^https://[^\s/?#@]+/?$"))]
     pub management_endpoint: Option<String>,
 
-    /// api-version used for ARM project-connection calls. Default: `2025-12-01`.
+    /// api-version used for ARM connection calls (project and account scope). Default:
+    /// `2026-09-01`, the newest GA; `2025-12-01` and the other api-versions ARM accepts for
+    /// connections may be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$"))]
     pub arm_api_version: Option<String>,

@@ -16,8 +16,9 @@
 //! Rust clients (`XClient::new(endpoint, credential, options)`, one async method per REST
 //! operation, `Default` options):
 //!
-//! - [`ConnectionsClient`]: ARM project connections (`ProjectConnections_*`), scope
-//!   [`ARM_SCOPE`], api-version `2025-12-01` by default.
+//! - [`ConnectionsClient`]: ARM connections of a project (`ProjectConnections_*`) or of its
+//!   account (`AccountConnections_*`, [`ConnectionScope`]), token scope [`ARM_SCOPE`],
+//!   api-version `2026-09-01` by default (`2025-12-01` selectable).
 //! - [`ProjectClient`]: the project data plane: agent versions (`api-version=v1`),
 //!   conversations and responses (`/openai/v1`), scope [`DATA_PLANE_SCOPE`].
 //! - [`probe::Prober`]: calls a gateway the way Foundry does (discovery, chat completion,
@@ -100,6 +101,7 @@
 //!             deployment_api_version: None,
 //!             discovery: None,
 //!             static_models: vec!["gpt-4o".into()],
+//!             model_formats: Default::default(),
 //!             custom_headers: Default::default(),
 //!             auth: GatewayAuth::ApiKey {
 //!                 key: SecretString::new("sk-master"),
@@ -134,9 +136,9 @@ mod urls;
 pub use azure_core::credentials::{AccessToken, Secret, TokenCredential};
 pub use connections::{
     AuthConfig, ConnectionAuth, ConnectionCategory, ConnectionProperties, ConnectionResource,
-    ConnectionsClient, ConnectionsClientOptions, ConnectionsPage, DeploymentProvider,
-    DiscoveryOverrides, GatewayMetadata, ListConnectionsOptions, ModelDiscovery, ModelFormat,
-    ProjectResourceId, StaticModel,
+    ConnectionScope, ConnectionsClient, ConnectionsClientOptions, ConnectionsPage,
+    DeploymentProvider, DiscoveryOverrides, GatewayMetadata, ListConnectionsOptions,
+    ModelDiscovery, ModelFormat, ProjectResourceId, StaticModel,
 };
 pub use credentials::{
     ARM_SCOPE, COGNITIVE_SERVICES_AUDIENCE, CredentialOptions, DATA_PLANE_SCOPE,

@@ -20,6 +20,7 @@ fn project() -> ProjectResourceId {
 }
 
 const BASE: &str = "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/projects/proj/connections";
+const ACCOUNT_BASE: &str = "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/connections";
 
 fn client(endpoint: &str, retry: RetryOptions, observer: Option<Observer>) -> ConnectionsClient {
     ConnectionsClient::new(
@@ -75,7 +76,7 @@ async fn put_get_delete_round_trip() {
         let (log, store) = (l.clone(), s.clone());
         async move {
             let (parts, body) = logged(&log, req).await;
-            assert_eq!(parts.uri.query(), Some("api-version=2025-12-01"));
+            assert_eq!(parts.uri.query(), Some("api-version=2026-09-01"));
             assert_eq!(parts.headers["authorization"], "Bearer arm-token");
             assert_eq!(parts.uri.path(), format!("{BASE}/gw1"));
             match parts.method.as_str() {
@@ -181,7 +182,7 @@ async fn list_follows_next_link() {
                 json_response(StatusCode::OK, json!({"value": [item("c3")]}))
             } else {
                 assert!(q.contains("category=ModelGateway"), "{q}");
-                let next = format!("{}{BASE}?api-version=2025-12-01&$skipToken=2", base.lock().unwrap());
+                let next = format!("{}{BASE}?api-version=2026-09-01&$skipToken=2", base.lock().unwrap());
                 json_response(StatusCode::OK, json!({"value": [item("c1"), item("c2")], "nextLink": next}))
             }
         }
@@ -368,4 +369,156 @@ async fn a_slow_server_times_out() {
     let e = c.get("c1").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert_eq!(e.label(), "Timeout");
+}
+
+fn account_client(
+    endpoint: &str,
+    api_version: &str,
+    observer: Option<Observer>,
+) -> ConnectionsClient {
+    ConnectionsClient::with_scope(
+        endpoint,
+        project(),
+        ConnectionScope::Account,
+        StaticTokenCredential::new("arm-token"),
+        Some(ConnectionsClientOptions {
+            api_version: api_version.into(),
+            client_options: ClientOptions {
+                retry: RetryOptions::none(),
+                observer,
+                timeout: Duration::from_secs(5),
+                ..Default::default()
+            },
+        }),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn account_connections_use_the_account_path_and_account_operation_names() {
+    let log = Log::default();
+    let store: Arc<Mutex<Option<serde_json::Value>>> = Arc::default();
+    let (l, s) = (log.clone(), store.clone());
+    let base_url: Arc<Mutex<String>> = Arc::default();
+    let b = base_url.clone();
+    let app = Router::new().fallback(move |req: Request| {
+        let (log, store, base) = (l.clone(), s.clone(), b.clone());
+        async move {
+            let (parts, body) = logged(&log, req).await;
+            assert_eq!(parts.headers["authorization"], "Bearer arm-token");
+            let q = parts.uri.query().unwrap_or("");
+            assert!(q.starts_with("api-version=2026-09-01"), "{q}");
+            match (parts.method.as_str(), parts.uri.path()) {
+                ("PUT", p) if p == format!("{ACCOUNT_BASE}/shared-gw") => {
+                    let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    v["properties"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("credentials");
+                    v["name"] = json!("shared-gw");
+                    v["type"] = json!("Microsoft.CognitiveServices/accounts/connections");
+                    v["id"] = json!(format!("{ACCOUNT_BASE}/shared-gw"));
+                    *store.lock().unwrap() = Some(v.clone());
+                    json_response(StatusCode::OK, v)
+                }
+                ("GET", p) if p == format!("{ACCOUNT_BASE}/shared-gw") => {
+                    match store.lock().unwrap().clone() {
+                        Some(v) => json_response(StatusCode::OK, v),
+                        None => json_response(
+                            StatusCode::NOT_FOUND,
+                            json!({"error": {"code": "ResourceNotFound", "message": "not there"}}),
+                        ),
+                    }
+                }
+                ("DELETE", p) if p == format!("{ACCOUNT_BASE}/shared-gw") => {
+                    store.lock().unwrap().take();
+                    StatusCode::NO_CONTENT.into_response()
+                }
+                ("GET", p) if p == ACCOUNT_BASE => {
+                    let items: Vec<_> = store.lock().unwrap().iter().cloned().collect();
+                    if q.contains("skipToken") {
+                        json_response(StatusCode::OK, json!({"value": []}))
+                    } else {
+                        let next = format!(
+                            "{}{ACCOUNT_BASE}?api-version=2026-09-01&$skipToken=x",
+                            base.lock().unwrap()
+                        );
+                        json_response(StatusCode::OK, json!({"value": items, "nextLink": next}))
+                    }
+                }
+                (m, p) => panic!("unexpected {m} {p}"),
+            }
+        }
+    });
+    let endpoint = serve(app).await;
+    *base_url.lock().unwrap() = endpoint.clone();
+    let records: Arc<Mutex<Vec<CallRecord>>> = Arc::default();
+    let r = records.clone();
+    let observer: Observer = Arc::new(move |rec: &CallRecord| r.lock().unwrap().push(rec.clone()));
+    let c = account_client(
+        &endpoint,
+        connections::DEFAULT_ARM_API_VERSION,
+        Some(observer),
+    );
+
+    let props = ConnectionProperties::new(
+        ConnectionCategory::ApiManagement,
+        "https://apim.example.com/aoai",
+        ConnectionAuth::ApiKey {
+            key: Some(SecretString::new("k-1")),
+        },
+    );
+    let stored = c
+        .create_or_update("shared-gw", &ConnectionResource::new(props))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.id.as_deref(),
+        Some(c.connection_id("shared-gw").as_str())
+    );
+    assert!(c.get("shared-gw").await.unwrap().is_some());
+    assert_eq!(c.list(None).await.unwrap().len(), 1);
+    c.delete("shared-gw").await.unwrap();
+    assert!(c.get("shared-gw").await.unwrap().is_none());
+
+    let ops: Vec<&str> = records
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.operation)
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "AccountConnections_Create",
+            "AccountConnections_Get",
+            "AccountConnections_List",
+            "AccountConnections_List",
+            "AccountConnections_Delete",
+            "AccountConnections_Get",
+        ]
+    );
+    let paths: Vec<String> = log.all().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.iter().all(|p| !p.contains("/projects/")), "{paths:?}");
+}
+
+#[tokio::test]
+async fn an_account_client_can_speak_the_previous_api_version() {
+    let log = Log::default();
+    let l = log.clone();
+    let app = Router::new().fallback(move |req: Request| {
+        let log = l.clone();
+        async move {
+            logged(&log, req).await;
+            json_response(
+                StatusCode::NOT_FOUND,
+                json!({"error": {"code": "ResourceNotFound", "message": "x"}}),
+            )
+        }
+    });
+    let c = account_client(&serve(app).await, "2025-12-01", None);
+    assert!(c.get("gw1").await.unwrap().is_none());
+    let req = &log.all()[0];
+    assert_eq!(req.path, format!("{ACCOUNT_BASE}/gw1"));
+    assert_eq!(req.query.as_deref(), Some("api-version=2025-12-01"));
 }

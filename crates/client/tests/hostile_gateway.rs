@@ -63,6 +63,7 @@ fn settings(target: &str, auth: GatewayAuth) -> GatewaySettings {
         deployment_api_version: None,
         discovery: None,
         static_models: vec!["gpt-4o".into()],
+        model_formats: BTreeMap::new(),
         custom_headers: BTreeMap::new(),
         auth,
     }

@@ -122,6 +122,7 @@ fn settings(target: &str, auth: GatewayAuth) -> GatewaySettings {
         deployment_api_version: None,
         discovery: None,
         static_models: vec!["gpt-4o".into()],
+        model_formats: BTreeMap::new(),
         custom_headers: BTreeMap::new(),
         auth,
     }
@@ -196,10 +197,9 @@ async fn model_gateway_static_inference_is_active_and_sends_foundrys_request() {
     assert_eq!(c.headers["x-client-app"], HEADER_SECRET);
     assert_eq!(c.headers["content-type"], "application/json");
     assert!(c.headers.get("api-key").is_none());
-    let body: serde_json::Value = serde_json::from_str(&c.body).unwrap();
     assert_eq!(
-        body,
-        json!({"model": "gpt-4o", "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]})
+        c.body,
+        r#"{"messages":[{"role":"user","content":"Hello!"}],"model":"gpt-4o"}"#
     );
 }
 
@@ -695,4 +695,393 @@ async fn a_cached_oauth2_token_the_gateway_refuses_is_replaced_once() {
         .unwrap();
     assert!(o.is_active(), "{o:?}");
     assert_eq!(issued.load(Ordering::SeqCst), 2);
+}
+
+/// The headers a request carried, in the order they arrived, without the ones the HTTP stack
+/// adds (`host`, `content-length`, `user-agent`, `accept-encoding`).
+fn sent_headers(seen: &support::Seen) -> Vec<(String, String)> {
+    seen.headers
+        .iter()
+        .filter(|(n, _)| {
+            !matches!(
+                n.as_str(),
+                "host" | "content-length" | "user-agent" | "accept-encoding"
+            )
+        })
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// One chat check: the connection's settings and what the gateway must see.
+struct ChatCase {
+    in_path: bool,
+    api_version: Option<&'static str>,
+    auth_config: Option<AuthConfig>,
+    custom: &'static [(&'static str, &'static str)],
+    path: &'static str,
+    query: Option<&'static str>,
+    body: &'static str,
+    headers: Vec<(String, String)>,
+}
+
+/// Reference §5: the chat check of the validation scripts, for both URL forms, with and
+/// without api-version, with api-key, authConfig and custom headers. What the gateway saw is
+/// compared with what the scripts send: method, path, query, body bytes, and the headers in
+/// the scripts' order (`requests` adds `Accept: */*`, and so does our HTTP client).
+#[tokio::test]
+async fn the_chat_check_sends_what_the_validation_scripts_send() {
+    const IN_PATH: &str = r#"{"messages":[{"role":"user","content":"Hello!"}]}"#;
+    const IN_BODY: &str = r#"{"messages":[{"role":"user","content":"Hello!"}],"model":"gpt-4o"}"#;
+    let cases = vec![
+        ChatCase {
+            in_path: true,
+            api_version: Some("2024-10-21"),
+            auth_config: None,
+            custom: &[],
+            path: "/openai/deployments/gpt-4o/chat/completions",
+            query: Some("api-version=2024-10-21"),
+            body: IN_PATH,
+            headers: pairs(&[
+                ("content-type", "application/json"),
+                ("api-key", KEY),
+                ("accept", "*/*"),
+            ]),
+        },
+        ChatCase {
+            in_path: true,
+            api_version: None,
+            auth_config: None,
+            custom: &[("X-Client-App", HEADER_SECRET)],
+            path: "/openai/deployments/gpt-4o/chat/completions",
+            query: None,
+            body: IN_PATH,
+            headers: pairs(&[
+                ("content-type", "application/json"),
+                ("api-key", KEY),
+                ("x-client-app", HEADER_SECRET),
+                ("accept", "*/*"),
+            ]),
+        },
+        ChatCase {
+            in_path: false,
+            api_version: Some(""),
+            auth_config: Some(AuthConfig::new("Authorization", "Bearer {api_key}")),
+            custom: &[],
+            path: "/openai/chat/completions",
+            query: None,
+            body: IN_BODY,
+            headers: pairs(&[
+                ("content-type", "application/json"),
+                ("authorization", &format!("Bearer {KEY}")),
+                ("accept", "*/*"),
+            ]),
+        },
+        ChatCase {
+            in_path: false,
+            api_version: Some("2025-03-01-preview"),
+            auth_config: Some(AuthConfig::new("x-api-key", "{api_key}")),
+            custom: &[("X-Client-App", HEADER_SECRET), ("X-Env", "prod")],
+            path: "/openai/chat/completions",
+            query: Some("api-version=2025-03-01-preview"),
+            body: IN_BODY,
+            headers: pairs(&[
+                ("content-type", "application/json"),
+                ("x-api-key", KEY),
+                ("x-client-app", HEADER_SECRET),
+                ("x-env", "prod"),
+                ("accept", "*/*"),
+            ]),
+        },
+    ];
+    for (
+        i,
+        ChatCase {
+            in_path,
+            api_version,
+            auth_config,
+            custom,
+            path,
+            query,
+            body,
+            headers,
+        },
+    ) in cases.into_iter().enumerate()
+    {
+        let (base, log, _) = start().await;
+        let mut s = settings(
+            &format!("{base}/openai"),
+            GatewayAuth::ApiKey {
+                key: SecretString::new(KEY),
+                auth_config,
+            },
+        );
+        s.deployment_in_path = in_path;
+        s.inference_api_version = api_version.map(str::to_owned);
+        s.custom_headers = custom
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), SecretString::new(*v)))
+            .collect();
+        let o = prober()
+            .probe(&request(s, ProbeMode::Inference, Some("gpt-4o")))
+            .await
+            .unwrap();
+        assert!(o.is_active(), "case {i}: {o:?}");
+        let calls = log.all();
+        assert_eq!(calls.len(), 1, "case {i}");
+        let c = &calls[0];
+        assert_eq!(
+            (c.method.as_str(), c.path.as_str(), c.query.as_deref()),
+            ("POST", path, query),
+            "case {i}"
+        );
+        assert_eq!(c.body, body, "case {i}");
+        assert_eq!(sent_headers(c), headers, "case {i}");
+    }
+}
+
+/// Reference §5: the discovery GETs carry the scripts' header dictionary too (Content-Type,
+/// auth, custom headers), and api-version only when deploymentAPIVersion is set.
+#[tokio::test]
+async fn discovery_sends_what_the_validation_scripts_send() {
+    for (api_version, query) in [
+        (Some("2023-05-01"), Some("api-version=2023-05-01")),
+        (None, None),
+    ] {
+        let (base, log, _) = start().await;
+        let mut s = settings(&base, api_key(KEY));
+        s.category = ConnectionCategory::ApiManagement;
+        s.static_models = vec![];
+        s.deployment_api_version = api_version.map(str::to_owned);
+        s.custom_headers =
+            BTreeMap::from([("X-Client-App".into(), SecretString::new(HEADER_SECRET))]);
+        s.discovery = ModelDiscovery::resolve(&s.category, None, false).unwrap();
+        let o = prober()
+            .probe(&request(s, ProbeMode::Discovery, Some("mini")))
+            .await
+            .unwrap();
+        assert!(o.is_active(), "{o:?}");
+        let calls = log.all();
+        let seen: Vec<_> = calls
+            .iter()
+            .map(|c| {
+                (
+                    c.method.as_str(),
+                    c.path.as_str(),
+                    c.query.as_deref(),
+                    c.body.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("GET", "/deployments", query, ""),
+                ("GET", "/deployments/mini", query, "")
+            ]
+        );
+        for c in &calls {
+            assert_eq!(
+                sent_headers(c),
+                pairs(&[
+                    ("content-type", "application/json"),
+                    ("api-key", KEY),
+                    ("x-client-app", HEADER_SECRET),
+                    ("accept", "*/*")
+                ])
+            );
+        }
+    }
+}
+
+/// A gpt-5 / o-series style deployment: any request with `max_tokens` gets the 400 those
+/// deployments answer. The probe sends no token limit, so the gateway is Active.
+#[tokio::test]
+async fn a_deployment_that_refuses_max_tokens_is_active() {
+    let log = Log::default();
+    let l = log.clone();
+    let app = Router::new().route(
+        "/chat/completions",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let l = l.clone();
+            async move {
+                l.0.lock().unwrap().push(support::Seen {
+                    method: "POST".into(),
+                    path: "/chat/completions".into(),
+                    query: None,
+                    headers: http::HeaderMap::new(),
+                    body: String::from_utf8_lossy(&body).to_string(),
+                });
+                let b: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                if b.get("max_tokens").is_some() {
+                    json_response(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}),
+                    )
+                } else {
+                    json_response(StatusCode::OK, chat())
+                }
+            }
+        }),
+    );
+    let base = serve(app).await;
+    let mut s = settings(&base, api_key(KEY));
+    s.static_models = vec!["gpt-5-mini".into()];
+    let o = prober()
+        .probe(&request(s, ProbeMode::Inference, Some("gpt-5-mini")))
+        .await
+        .unwrap();
+    assert!(o.is_active(), "{o:?}");
+    let body: serde_json::Value = serde_json::from_str(&log.all()[0].body).unwrap();
+    assert_eq!(body["model"], "gpt-5-mini");
+    for limit in [
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "stream",
+    ] {
+        assert!(body.get(limit).is_none(), "{limit} in {body}");
+    }
+}
+
+/// Reference §3.3 and the setup guides say only that `Anthropic` is for "an Anthropic model's
+/// /message API": no path, no headers. The probe does not guess: Inference on such a model is
+/// refused before any call, and discovery still checks the connection.
+#[tokio::test]
+async fn an_anthropic_model_is_never_sent_a_chat_completion() {
+    let (base, log, _) = start().await;
+    let mut s = settings(&base, api_key(KEY));
+    s.static_models = vec!["claude".into(), "gpt-4o".into()];
+    s.model_formats = BTreeMap::from([
+        ("claude".into(), ModelFormat::Anthropic),
+        ("gpt-4o".into(), ModelFormat::OpenAI),
+    ]);
+    for (mode, model) in [
+        (ProbeMode::Inference, Some("claude")),
+        (ProbeMode::Auto, Some("claude")),
+        (ProbeMode::Inference, None),
+    ] {
+        let e = prober()
+            .probe(&request(s.clone(), mode, model))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{mode:?}");
+        assert!(e.message().contains("Anthropic"), "{e}");
+        assert!(e.message().contains("probe mode Discovery"), "{e}");
+    }
+    assert_eq!(log.count(), 0, "nothing was sent");
+    // Another model of the same connection is probed as usual.
+    let o = prober()
+        .probe(&request(s.clone(), ProbeMode::Inference, Some("gpt-4o")))
+        .await
+        .unwrap();
+    assert!(o.is_active(), "{o:?}");
+
+    // With discovery, Auto resolves to Discovery: the Anthropic model is looked up, not called.
+    let mut s = settings(&base, api_key(KEY));
+    s.category = ConnectionCategory::ApiManagement;
+    s.static_models = vec![];
+    s.model_formats = BTreeMap::from([("mini".into(), ModelFormat::Anthropic)]);
+    s.discovery = ModelDiscovery::resolve(&s.category, None, false).unwrap();
+    let before = log.count();
+    let o = prober()
+        .probe(&request(s, ProbeMode::Auto, Some("mini")))
+        .await
+        .unwrap();
+    assert!(o.is_active(), "{o:?}");
+    let paths: Vec<String> = log.all()[before..].iter().map(|c| c.path.clone()).collect();
+    assert_eq!(paths, ["/deployments", "/deployments/mini"]);
+}
+
+/// Reads one HTTP/1.1 request (head and Content-Length body) from `stream`; false at EOF.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    return false;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return true;
+        }
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_the_gateway_closes_under_a_probe_is_not_an_inactive_gateway() {
+    use tokio::io::AsyncWriteExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}", listener.local_addr().unwrap());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (a, d) = (answered.clone(), dropped.clone());
+    tokio::spawn(async move {
+        let body = chat().to_string();
+        let answer = |keep: bool| {
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: {}\r\n\r\n{body}",
+                body.len(),
+                if keep { "keep-alive" } else { "close" }
+            )
+        };
+        let mut first = true;
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            if first {
+                // Answers one request and keeps the connection, then takes the next request on it
+                // and closes without an answer: a keep-alive timeout racing the client's reuse.
+                first = false;
+                assert!(read_request(&mut stream).await);
+                stream.write_all(answer(true).as_bytes()).await.unwrap();
+                a.fetch_add(1, Ordering::SeqCst);
+                if read_request(&mut stream).await {
+                    d.fetch_add(1, Ordering::SeqCst);
+                }
+                drop(stream);
+            } else if read_request(&mut stream).await {
+                stream.write_all(answer(false).as_bytes()).await.unwrap();
+                a.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let prober = prober();
+    let probe = request(
+        settings(&target, api_key(KEY)),
+        ProbeMode::Inference,
+        Some("gpt-4o"),
+    );
+    for round in 1..=2 {
+        let outcome = prober.probe(&probe).await.unwrap();
+        assert!(outcome.is_active(), "probe {round}: {outcome:?}");
+    }
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the second probe met the closed connection"
+    );
+    assert_eq!(
+        answered.load(Ordering::SeqCst),
+        2,
+        "and was answered on a fresh one"
+    );
 }

@@ -79,7 +79,11 @@ async fn app(log: Log, hits: Arc<AtomicUsize>) -> String {
                 ("DELETE", "/openai/v1/conversations/conv_1") => json_response(StatusCode::OK, json!({"id": "conv_1", "object": "conversation.deleted", "deleted": true})),
                 ("POST", "/openai/v1/responses") => {
                     let b: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    let reply = if b["agent_reference"]["name"] == "a1" { "pong" } else { "?" };
+                    if b["model"] == "gone/gpt-4o" {
+                        return json_response(StatusCode::BAD_GATEWAY, json!({"error": {"code": "gateway_unauthorized",
+                            "message": "the gateway answered 401", "type": "server_error"}}));
+                    }
+                    let reply = if b["agent_reference"]["name"] == "a1" || b["model"] == "gw/gpt-4o" { "pong" } else { "?" };
                     json_response(StatusCode::OK, json!({"id": "resp_1", "object": "response", "status": "completed", "model": "gw/gpt-4o",
                         "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": reply}]}]}))
                 }
@@ -213,4 +217,57 @@ async fn conversation_and_response_with_an_agent_reference() {
         json!({"agent_reference": {"type": "agent_reference", "name": "a1", "version": "3"}, "input": "ping", "conversation": "conv_1"})
     );
     assert!(log.all()[1].query.is_none());
+}
+
+#[tokio::test]
+async fn a_response_with_a_model_sends_the_model_and_no_agent() {
+    let log = Log::default();
+    let c = client(&app(log.clone(), Arc::default()).await);
+    let r = c
+        .responses_create(&CreateResponseRequest::for_model("gw/gpt-4o", "Hi"))
+        .await
+        .unwrap();
+    assert_eq!(r.output_text, "pong");
+    let sent: serde_json::Value = serde_json::from_str(&log.all()[0].body).unwrap();
+    assert_eq!(sent, json!({"model": "gw/gpt-4o", "input": "Hi"}));
+    assert_eq!(log.all()[0].path, "/api/projects/p1/openai/v1/responses");
+}
+
+#[tokio::test]
+async fn a_failed_model_response_carries_the_status_and_the_service_code() {
+    let log = Log::default();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let c = client(&app(log.clone(), hits.clone()).await);
+    let e = c
+        .responses_create(&CreateResponseRequest::for_model("gone/gpt-4o", "Hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(502));
+    assert_eq!(e.code(), Some("gateway_unauthorized"));
+    // A POST is sent once.
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_response_needs_exactly_one_of_an_agent_and_a_model() {
+    let log = Log::default();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let c = client(&app(log.clone(), hits.clone()).await);
+    let both = CreateResponseRequest {
+        model: Some("gw/gpt-4o".into()),
+        ..CreateResponseRequest::new(AgentReference::new("a1", None), "Hi")
+    };
+    let neither = CreateResponseRequest {
+        agent_reference: None,
+        ..both.clone()
+    };
+    let neither = CreateResponseRequest {
+        model: None,
+        ..neither
+    };
+    for req in [both, neither, CreateResponseRequest::for_model(" ", "Hi")] {
+        let e = c.responses_create(&req).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{req:?}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
 }

@@ -106,12 +106,17 @@ pub(crate) fn validate_metadata(value: Option<&Value>) -> Result<Map<String, Val
     Ok(map)
 }
 
+/// The `Foundry-Features` opt-in that `draft` needs (`conditional_previews` of
+/// `CreateAgentVersionRequest.draft` in agents/models.tsp; SDK `_AgentDefinitionOptInKeys`).
+const DRAFT_PREVIEW: &str = "DraftAgents=V1Preview";
+
 /// A validated create-version body.
 #[derive(Debug, Clone)]
 struct VersionInput {
     definition: Value,
     description: Option<String>,
     metadata: Map<String, Value>,
+    draft: bool,
 }
 
 fn parse_version_input(body: &Value) -> Result<VersionInput, ApiError> {
@@ -202,11 +207,63 @@ fn parse_version_input(body: &Value) -> Result<VersionInput, ApiError> {
         }
     };
     let metadata = validate_metadata(obj.get("metadata"))?;
+    let draft = match obj.get("draft") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::bad_param("draft", "draft must be a boolean")),
+    };
     Ok(VersionInput {
         definition: Value::Object(def.clone()),
         description,
         metadata,
+        draft,
     })
+}
+
+/// A draft needs the preview opt-in; the service answers 403 `preview_feature_required`
+/// naming the header (the example error in the SDK's `AgentsOperations.create_version`).
+fn check_draft_opt_in(input: &VersionInput, features: &str) -> Result<(), ApiError> {
+    let opted_in = features
+        .split(',')
+        .any(|f| f.trim().eq_ignore_ascii_case(DRAFT_PREVIEW));
+    if !input.draft || opted_in {
+        return Ok(());
+    }
+    let mut e = ApiError::data(
+        StatusCode::FORBIDDEN,
+        "preview_feature_required",
+        format!(
+            "Draft agent versions are in preview. This operation requires the following opt-in preview feature(s): {DRAFT_PREVIEW}. Include the 'Foundry-Features: {DRAFT_PREVIEW}' header in your request."
+        ),
+    );
+    e.param = Some("Foundry-Features".into());
+    Err(e)
+}
+
+/// `CreateAgentRequest.state`: the initial state, `enabled` unless given.
+fn parse_state(body: &Value) -> Result<String, ApiError> {
+    match body.get("state") {
+        None | Some(Value::Null) => Ok("enabled".into()),
+        Some(Value::String(s)) if s == "enabled" || s == "disabled" => Ok(s.clone()),
+        Some(_) => Err(ApiError::bad_param(
+            "state",
+            "state must be 'enabled' or 'disabled'",
+        )),
+    }
+}
+
+/// A random GUID (version 4 layout) for `agent_guid`.
+fn new_guid() -> String {
+    let hex: Vec<char> = crate::util::new_id("g").chars().skip(2).collect();
+    let part = |from: usize, to: usize| hex.iter().skip(from).take(to - from).collect::<String>();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        part(0, 8),
+        part(8, 12),
+        part(13, 16),
+        part(17, 20),
+        part(20, 32)
+    )
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -215,8 +272,11 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
-fn version_json(name: &str, version: u64, input: &VersionInput) -> Value {
-    json!({
+/// An `AgentVersionObject`: the fields of agents/models.tsp that a prompt agent has, plus
+/// `agent_guid` (read by SDK 2.10's `AgentVersionDetails`). `draft` is a preview field and
+/// appears only on drafts.
+fn version_json(name: &str, version: u64, guid: &str, input: &VersionInput) -> Value {
+    let mut v = json!({
         "object": "agent.version",
         "id": format!("{name}:{version}"),
         "name": name,
@@ -226,14 +286,24 @@ fn version_json(name: &str, version: u64, input: &VersionInput) -> Value {
         "created_at": unix_seconds(),
         "definition": input.definition,
         "status": "active",
-    })
+        "agent_guid": guid,
+    });
+    if input.draft {
+        v["draft"] = json!(true);
+    }
+    v
 }
 
+/// An `AgentObject`. `state` is in agents/models.tsp; SDK 2.10's `AgentDetails` also requires
+/// `configuration_state` (the state set by enable/disable; no identity can override it here,
+/// so the two agree and `state_source` is absent).
 fn agent_json(agent: &Agent) -> Value {
     json!({
         "object": "agent",
         "id": agent.name,
         "name": agent.name,
+        "state": agent.state,
+        "configuration_state": agent.state,
         "versions": { "latest": agent.latest().cloned().unwrap_or(Value::Null) },
     })
 }
@@ -242,7 +312,8 @@ fn agent_not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("Agent '{name}' was not found."))
 }
 
-fn add_version(project: &mut ProjectState, name: &str, input: &VersionInput) -> Value {
+/// Adds a version, creating the agent (in `state`) when it does not exist yet.
+fn add_version(project: &mut ProjectState, name: &str, input: &VersionInput, state: &str) -> Value {
     let order = project.agent_counter + 1;
     let agent = project
         .agents
@@ -252,32 +323,39 @@ fn add_version(project: &mut ProjectState, name: &str, input: &VersionInput) -> 
             versions: Default::default(),
             next_version: 1,
             order,
+            state: state.to_string(),
+            guid: new_guid(),
         });
     if agent.order == order {
         project.agent_counter = order;
     }
     let version = agent.next_version;
     agent.next_version += 1;
-    let v = version_json(name, version, input);
+    let v = version_json(name, version, &agent.guid, input);
     agent.versions.insert(version, v.clone());
     tracing::info!(agent = name, version, "Created agent version");
     v
 }
 
-/// Serves agent operations of one project.
+/// Serves agent operations of one project. `features` is the request's `Foundry-Features`
+/// header (empty when absent).
 pub(crate) fn handle(
     project: &mut ProjectState,
     op: &DataOp,
     query: &[(String, String)],
     body: &[u8],
+    features: &str,
 ) -> HandlerResult {
     check_api_version(query)?;
     match op {
         DataOp::VersionsCreate(name) => {
             validate_agent_name(name)?;
             let input = parse_version_input(&parse_json(body)?)?;
-            Ok(ok_json(&add_version(project, name, &input)))
+            check_draft_opt_in(&input, features)?;
+            Ok(ok_json(&add_version(project, name, &input, "enabled")))
         }
+        // "Creates a new agent or a new version of an existing agent" (agents/routes.tsp
+        // `createAgent`): an existing name gets a new version, and keeps its state.
         DataOp::AgentsCreate => {
             let v = parse_json(body)?;
             let name = v
@@ -287,16 +365,9 @@ pub(crate) fn handle(
                 .to_string();
             validate_agent_name(&name)?;
             let input = parse_version_input(&v)?;
-            if project.agents.contains_key(&name) {
-                return Err(ApiError::data(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    format!(
-                        "Agent '{name}' already exists; update it with POST /agents/{name} or add a version with POST /agents/{name}/versions."
-                    ),
-                ));
-            }
-            add_version(project, &name, &input);
+            check_draft_opt_in(&input, features)?;
+            let state = parse_state(&v)?;
+            add_version(project, &name, &input, &state);
             let agent = project
                 .agents
                 .get(&name)
@@ -304,7 +375,9 @@ pub(crate) fn handle(
             Ok(ok_json(&agent_json(agent)))
         }
         DataOp::AgentsUpdate(name) => {
-            let input = parse_version_input(&parse_json(body)?)?;
+            let mut input = parse_version_input(&parse_json(body)?)?;
+            // `UpdateAgentRequest` is `CreateAgentVersionRequest` without `draft`.
+            input.draft = false;
             let agent = project
                 .agents
                 .get(name)
@@ -313,13 +386,28 @@ pub(crate) fn handle(
                 .latest()
                 .is_some_and(|l| l.get("definition") == Some(&input.definition));
             if !unchanged {
-                add_version(project, name, &input);
+                add_version(project, name, &input, "enabled");
             }
             let agent = project
                 .agents
                 .get(name)
                 .ok_or_else(|| agent_not_found(name))?;
             Ok(ok_json(&agent_json(agent)))
+        }
+        DataOp::AgentsEnable(name) | DataOp::AgentsDisable(name) => {
+            let agent = project
+                .agents
+                .get_mut(name)
+                .ok_or_else(|| agent_not_found(name))?;
+            let state = if matches!(op, DataOp::AgentsEnable(_)) {
+                "enabled"
+            } else {
+                "disabled"
+            };
+            agent.state = state.to_string();
+            tracing::info!(agent = %name, state, "Changed agent state");
+            // The SDK's `enable`/`disable` accept only 204.
+            Ok(crate::errors::empty(StatusCode::NO_CONTENT))
         }
         DataOp::AgentsGet(name) => {
             let agent = project
@@ -370,9 +458,16 @@ pub(crate) fn handle(
                 .agents
                 .get(name)
                 .ok_or_else(|| agent_not_found(name))?;
+            // Drafts are listed only on request (SDK `list_versions(include_drafts=...)`).
+            let include_drafts = query
+                .iter()
+                .any(|(k, v)| k == "include_drafts" && v.eq_ignore_ascii_case("true"));
             let items: Vec<Item> = agent
                 .versions
                 .iter()
+                .filter(|(_, obj)| {
+                    include_drafts || obj.get("draft").and_then(Value::as_bool) != Some(true)
+                })
                 .map(|(v, obj)| Item {
                     key: *v,
                     id: format!("{name}:{v}"),
@@ -460,6 +555,42 @@ mod tests {
             .is_err()
         );
         assert!(parse_version_input(&json!({"definition": {"kind": "prompt", "model": "c/m"}, "description": "d".repeat(513)})).is_err());
+    }
+
+    #[test]
+    fn drafts_need_the_preview_opt_in() {
+        let draft = parse_version_input(
+            &json!({"definition": {"kind": "prompt", "model": "c/m"}, "draft": true}),
+        )
+        .unwrap();
+        let e = check_draft_opt_in(&draft, "").unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert_eq!(e.code, "preview_feature_required");
+        assert!(
+            check_draft_opt_in(&draft, "WorkflowAgents=V1Preview, DraftAgents=V1Preview").is_ok()
+        );
+        let release =
+            parse_version_input(&json!({"definition": {"kind": "prompt", "model": "c/m"}}))
+                .unwrap();
+        assert!(check_draft_opt_in(&release, "").is_ok());
+        assert!(
+            parse_version_input(
+                &json!({"definition": {"kind": "prompt", "model": "c/m"}, "draft": "yes"})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn guids_have_the_uuid_layout() {
+        let g = new_guid();
+        let parts: Vec<&str> = g.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(g.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        assert_ne!(g, new_guid());
     }
 
     #[test]

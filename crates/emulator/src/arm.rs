@@ -1,6 +1,10 @@
-//! ARM project connections (reference §1): PUT, GET, PATCH, DELETE and LIST.
+//! ARM connections (reference §1): PUT, GET, PATCH, DELETE and LIST of a project's
+//! connections (`accounts/{a}/projects/{p}/connections`, `ProjectConnections_*`) and of an
+//! account's (`accounts/{a}/connections`, `AccountConnections_*`; the 2026-09-01 spec). Both
+//! scopes share the body, validation, envelopes and api-versions; only the parent, the resource
+//! type and the operation names differ.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
 use serde_json::{Map, Value, json};
@@ -9,10 +13,23 @@ use crate::auth::Caller;
 use crate::connection::{ValidConnection, validate_body, validate_name, validate_properties};
 use crate::errors::{ApiError, HandlerResult, empty, ok_json};
 use crate::routes::ArmOp;
-use crate::state::{ProjectState, Store, StoredConnection};
+use crate::state::{Scope, Store, StoredConnection};
 use crate::util::{rfc3339_millis, unix_millis};
 
-/// api-versions that know project connections (reference §1.2).
+/// api-versions of `Microsoft.CognitiveServices` that have project and account connections and
+/// accept `ApiManagement`/`ModelGateway` connections (the category is an extensible string, so
+/// the versions before those names entered its enum accept them too: the samples' Bicep deploys
+/// gateway connections with 2025-04-01-preview). Sources, all in the shared reference folder:
+///
+/// - `foundry-api.md` §1.2 (bicep-types-az list): 2025-04-01-preview through 2026-07-01;
+///   2025-04-01-preview and 2025-12-01 also as copied schemas, 2025-04-01-preview, 2025-09-01,
+///   2026-01-15-preview, 2026-05-01 and 2026-07-01 also by account-connection examples, and
+///   2025-09-01 and 2025-10-01-preview by project-connection examples;
+/// - `README.md`: 2026-07-15-preview (project-connection examples), 2026-09-01 (the newest GA,
+///   copied spec, with `AccountConnections_*` and `ProjectConnections_*`) and
+///   2026-09-15-preview (named as existing upstream, not copied).
+///
+/// Any other value is refused as ARM refuses it (400 `InvalidApiVersionParameter`).
 pub(crate) const ARM_API_VERSIONS: &[&str] = &[
     "2025-04-01-preview",
     "2025-06-01",
@@ -26,12 +43,23 @@ pub(crate) const ARM_API_VERSIONS: &[&str] = &[
     "2026-05-01",
     "2026-05-15-preview",
     "2026-07-01",
+    "2026-07-15-preview",
+    "2026-09-01",
+    "2026-09-15-preview",
 ];
 
-const RESOURCE_TYPE: &str = "Microsoft.CognitiveServices/accounts/projects/connections";
+const PROJECT_RESOURCE_TYPE: &str = "Microsoft.CognitiveServices/accounts/projects/connections";
+const ACCOUNT_RESOURCE_TYPE: &str = "Microsoft.CognitiveServices/accounts/connections";
 
-/// Checks the mandatory `api-version` query parameter.
-pub(crate) fn check_api_version(query: &[(String, String)]) -> Result<String, ApiError> {
+fn resource_type(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Project => PROJECT_RESOURCE_TYPE,
+        Scope::Account => ACCOUNT_RESOURCE_TYPE,
+    }
+}
+
+/// Checks the mandatory `api-version` query parameter; the refusal names the resource type.
+fn check_scoped_api_version(query: &[(String, String)], scope: Scope) -> Result<String, ApiError> {
     match query
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
@@ -46,7 +74,8 @@ pub(crate) fn check_api_version(query: &[(String, String)]) -> Result<String, Ap
             StatusCode::BAD_REQUEST,
             "InvalidApiVersionParameter",
             format!(
-                "The api-version '{v}' is invalid for resource type '{RESOURCE_TYPE}'. The supported api-versions are '{}'.",
+                "The api-version '{v}' is invalid for resource type '{}'. The supported api-versions are '{}'.",
+                resource_type(scope),
                 ARM_API_VERSIONS.join(", ")
             ),
         )),
@@ -59,7 +88,8 @@ pub(crate) struct ArmRequest<'a> {
     pub(crate) subscription: &'a str,
     pub(crate) resource_group: &'a str,
     pub(crate) account: &'a str,
-    pub(crate) project: &'a str,
+    /// `None` for the account's own connections.
+    pub(crate) project: Option<&'a str>,
     pub(crate) connection: Option<&'a str>,
     pub(crate) op: &'a ArmOp,
     pub(crate) query: &'a [(String, String)],
@@ -71,8 +101,26 @@ pub(crate) struct ArmRequest<'a> {
     pub(crate) page_size: usize,
 }
 
+/// The parent of the connections a request is about: a project or an account.
+struct Parent<'a> {
+    scope: Scope,
+    /// The parent's ARM id.
+    arm_id: String,
+    /// `{account}/{project}` or `{account}`, as ARM's not-found messages name the parent.
+    names: String,
+    resource_group: String,
+    /// The project, for log lines.
+    label: String,
+    connections: &'a mut BTreeMap<String, StoredConnection>,
+}
+
 /// Serves one ARM request against the store.
 pub(crate) fn handle(store: &mut Store, r: &ArmRequest<'_>) -> HandlerResult {
+    let scope = if r.project.is_some() {
+        Scope::Project
+    } else {
+        Scope::Account
+    };
     if *r.op == ArmOp::MethodNotAllowed {
         return Err(ApiError::arm(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -80,36 +128,61 @@ pub(crate) fn handle(store: &mut Store, r: &ArmRequest<'_>) -> HandlerResult {
             "The HTTP method is not supported for this resource.",
         ));
     }
-    let api_version = check_api_version(r.query)?;
-    let Some(project) = store.arm_project(r.subscription, r.resource_group, r.account, r.project)
-    else {
-        let parent = format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.CognitiveServices/accounts/{}/projects/{}",
-            r.subscription, r.resource_group, r.account, r.project
+    let api_version = check_scoped_api_version(r.query, scope)?;
+    let parent = match r.project {
+        Some(project) => store
+            .arm_project(r.subscription, r.resource_group, r.account, project)
+            .map(|p| Parent {
+                scope,
+                arm_id: p.id.arm_id(),
+                names: format!("{}/{}", p.id.account, p.id.project),
+                resource_group: p.id.resource_group.clone(),
+                label: p.id.project.clone(),
+                connections: &mut p.connections,
+            }),
+        None => store
+            .arm_account(r.subscription, r.resource_group, r.account)
+            .map(|a| Parent {
+                scope,
+                arm_id: a.id.account_arm_id(),
+                names: a.id.account.clone(),
+                resource_group: a.id.resource_group.clone(),
+                label: format!("account {}", a.id.account),
+                connections: &mut a.connections,
+            }),
+    };
+    let Some(mut parent) = parent else {
+        let mut parent = format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.CognitiveServices/accounts/{}",
+            r.subscription, r.resource_group, r.account
         );
+        if let Some(project) = r.project {
+            parent.push_str(&format!("/projects/{project}"));
+        }
         return Err(ApiError::arm(
             StatusCode::NOT_FOUND,
             "ParentResourceNotFound",
             format!(
-                "Failed to perform the operation on resources of type '{RESOURCE_TYPE}', because the parent resource '{parent}' could not be found."
+                "Failed to perform the operation on resources of type '{}', because the parent resource '{parent}' could not be found.",
+                resource_type(scope)
             ),
         ));
     };
     match (r.op, r.connection) {
-        (ArmOp::List, _) => list(project, r, &api_version),
-        (ArmOp::Create, Some(name)) => put(project, name, r),
+        (ArmOp::List, _) => list(&parent, r, &api_version),
+        (ArmOp::Create, Some(name)) => put(&mut parent, name, r),
         (ArmOp::Get, Some(name)) => {
-            let c = find(project, name)?;
-            Ok(ok_json(&resource_json(project, c)))
+            let c = find(&parent, name)?;
+            Ok(ok_json(&resource_json(&parent, c)))
         }
-        (ArmOp::Update, Some(name)) => patch(project, name, r),
+        (ArmOp::Update, Some(name)) => patch(&mut parent, name, r),
         (ArmOp::Delete, Some(name)) => {
-            if project
+            if parent
                 .connections
                 .remove(&name.to_ascii_lowercase())
                 .is_some()
             {
-                tracing::info!(connection = name, "Deleted connection");
+                tracing::info!(connection = name, parent = %parent.label, "Deleted connection");
                 Ok(empty(StatusCode::OK))
             } else {
                 Ok(empty(StatusCode::NO_CONTENT))
@@ -123,20 +196,22 @@ pub(crate) fn handle(store: &mut Store, r: &ArmRequest<'_>) -> HandlerResult {
     }
 }
 
-fn find<'a>(project: &'a ProjectState, name: &str) -> Result<&'a StoredConnection, ApiError> {
-    project
+fn find<'a>(parent: &'a Parent<'_>, name: &str) -> Result<&'a StoredConnection, ApiError> {
+    parent
         .connections
         .get(&name.to_ascii_lowercase())
-        .ok_or_else(|| not_found(project, name))
+        .ok_or_else(|| not_found(parent, name))
 }
 
-fn not_found(project: &ProjectState, name: &str) -> ApiError {
+fn not_found(parent: &Parent<'_>, name: &str) -> ApiError {
     ApiError::arm(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
         format!(
-            "The Resource '{RESOURCE_TYPE}/{}/{}/{name}' under resource group '{}' was not found.",
-            project.id.account, project.id.project, project.id.resource_group
+            "The Resource '{}/{}/{name}' under resource group '{}' was not found.",
+            resource_type(parent.scope),
+            parent.names,
+            parent.resource_group
         ),
     )
 }
@@ -149,15 +224,15 @@ fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
-fn put(project: &mut ProjectState, name: &str, r: &ArmRequest<'_>) -> HandlerResult {
+fn put(parent: &mut Parent<'_>, name: &str, r: &ArmRequest<'_>) -> HandlerResult {
     validate_name(name).map_err(ApiError::invalid_content)?;
     let body = parse_json_body(r.body)?;
     let valid = validate_body(&body).map_err(ApiError::invalid_content)?;
-    store_connection(project, name, valid, r.caller, true)
+    store_connection(parent, name, valid, r.caller, true)
 }
 
-fn patch(project: &mut ProjectState, name: &str, r: &ArmRequest<'_>) -> HandlerResult {
-    let existing = find(project, name)?.clone();
+fn patch(parent: &mut Parent<'_>, name: &str, r: &ArmRequest<'_>) -> HandlerResult {
+    let existing = find(parent, name)?.clone();
     let patch_props = if r.body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
@@ -175,7 +250,7 @@ fn patch(project: &mut ProjectState, name: &str, r: &ArmRequest<'_>) -> HandlerR
         }
     };
     if patch_props.is_empty() {
-        return Ok(ok_json(&resource_json(project, &existing)));
+        return Ok(ok_json(&resource_json(parent, &existing)));
     }
     // Fields in the patch replace the stored ones; credentials stay unless replaced.
     let mut merged = existing.properties.clone();
@@ -186,11 +261,11 @@ fn patch(project: &mut ProjectState, name: &str, r: &ArmRequest<'_>) -> HandlerR
         merged.insert(k, v);
     }
     let valid = validate_properties(merged).map_err(ApiError::invalid_content)?;
-    store_connection(project, &existing.name, valid, r.caller, false)
+    store_connection(parent, &existing.name, valid, r.caller, false)
 }
 
 fn store_connection(
-    project: &mut ProjectState,
+    parent: &mut Parent<'_>,
     name: &str,
     valid: ValidConnection,
     caller: &Caller,
@@ -198,7 +273,7 @@ fn store_connection(
 ) -> HandlerResult {
     let now = unix_millis();
     let key = name.to_ascii_lowercase();
-    let previous = project.connections.get(&key);
+    let previous = parent.connections.get(&key);
     let stored = StoredConnection {
         // ARM keeps the casing of the first write.
         name: previous.map_or_else(|| name.to_string(), |p| p.name.clone()),
@@ -215,23 +290,23 @@ fn store_connection(
         confirmed: BTreeSet::new(),
     };
     let existed = previous.is_some();
-    let json = resource_json(project, &stored);
-    project.connections.insert(key, stored);
+    let json = resource_json(parent, &stored);
+    parent.connections.insert(key, stored);
     let verb = if existed || !created_now {
         "Updated connection"
     } else {
         "Created connection"
     };
-    tracing::info!(connection = name, project = %project.id.project, "{verb}");
+    tracing::info!(connection = name, parent = %parent.label, "{verb}");
     Ok(ok_json(&json))
 }
 
 /// The resource as ARM returns it: never with credentials.
-pub(crate) fn resource_json(project: &ProjectState, c: &StoredConnection) -> Value {
+fn resource_json(parent: &Parent<'_>, c: &StoredConnection) -> Value {
     json!({
-        "id": format!("{}/connections/{}", project.id.arm_id(), c.name),
+        "id": format!("{}/connections/{}", parent.arm_id, c.name),
         "name": c.name,
-        "type": RESOURCE_TYPE,
+        "type": resource_type(parent.scope),
         "properties": Value::Object(c.properties.clone()),
         "systemData": {
             "createdAt": rfc3339_millis(c.created_ms),
@@ -244,7 +319,7 @@ pub(crate) fn resource_json(project: &ProjectState, c: &StoredConnection) -> Val
     })
 }
 
-fn list(project: &ProjectState, r: &ArmRequest<'_>, api_version: &str) -> HandlerResult {
+fn list(parent: &Parent<'_>, r: &ArmRequest<'_>, api_version: &str) -> HandlerResult {
     let q = |k: &str| {
         r.query
             .iter()
@@ -254,7 +329,7 @@ fn list(project: &ProjectState, r: &ArmRequest<'_>, api_version: &str) -> Handle
     let category = q("category").filter(|s| !s.is_empty());
     let target = q("target").filter(|s| !s.is_empty());
     let skip = q("$skipToken").map(str::to_ascii_lowercase);
-    let matching = project.connections.iter().filter(|(key, c)| {
+    let matching = parent.connections.iter().filter(|(key, c)| {
         skip.as_deref().is_none_or(|s| key.as_str() > s)
             && category.is_none_or(|cat| {
                 c.properties
@@ -273,7 +348,7 @@ fn list(project: &ProjectState, r: &ArmRequest<'_>, api_version: &str) -> Handle
             more = true;
             break;
         }
-        value.push(resource_json(project, c));
+        value.push(resource_json(parent, c));
         last_key = Some(key.clone());
     }
     let mut body = json!({ "value": value });

@@ -1,12 +1,13 @@
 //! Command-line flags of the `foundry-emulator` binary.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::config::{AuthMode, EmulatorConfig, ProjectId, ProjectIdentity, TlsPem};
+use crate::config::{AuthMode, EmulatorConfig, IdentityClient, ProjectId, ProjectIdentity, TlsPem};
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -72,6 +73,11 @@ pub struct Cli {
     /// File holding the client secret sent to --entra-token-url (kept off the command line).
     #[arg(long, value_name = "FILE", conflicts_with = "entra_client_secret")]
     pub entra_client_secret_file: Option<PathBuf>,
+    /// JSON file giving each project its own client at --entra-token-url, so that gateways get
+    /// a token of the calling project's identity: `{"<project>": {"clientId": "…",
+    /// "clientSecret": "…"}}`. Projects not in it use --entra-client-id.
+    #[arg(long, value_name = "FILE", requires = "entra_token_url")]
+    pub project_identity_clients_file: Option<PathBuf>,
     /// Fixed project managed-identity token, used when --entra-token-url is not given.
     #[arg(
         long,
@@ -174,11 +180,23 @@ impl Cli {
                 .to_string(),
             None => self.entra_client_secret,
         };
+        let projects = if self.projects.is_empty() {
+            vec![ProjectId::default_project()]
+        } else {
+            self.projects
+        };
+        let project_clients = match &self.project_identity_clients_file {
+            Some(path) => {
+                parse_project_clients(&read("project identity clients file", path)?, &projects)?
+            }
+            None => BTreeMap::new(),
+        };
         let project_identity = match (self.entra_token_url, self.project_identity_token) {
             (Some(token_url), _) => ProjectIdentity::ClientCredentials {
                 token_url,
                 client_id: self.entra_client_id,
                 client_secret: entra_client_secret,
+                project_clients,
             },
             (None, Some(t)) => ProjectIdentity::StaticToken(t),
             (None, None) => ProjectIdentity::None,
@@ -187,9 +205,7 @@ impl Cli {
         config.listen = self.listen;
         config.tls = tls;
         config.extra_ca_pem = extra_ca_pem;
-        if !self.projects.is_empty() {
-            config.projects = self.projects;
-        }
+        config.projects = projects;
         config.project_identity = project_identity;
         config.latency = Duration::from_millis(self.latency_ms);
         config.seed = self.seed;
@@ -197,6 +213,47 @@ impl Cli {
         config.arm_page_size = self.arm_page_size.max(1);
         Ok(config)
     }
+}
+
+/// One entry of `--project-identity-clients-file`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClientEntry {
+    client_id: String,
+    client_secret: String,
+}
+
+/// Reads `{"<project>": {"clientId", "clientSecret"}}`; every project must be served.
+fn parse_project_clients(
+    text: &[u8],
+    projects: &[ProjectId],
+) -> Result<BTreeMap<String, IdentityClient>, CliError> {
+    let entries: BTreeMap<String, ClientEntry> = serde_json::from_slice(text).map_err(|e| {
+        CliError::Usage(format!(
+            "the project identity clients file is not {{\"<project>\": {{\"clientId\", \"clientSecret\"}}}}: {e}"
+        ))
+    })?;
+    let mut out = BTreeMap::new();
+    for (project, entry) in entries {
+        if !projects
+            .iter()
+            .any(|p| p.project.eq_ignore_ascii_case(&project))
+        {
+            return Err(CliError::Usage(format!(
+                "the project identity clients file names project '{project}', which is not served (--project)"
+            )));
+        }
+        if entry.client_id.is_empty() {
+            return Err(CliError::Usage(format!(
+                "the project identity client of '{project}' has an empty clientId"
+            )));
+        }
+        out.insert(
+            project,
+            IdentityClient::new(entry.client_id, entry.client_secret),
+        );
+    }
+    Ok(out)
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -294,5 +351,65 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn each_project_can_have_its_own_identity_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clients.json");
+        std::fs::write(
+            &file,
+            r#"{"p1": {"clientId": "mi-p1", "clientSecret": "s1"}, "P2": {"clientId": "mi-p2", "clientSecret": "s2"}}"#,
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "foundry-emulator",
+                "--static-token",
+                "t",
+                "--insecure-http",
+                "--project",
+                "s/rg/a/p1",
+                "--project",
+                "s/rg/a/p2",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(Cli::into_config)
+        };
+        let c = parse(&[
+            "--entra-token-url",
+            "https://127.0.0.1:1/t/oauth2/v2.0/token",
+            "--project-identity-clients-file",
+            file,
+        ])
+        .unwrap()
+        .unwrap();
+        match c.project_identity {
+            ProjectIdentity::ClientCredentials {
+                project_clients, ..
+            } => {
+                assert_eq!(project_clients["p1"], IdentityClient::new("mi-p1", "s1"));
+                assert_eq!(project_clients["P2"].client_id, "mi-p2");
+            }
+            other => panic!("unexpected identity {other:?}"),
+        }
+        // The file needs a token URL, and may name served projects only.
+        assert!(parse(&["--project-identity-clients-file", file]).is_err());
+        std::fs::write(
+            dir.path().join("other.json"),
+            r#"{"p3": {"clientId": "x", "clientSecret": "y"}}"#,
+        )
+        .unwrap();
+        let other = dir.path().join("other.json");
+        let e = parse(&[
+            "--entra-token-url",
+            "https://127.0.0.1:1/t",
+            "--project-identity-clients-file",
+            other.to_str().unwrap(),
+        ])
+        .unwrap()
+        .unwrap_err();
+        assert!(e.to_string().contains("'p3'"), "{e}");
     }
 }

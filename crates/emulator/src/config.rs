@@ -1,5 +1,6 @@
 //! What an emulator instance serves and how it checks callers.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -109,11 +110,60 @@ pub enum ProjectIdentity {
     ClientCredentials {
         /// Token endpoint URL.
         token_url: String,
-        /// Client id sent to it.
+        /// Client id sent to it for projects without their own client.
         client_id: String,
-        /// Client secret sent to it.
+        /// Client secret sent with `client_id`.
         client_secret: String,
+        /// Each project's own client, by project name (case-insensitive). In Foundry every
+        /// project has its own managed identity, and a gateway may check which one calls (the
+        /// APIM guide's `xms_mirid` check against the project's ARM id, reference §3.1): give
+        /// each project a client whose tokens carry its identity. A gateway call for a project
+        /// uses that project's client, also through an account connection.
+        project_clients: BTreeMap<String, IdentityClient>,
     },
+}
+
+impl ProjectIdentity {
+    /// Client credentials at `token_url`, the same client for every project.
+    pub fn client_credentials(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Self::ClientCredentials {
+            token_url: token_url.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            project_clients: BTreeMap::new(),
+        }
+    }
+}
+
+/// A client of a client-credentials token endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdentityClient {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+}
+
+impl IdentityClient {
+    /// A client with this id and secret.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        }
+    }
+}
+
+impl fmt::Debug for IdentityClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityClient")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for ProjectIdentity {
@@ -124,11 +174,13 @@ impl fmt::Debug for ProjectIdentity {
             Self::ClientCredentials {
                 token_url,
                 client_id,
+                project_clients,
                 ..
             } => f
                 .debug_struct("ClientCredentials")
                 .field("token_url", token_url)
                 .field("client_id", client_id)
+                .field("project_clients", project_clients)
                 .finish_non_exhaustive(),
         }
     }
@@ -164,6 +216,26 @@ impl ProjectId {
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.CognitiveServices/accounts/{}/projects/{}",
             self.subscription, self.resource_group, self.account, self.project
         )
+    }
+
+    /// The ARM id of the project's Foundry account.
+    pub fn account_arm_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.CognitiveServices/accounts/{}",
+            self.subscription, self.resource_group, self.account
+        )
+    }
+
+    /// Whether the ARM path segments name this project's account.
+    pub(crate) fn matches_account(&self, sub: &str, rg: &str, account: &str) -> bool {
+        self.subscription.eq_ignore_ascii_case(sub)
+            && self.resource_group.eq_ignore_ascii_case(rg)
+            && self.account.eq_ignore_ascii_case(account)
+    }
+
+    /// Whether both projects belong to the same account.
+    pub(crate) fn same_account(&self, other: &ProjectId) -> bool {
+        self.matches_account(&other.subscription, &other.resource_group, &other.account)
     }
 
     /// Whether the ARM path segments name this project (ARM names are case-insensitive).
@@ -241,11 +313,18 @@ mod tests {
     fn secrets_are_not_printed_by_debug() {
         let a = AuthMode::StaticToken("hunter2".into());
         assert!(!format!("{a:?}").contains("hunter2"));
-        let p = ProjectIdentity::ClientCredentials {
-            token_url: "https://t".into(),
-            client_id: "c".into(),
-            client_secret: "hunter2".into(),
-        };
-        assert!(!format!("{p:?}").contains("hunter2"));
+        let mut p = ProjectIdentity::client_credentials("https://t", "c", "hunter2");
+        if let ProjectIdentity::ClientCredentials {
+            project_clients, ..
+        } = &mut p
+        {
+            project_clients.insert("p1".into(), IdentityClient::new("p1-client", "hunter3"));
+        }
+        let text = format!("{p:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("hunter3"),
+            "{text}"
+        );
+        assert!(text.contains("p1-client"), "{text}");
     }
 }

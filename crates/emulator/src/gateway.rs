@@ -18,25 +18,118 @@ use crate::control::{Control, GatewayCallRecord};
 use crate::errors::ApiError;
 use crate::util::{REDACTED, rfc3339_millis, sha256_hex, unix_millis};
 
-/// What went wrong calling a gateway.
+mod stream;
+pub(crate) use stream::ChatStream;
+
+/// What went wrong resolving `<connection>/<model>` or calling a gateway, for an agent's model
+/// or a model named in the request alike, and what the emulator answers for it
+/// (`POST /openai/v1/responses`, data-plane envelope
+/// `{"error": {"code", "message", "param", "type", ...}}` plus header `x-ms-error-code`):
+///
+/// | Case | HTTP | `error.code` |
+/// | --- | --- | --- |
+/// | no connection of that name in the project or its account | 404 | `connection_not_found` |
+/// | the model is not among the connection's models (static list, discovery list and get-by-name), the gateway answered the chat completion 404, or 400 naming `DeploymentNotFound`/`model_not_found` | 404 | `model_not_found` |
+/// | the gateway (or the token endpoint of the connection's OAuth2 client or of the project identity) refused the credentials: 401/403 (token endpoint: 400/401/403) | 502 | `gateway_unauthorized` |
+/// | no TCP connection or no HTTP answer (refused, DNS, reset) | 502 | `gateway_unreachable` |
+/// | TLS failed (untrusted or invalid certificate, handshake) | 502 | `gateway_tls_error` |
+/// | no answer within the gateway timeout | 504 | `gateway_timeout` |
+/// | the gateway answered 429 | 429 | `gateway_rate_limited` |
+/// | any other answer that cannot be used: other 4xx, 5xx, no JSON, no `choices`, a discovery body of the wrong shape, a token answer without `access_token` | 502 | `gateway_bad_response` |
+/// | the connection cannot be used to call a gateway (bad target, metadata or credentials, an auth type without a gateway form, no project identity configured) | 502 | `gateway_error` |
+///
+/// No source documents Foundry's codes for these cases (reference §2.6, §3.3 only say "model
+/// not found" for a wrong model and 401 for credentials) [I]: the codes are ours, chosen so a
+/// client can tell the cases apart from `error.code` alone; messages name the URL and the
+/// gateway's own words, never a credential.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum GatewayError {
     #[error("{0}")]
+    ConnectionNotFound(String),
+    #[error("{0}")]
     ModelNotFound(String),
     #[error("{0}")]
-    Failed(String),
+    Unauthorized(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Tls(String),
     #[error("{0}")]
     Timeout(String),
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("{0}")]
+    BadResponse(String),
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl GatewayError {
     pub(crate) fn into_api_error(self) -> ApiError {
-        match self {
-            Self::ModelNotFound(m) => ApiError::data(StatusCode::NOT_FOUND, "model_not_found", m),
-            Self::Failed(m) => ApiError::data(StatusCode::BAD_GATEWAY, "gateway_error", m),
-            Self::Timeout(m) => ApiError::data(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", m),
+        let (status, code, message, param) = match self {
+            Self::ConnectionNotFound(m) => (
+                StatusCode::NOT_FOUND,
+                "connection_not_found",
+                m,
+                Some("model"),
+            ),
+            Self::ModelNotFound(m) => (StatusCode::NOT_FOUND, "model_not_found", m, Some("model")),
+            Self::Unauthorized(m) => (StatusCode::BAD_GATEWAY, "gateway_unauthorized", m, None),
+            Self::Unreachable(m) => (StatusCode::BAD_GATEWAY, "gateway_unreachable", m, None),
+            Self::Tls(m) => (StatusCode::BAD_GATEWAY, "gateway_tls_error", m, None),
+            Self::Timeout(m) => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", m, None),
+            Self::RateLimited(m) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "gateway_rate_limited",
+                m,
+                None,
+            ),
+            Self::BadResponse(m) => (StatusCode::BAD_GATEWAY, "gateway_bad_response", m, None),
+            Self::Failed(m) => (StatusCode::BAD_GATEWAY, "gateway_error", m, None),
+        };
+        let mut e = ApiError::data(status, code, message);
+        e.param = param.map(String::from);
+        e
+    }
+
+    /// The error of a request that got no HTTP answer: timed out, TLS failed, or no connection.
+    pub(crate) fn from_send(message: String, e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            Self::Timeout(message)
+        } else if is_tls_failure(e) {
+            Self::Tls(message)
+        } else {
+            Self::Unreachable(message)
         }
     }
+}
+
+/// Whether a failed request failed in TLS: a rustls error somewhere in its chain (`io::Error`
+/// hides its inner error from `source()`, so look inside those too), or words only TLS uses.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    let text = error_chain(e).to_ascii_lowercase();
+    [
+        "certificate",
+        "tls handshake",
+        "handshake failure",
+        "unknownissuer",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
 }
 
 /// One connection, ready to be called.
@@ -132,7 +225,17 @@ impl Gateway {
                         token_url,
                         client_id,
                         client_secret,
+                        project_clients,
                     } => {
+                        // Each project has its own identity; a gateway may check which (APIM's
+                        // `xms_mirid` check, reference §3.1). An account connection used by a
+                        // project gets that project's identity.
+                        let (client_id, client_secret) = project_clients
+                            .iter()
+                            .find(|(project, _)| project.eq_ignore_ascii_case(&t.project))
+                            .map_or((client_id, client_secret), |(_, c)| {
+                                (&c.client_id, &c.client_secret)
+                            });
                         let scope = format!("{}/.default", audience.trim_end_matches('/'));
                         let key = format!("entra|{token_url}|{client_id}|{scope}");
                         self.client_credentials(
@@ -214,11 +317,7 @@ impl Gateway {
                 record.error = Some(msg.clone());
                 record.duration_ms = elapsed_ms(started);
                 control.record_gateway_call(record);
-                return Err(if e.is_timeout() {
-                    GatewayError::Timeout(msg)
-                } else {
-                    GatewayError::Failed(msg)
-                });
+                return Err(GatewayError::from_send(msg, &e));
             }
         };
         let status = resp.status();
@@ -237,13 +336,20 @@ impl Gateway {
                         .unwrap_or_else(|| v.to_string())
                 })
                 .unwrap_or_else(|| truncate(&text, 300));
-            return Err(GatewayError::Failed(t.scrub(&format!(
+            let message = t.scrub(&format!(
                 "token request to {token_url} returned HTTP {}: {detail}",
                 status.as_u16()
-            ))));
+            ));
+            // RFC 6749 §5.2: a refused client is 400 or 401 (`invalid_client`,
+            // `unauthorized_client`, `invalid_grant`, `invalid_scope`).
+            return Err(match status.as_u16() {
+                400 | 401 | 403 => GatewayError::Unauthorized(message),
+                429 => GatewayError::RateLimited(message),
+                _ => GatewayError::BadResponse(message),
+            });
         }
         let Some(token) = body.get("access_token").and_then(Value::as_str) else {
-            return Err(GatewayError::Failed(format!(
+            return Err(GatewayError::BadResponse(format!(
                 "token response from {token_url} has no access_token"
             )));
         };
@@ -305,11 +411,7 @@ impl Gateway {
                 record.duration_ms = elapsed_ms(started);
                 control.record_gateway_call(record);
                 tracing::warn!(connection = %t.connection, kind, "Failed to call gateway");
-                return Err(if e.is_timeout() {
-                    GatewayError::Timeout(msg)
-                } else {
-                    GatewayError::Failed(msg)
-                });
+                return Err(GatewayError::from_send(msg, &e));
             }
         };
         let status = resp.status();
@@ -322,14 +424,27 @@ impl Gateway {
         Ok(Reply { status, body, text })
     }
 
+    /// The error for a non-2xx answer to `what` ([`CHAT_COMPLETION`] for inference).
     fn upstream_error(t: &CallTarget, what: &str, url: &str, reply: &Reply) -> GatewayError {
         let detail = error_message(&reply.body).unwrap_or_else(|| truncate(&reply.text, 300));
-        GatewayError::Failed(t.scrub(&format!(
+        let message = t.scrub(&format!(
             "the gateway of connection '{}' answered {what} at {url} with HTTP {} {}: {detail}",
             t.connection,
             reply.status.as_u16(),
             reply.status.canonical_reason().unwrap_or_default()
-        )))
+        ));
+        let inference = what == CHAT_COMPLETION;
+        match reply.status.as_u16() {
+            401 | 403 => GatewayError::Unauthorized(message),
+            429 => GatewayError::RateLimited(message),
+            // What the samples' validation scripts report as "deployment not found"
+            // (reference §5), and what OpenAI-style gateways say for an unknown model.
+            404 if inference => GatewayError::ModelNotFound(message),
+            400 if inference && names_a_missing_model(&reply.body) => {
+                GatewayError::ModelNotFound(message)
+            }
+            _ => GatewayError::BadResponse(message),
+        }
     }
 
     /// Deployment names from the list endpoint.
@@ -354,7 +469,7 @@ impl Gateway {
             return Err(Self::upstream_error(t, "model discovery", &url, &reply));
         }
         parse_model_list(d.provider, &reply.body).map_err(|e| {
-            GatewayError::Failed(format!(
+            GatewayError::BadResponse(format!(
                 "model discovery of connection '{}' at {url} returned an unexpected body: {e}",
                 t.connection
             ))
@@ -409,7 +524,7 @@ impl Gateway {
             )
             .await?;
         if !reply.status.is_success() {
-            return Err(Self::upstream_error(t, "the chat completion", &url, &reply));
+            return Err(Self::upstream_error(t, CHAT_COMPLETION, &url, &reply));
         }
         if reply
             .body
@@ -417,7 +532,7 @@ impl Gateway {
             .and_then(Value::as_array)
             .is_none()
         {
-            return Err(GatewayError::Failed(t.scrub(&format!(
+            return Err(GatewayError::BadResponse(t.scrub(&format!(
                 "the gateway of connection '{}' answered the chat completion at {url} without 'choices': {}",
                 t.connection,
                 truncate(&reply.text, 300)
@@ -425,6 +540,28 @@ impl Gateway {
         }
         Ok(reply.body)
     }
+}
+
+/// What [`Gateway::upstream_error`] is told for an inference call.
+pub(crate) const CHAT_COMPLETION: &str = "the chat completion";
+
+/// Whether an error body names a missing deployment or model (`DeploymentNotFound`,
+/// `model_not_found`, ...), in its code or message.
+fn names_a_missing_model(body: &Value) -> bool {
+    let e = body.get("error");
+    let texts = [
+        e.and_then(|e| e.get("code")),
+        e.and_then(|e| e.get("message")),
+        e.filter(|e| e.is_string()),
+    ];
+    texts
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|t| {
+            let t = t.to_ascii_lowercase().replace(['_', ' '], "");
+            t.contains("deploymentnotfound") || t.contains("modelnotfound")
+        })
 }
 
 /// The headers of a gateway call as the call log shows them: every name in the order sent, with

@@ -1,7 +1,8 @@
 //! A faithful, offline Microsoft Foundry for the "bring your own AI gateway" feature.
 //!
-//! One loopback server holds both planes: ARM project connections
-//! (`/subscriptions/…/projects/{project}/connections`) and the project data plane
+//! One loopback server holds both planes: ARM connections of projects
+//! (`/subscriptions/…/projects/{project}/connections`) and of their accounts
+//! (`/subscriptions/…/accounts/{account}/connections`), and the project data plane
 //! (`/api/projects/{project}/…`, including the OpenAI-compatible `/openai/v1`). A response for
 //! an agent really calls the gateway of the agent's connection. Every request is recorded and
 //! faults can be injected under `/_emulator/`.
@@ -25,14 +26,17 @@ mod connection;
 mod control;
 mod errors;
 mod gateway;
+mod inventory;
 mod openai;
 mod paging;
+mod responses;
 mod routes;
 mod server;
+mod sse;
 mod state;
 mod util;
 
-pub use config::{AuthMode, EmulatorConfig, ProjectId, ProjectIdentity, TlsPem};
+pub use config::{AuthMode, EmulatorConfig, IdentityClient, ProjectId, ProjectIdentity, TlsPem};
 pub use server::{Emulator, RunningEmulator, StartError};
 
 /// api-versions the ARM connection operations accept.

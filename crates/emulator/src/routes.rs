@@ -23,6 +23,10 @@ pub(crate) enum DataOp {
     AgentsGet(String),
     AgentsUpdate(String),
     AgentsDelete(String),
+    /// `POST /agents/{name}:enable`.
+    AgentsEnable(String),
+    /// `POST /agents/{name}:disable`.
+    AgentsDisable(String),
     VersionsCreate(String),
     VersionsList(String),
     VersionsGet(String, String),
@@ -39,6 +43,14 @@ pub(crate) enum DataOp {
     ResponsesList,
     ResponsesGet(String),
     ResponsesDelete(String),
+    ResponsesCancel(String),
+    ResponsesInputItems(String),
+    ConnectionsList,
+    ConnectionsGet(String),
+    /// `POST /connections/{name}/getConnectionWithCredentials`.
+    ConnectionsGetWithCredentials(String),
+    DeploymentsList,
+    DeploymentsGet(String),
     MethodNotAllowed,
     NotFound,
 }
@@ -46,17 +58,37 @@ pub(crate) enum DataOp {
 impl DataOp {
     /// Whether the operation belongs to the OpenAI-compatible surface (no api-version).
     pub(crate) fn is_openai(&self) -> bool {
-        !matches!(
+        !self.is_agents() && !self.is_platform()
+    }
+
+    /// Agents and their versions (`/agents…`, api-version `v1`).
+    pub(crate) fn is_agents(&self) -> bool {
+        matches!(
             self,
             Self::AgentsList
                 | Self::AgentsCreate
                 | Self::AgentsGet(_)
                 | Self::AgentsUpdate(_)
                 | Self::AgentsDelete(_)
+                | Self::AgentsEnable(_)
+                | Self::AgentsDisable(_)
                 | Self::VersionsCreate(_)
                 | Self::VersionsList(_)
                 | Self::VersionsGet(..)
                 | Self::VersionsDelete(..)
+        )
+    }
+
+    /// The older platform APIs (connections, deployments): api-version `v1`, Azure.Core paging
+    /// (`value`, `nextLink`) and Azure.Core error bodies (reference §2.6, §2.7).
+    pub(crate) fn is_platform(&self) -> bool {
+        matches!(
+            self,
+            Self::ConnectionsList
+                | Self::ConnectionsGet(_)
+                | Self::ConnectionsGetWithCredentials(_)
+                | Self::DeploymentsList
+                | Self::DeploymentsGet(_)
         )
     }
 }
@@ -68,7 +100,8 @@ pub(crate) enum Route {
         subscription: String,
         resource_group: String,
         account: String,
-        project: String,
+        /// `None` for the account's own connections (`accounts/{a}/connections`).
+        project: Option<String>,
         connection: Option<String>,
         op: ArmOp,
     },
@@ -93,6 +126,16 @@ impl Route {
     /// The REST operation id, as used by `/_emulator/requests` and fault rules.
     pub(crate) fn operation(&self) -> &'static str {
         match self {
+            Self::Arm {
+                op, project: None, ..
+            } => match op {
+                ArmOp::Create => "AccountConnections_Create",
+                ArmOp::Get => "AccountConnections_Get",
+                ArmOp::Update => "AccountConnections_Update",
+                ArmOp::Delete => "AccountConnections_Delete",
+                ArmOp::List => "AccountConnections_List",
+                ArmOp::MethodNotAllowed => "MethodNotAllowed",
+            },
             Self::Arm { op, .. } => match op {
                 ArmOp::Create => "ProjectConnections_Create",
                 ArmOp::Get => "ProjectConnections_Get",
@@ -107,6 +150,8 @@ impl Route {
                 DataOp::AgentsGet(_) => "Agents_Get",
                 DataOp::AgentsUpdate(_) => "Agents_Update",
                 DataOp::AgentsDelete(_) => "Agents_Delete",
+                DataOp::AgentsEnable(_) => "Agents_Enable",
+                DataOp::AgentsDisable(_) => "Agents_Disable",
                 DataOp::VersionsCreate(_) => "Agents_CreateVersion",
                 DataOp::VersionsList(_) => "Agents_ListVersions",
                 DataOp::VersionsGet(..) => "Agents_GetVersion",
@@ -123,6 +168,13 @@ impl Route {
                 DataOp::ResponsesList => "Responses_List",
                 DataOp::ResponsesGet(_) => "Responses_Get",
                 DataOp::ResponsesDelete(_) => "Responses_Delete",
+                DataOp::ResponsesCancel(_) => "Responses_Cancel",
+                DataOp::ResponsesInputItems(_) => "Responses_ListInputItems",
+                DataOp::ConnectionsList => "Connections_List",
+                DataOp::ConnectionsGet(_) => "Connections_Get",
+                DataOp::ConnectionsGetWithCredentials(_) => "Connections_GetWithCredentials",
+                DataOp::DeploymentsList => "Deployments_List",
+                DataOp::DeploymentsGet(_) => "Deployments_Get",
                 DataOp::MethodNotAllowed => "MethodNotAllowed",
                 DataOp::NotFound => "NotFound",
             },
@@ -179,17 +231,24 @@ pub(crate) fn route(method: &Method, path: &str) -> Route {
 fn route_arm(method: &Method, s: &[&str]) -> Route {
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     // subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{a}/projects/{p}/connections[/{c}]
-    let shape_ok = (s.len() == 11 || s.len() == 12)
+    // or, for the account's own connections, .../accounts/{a}/connections[/{c}]
+    let account_ok = s.len() >= 9
         && eq(s[2], "resourceGroups")
         && eq(s[4], "providers")
         && eq(s[5], "Microsoft.CognitiveServices")
-        && eq(s[6], "accounts")
+        && eq(s[6], "accounts");
+    let (project, at) = if account_ok
+        && (s.len() == 11 || s.len() == 12)
         && eq(s[8], "projects")
-        && eq(s[10], "connections");
-    if !shape_ok {
+        && eq(s[10], "connections")
+    {
+        (Some(s[9].to_string()), 11)
+    } else if account_ok && (s.len() == 9 || s.len() == 10) && eq(s[8], "connections") {
+        (None, 9)
+    } else {
         return Route::ArmUnknown;
-    }
-    let connection = s.get(11).map(|c| (*c).to_string());
+    };
+    let connection = s.get(at).map(|c| (*c).to_string());
     let op = match (method.as_str(), connection.is_some()) {
         ("PUT", true) => ArmOp::Create,
         ("GET", true) => ArmOp::Get,
@@ -202,7 +261,7 @@ fn route_arm(method: &Method, s: &[&str]) -> Route {
         subscription: s[1].to_string(),
         resource_group: s[3].to_string(),
         account: s[7].to_string(),
-        project: s[9].to_string(),
+        project,
         connection,
         op,
     }
@@ -216,6 +275,12 @@ fn route_data(method: &Method, s: &[&str]) -> DataOp {
             "GET" => DataOp::AgentsList,
             "POST" => DataOp::AgentsCreate,
             _ => DataOp::MethodNotAllowed,
+        },
+        ["agents", action] if action.contains(':') => match (m, action.rsplit_once(':')) {
+            ("POST", Some((name, "enable"))) => DataOp::AgentsEnable(own(name)),
+            ("POST", Some((name, "disable"))) => DataOp::AgentsDisable(own(name)),
+            (_, Some((_, "enable" | "disable"))) => DataOp::MethodNotAllowed,
+            _ => DataOp::NotFound,
         },
         ["agents", name] => match m {
             "GET" => DataOp::AgentsGet(own(name)),
@@ -231,6 +296,32 @@ fn route_data(method: &Method, s: &[&str]) -> DataOp {
         ["agents", name, "versions", v] => match m {
             "GET" => DataOp::VersionsGet(own(name), own(v)),
             "DELETE" => DataOp::VersionsDelete(own(name), own(v)),
+            _ => DataOp::MethodNotAllowed,
+        },
+        ["connections"] => match m {
+            "GET" => DataOp::ConnectionsList,
+            _ => DataOp::MethodNotAllowed,
+        },
+        ["connections", name] => match m {
+            "GET" => DataOp::ConnectionsGet(own(name)),
+            _ => DataOp::MethodNotAllowed,
+        },
+        ["connections", name, "getConnectionWithCredentials"] => match m {
+            "POST" => DataOp::ConnectionsGetWithCredentials(own(name)),
+            _ => DataOp::MethodNotAllowed,
+        },
+        ["deployments"] => match m {
+            "GET" => DataOp::DeploymentsList,
+            _ => DataOp::MethodNotAllowed,
+        },
+        // A gateway model is the deployment `<connection>/<model>`: the SDK escapes the slash
+        // (`%2F`, one segment), a hand-written URL may not (two segments).
+        ["deployments", name] => match m {
+            "GET" => DataOp::DeploymentsGet(own(name)),
+            _ => DataOp::MethodNotAllowed,
+        },
+        ["deployments", connection, model] => match m {
+            "GET" => DataOp::DeploymentsGet(format!("{connection}/{model}")),
             _ => DataOp::MethodNotAllowed,
         },
         ["openai", "v1", rest @ ..] => route_openai(m, rest),
@@ -269,6 +360,14 @@ fn route_openai(m: &str, s: &[&str]) -> DataOp {
         ["responses", id] => match m {
             "GET" => DataOp::ResponsesGet(own(id)),
             "DELETE" => DataOp::ResponsesDelete(own(id)),
+            _ => DataOp::MethodNotAllowed,
+        },
+        ["responses", id, "cancel"] => match m {
+            "POST" => DataOp::ResponsesCancel(own(id)),
+            _ => DataOp::MethodNotAllowed,
+        },
+        ["responses", id, "input_items"] => match m {
+            "GET" => DataOp::ResponsesInputItems(own(id)),
             _ => DataOp::MethodNotAllowed,
         },
         _ => DataOp::NotFound,
@@ -311,6 +410,45 @@ mod tests {
     }
 
     #[test]
+    fn account_paths_route_to_account_connection_operations() {
+        const ACCOUNT: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a/connections";
+        let r = route(&Method::PUT, &format!("{ACCOUNT}/gw"));
+        assert_eq!(r.operation(), "AccountConnections_Create");
+        assert_eq!(r.plane(), Plane::Arm);
+        assert!(matches!(r, Route::Arm { project: None, .. }));
+        for (method, path, op) in [
+            (Method::GET, ACCOUNT.to_string(), "AccountConnections_List"),
+            (
+                Method::GET,
+                format!("{ACCOUNT}/gw"),
+                "AccountConnections_Get",
+            ),
+            (
+                Method::PATCH,
+                format!("{ACCOUNT}/gw"),
+                "AccountConnections_Update",
+            ),
+            (
+                Method::DELETE,
+                format!("{ACCOUNT}/gw"),
+                "AccountConnections_Delete",
+            ),
+            (Method::POST, format!("{ACCOUNT}/gw"), "MethodNotAllowed"),
+            (
+                Method::GET,
+                ACCOUNT.replace("/connections", "/deployments"),
+                "NotFound",
+            ),
+        ] {
+            assert_eq!(route(&method, &path).operation(), op, "{method} {path}");
+        }
+        assert!(matches!(
+            route(&Method::GET, &format!("{CONN}/gw")),
+            Route::Arm { project: Some(p), .. } if p == "p"
+        ));
+    }
+
+    #[test]
     fn data_paths_route_to_agent_and_openai_operations() {
         let r = route(&Method::POST, "/api/projects/p/agents/a1/versions");
         assert_eq!(
@@ -338,6 +476,55 @@ mod tests {
             route(&Method::PUT, "/api/projects/p/agents").operation(),
             "MethodNotAllowed"
         );
+    }
+
+    #[test]
+    fn platform_paths_and_agent_actions_route_by_name() {
+        let op = |m: &Method, p: &str| match route(m, p) {
+            Route::Data { op, .. } => op,
+            other => panic!("{p} routed to {other:?}"),
+        };
+        assert_eq!(
+            op(&Method::GET, "/api/projects/p/connections"),
+            DataOp::ConnectionsList
+        );
+        assert_eq!(
+            op(
+                &Method::POST,
+                "/api/projects/p/connections/gw/getConnectionWithCredentials"
+            ),
+            DataOp::ConnectionsGetWithCredentials("gw".into())
+        );
+        assert_eq!(
+            op(&Method::GET, "/api/projects/p/deployments/gw%2Fgpt-4o"),
+            DataOp::DeploymentsGet("gw/gpt-4o".into())
+        );
+        assert_eq!(
+            op(&Method::GET, "/api/projects/p/deployments/gw/gpt-4o"),
+            DataOp::DeploymentsGet("gw/gpt-4o".into())
+        );
+        assert_eq!(
+            op(&Method::POST, "/api/projects/p/agents/a1:disable"),
+            DataOp::AgentsDisable("a1".into())
+        );
+        assert_eq!(
+            op(
+                &Method::POST,
+                "/api/projects/p/openai/v1/responses/r1/cancel"
+            ),
+            DataOp::ResponsesCancel("r1".into())
+        );
+        assert_eq!(
+            op(
+                &Method::GET,
+                "/api/projects/p/openai/v1/responses/r1/input_items"
+            ),
+            DataOp::ResponsesInputItems("r1".into())
+        );
+        assert!(DataOp::DeploymentsList.is_platform());
+        assert!(!DataOp::DeploymentsList.is_openai());
+        assert!(DataOp::AgentsEnable("a".into()).is_agents());
+        assert!(DataOp::ResponsesCancel("r".into()).is_openai());
     }
 
     #[test]

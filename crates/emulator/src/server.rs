@@ -30,7 +30,7 @@ use crate::state::Store;
 use crate::util::{
     REDACTED, canonical_json, new_id, redact_all, rfc3339_millis, sha256_hex, unix_millis,
 };
-use crate::{agents, arm, openai};
+use crate::{agents, arm, inventory, openai, responses};
 
 const MAX_BODY: usize = 8 * 1024 * 1024;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -462,8 +462,22 @@ fn fault_response(
     err.into_response()
 }
 
+/// The alias `_project` of the data-plane path: "to target the default Project in your Hub,
+/// use … /api/projects/_project" (SDK 2.10 `AIProjectClient` docs; reference §2.1). An
+/// account's default project is the first one it got; here, the first project configured.
+/// Project names cannot start with `_`, so the alias never hides a project.
+const DEFAULT_PROJECT_ALIAS: &str = "_project";
+
+/// The configured name of the project a data-plane path segment names.
+fn data_project_name(store: &mut Store, segment: &str) -> Option<String> {
+    if segment == DEFAULT_PROJECT_ALIAS {
+        return store.projects.first().map(|p| p.id.project.clone());
+    }
+    store.data_project(segment).map(|p| p.id.project.clone())
+}
+
 async fn dispatch(
-    app: &App,
+    app: &Arc<App>,
     routed: &Route,
     headers: &http::HeaderMap,
     query: &str,
@@ -479,7 +493,7 @@ async fn dispatch(
                 return Err(ApiError::arm(
                     StatusCode::NOT_FOUND,
                     "InvalidResourceType",
-                    "The resource type could not be found; the emulator serves Microsoft.CognitiveServices/accounts/projects/connections.",
+                    "The resource type could not be found; the emulator serves Microsoft.CognitiveServices/accounts/projects/connections and Microsoft.CognitiveServices/accounts/connections.",
                 ));
             }
             _ => {}
@@ -492,7 +506,7 @@ async fn dispatch(
                     subscription,
                     resource_group,
                     account,
-                    project,
+                    project: project.as_deref(),
                     connection: connection.as_deref(),
                     op,
                     query: &q,
@@ -511,24 +525,36 @@ async fn dispatch(
                 if *op == DataOp::MethodNotAllowed {
                     return Err(ApiError::data(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "The HTTP method is not supported for this path."));
                 }
-                let project_name = {
-                    let mut store = app.store();
-                    store
-                        .data_project(project)
-                        .map(|p| p.id.project.clone())
-                        .ok_or_else(|| ApiError::not_found(format!("Project '{project}' not found.")))?
-                };
-                if *op == DataOp::ResponsesCreate {
-                    return openai::create_response(app, &project_name, body).await;
+                let project_name = data_project_name(&mut app.store(), project)
+                    .ok_or_else(|| ApiError::not_found(format!("Project '{project}' not found.")))?;
+                match op {
+                    DataOp::ResponsesCreate => {
+                        return responses::create_response(app, &project_name, body).await;
+                    }
+                    DataOp::ResponsesGet(id)
+                        if q.iter().any(|(k, v)| k == "stream" && v.eq_ignore_ascii_case("true")) =>
+                    {
+                        return responses::replay(app, &project_name, id, &q);
+                    }
+                    DataOp::DeploymentsList | DataOp::DeploymentsGet(_) => {
+                        return inventory::deployments(app, &project_name, op, &q).await;
+                    }
+                    _ => {}
                 }
                 let mut store = app.store();
                 if op.is_openai() {
                     openai::handle(&mut store, &project_name, op, &q, body)
+                } else if op.is_platform() {
+                    inventory::connections(&store, &project_name, op, &q)
                 } else {
                     let p = store
                         .data_project(&project_name)
                         .ok_or_else(|| ApiError::not_found(format!("Project '{project}' not found.")))?;
-                    agents::handle(p, op, &q, body)
+                    let features = headers
+                        .get("foundry-features")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    agents::handle(p, op, &q, body, features)
                 }
             }
             Route::Unknown | Route::ArmUnknown => Err(ApiError::not_found("The requested resource was not found.")),
@@ -539,8 +565,13 @@ async fn dispatch(
         Ok(r) => r,
         Err(e) => {
             let mut e = e;
-            // Errors take the envelope of the plane they were asked on.
-            e.plane = plane;
+            // Errors take the envelope of the plane they were asked on; the data plane's older
+            // platform APIs (connections, deployments) answer in the Azure.Core envelope, which
+            // is ARM's (reference §2.6).
+            e.plane = match routed {
+                Route::Data { op, .. } if op.is_platform() => Plane::Arm,
+                _ => plane,
+            };
             e.into_response()
         }
     }

@@ -10,6 +10,8 @@ use crate::config::ProjectId;
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     pub(crate) projects: Vec<ProjectState>,
+    /// The Foundry accounts of the served projects, each with its own connections.
+    pub(crate) accounts: Vec<AccountState>,
     pub(crate) conversations: HashMap<String, Conversation>,
     pub(crate) responses: HashMap<String, StoredResponse>,
     /// Creation counter of conversations, items and responses (orders lists).
@@ -23,7 +25,17 @@ impl Store {
     }
 
     pub(crate) fn new(projects: &[ProjectId]) -> Self {
+        let mut accounts: Vec<AccountState> = Vec::new();
+        for p in projects {
+            if !accounts.iter().any(|a| a.id.same_account(p)) {
+                accounts.push(AccountState {
+                    id: p.clone(),
+                    connections: BTreeMap::new(),
+                });
+            }
+        }
         Self {
+            accounts,
             projects: projects
                 .iter()
                 .map(|id| ProjectState {
@@ -56,6 +68,110 @@ impl Store {
             .iter_mut()
             .find(|p| p.id.project.eq_ignore_ascii_case(project))
     }
+
+    /// The account addressed by ARM path segments (one of a served project).
+    pub(crate) fn arm_account(
+        &mut self,
+        sub: &str,
+        rg: &str,
+        account: &str,
+    ) -> Option<&mut AccountState> {
+        self.accounts
+            .iter_mut()
+            .find(|a| a.id.matches_account(sub, rg, account))
+    }
+
+    /// The connection named `name` that the data plane of `project` resolves (in
+    /// `<connection>/<model>`): the project's own, else one of its account (every project of
+    /// an account can use its connections: DESIGN §9, issue 12). A project connection shadows
+    /// an account connection of the same name. No source found says which wins (the
+    /// reference folder, the ARM spec and the Foundry docs are silent) [I]: the most specific
+    /// scope winning is the usual rule, and it keeps a project's own agents from changing
+    /// gateway when someone adds an account connection of the same name.
+    pub(crate) fn visible_connection(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Option<(&StoredConnection, Scope)> {
+        let key = name.to_ascii_lowercase();
+        let p = self
+            .projects
+            .iter()
+            .find(|p| p.id.project.eq_ignore_ascii_case(project))?;
+        if let Some(c) = p.connections.get(&key) {
+            return Some((c, Scope::Project));
+        }
+        self.accounts
+            .iter()
+            .find(|a| a.id.same_account(&p.id))
+            .and_then(|a| a.connections.get(&key))
+            .map(|c| (c, Scope::Account))
+    }
+
+    /// [`Store::visible_connection`], mutable (to cache what discovery found).
+    pub(crate) fn visible_connection_mut(
+        &mut self,
+        project: &str,
+        name: &str,
+    ) -> Option<&mut StoredConnection> {
+        let key = name.to_ascii_lowercase();
+        let p = self
+            .projects
+            .iter_mut()
+            .find(|p| p.id.project.eq_ignore_ascii_case(project))?;
+        if p.connections.contains_key(&key) {
+            return p.connections.get_mut(&key);
+        }
+        let id = p.id.clone();
+        self.accounts
+            .iter_mut()
+            .find(|a| a.id.same_account(&id))
+            .and_then(|a| a.connections.get_mut(&key))
+    }
+
+    /// Every connection the data plane of `project` can use: its own, then those of its
+    /// account that no project connection shadows, each with its scope.
+    pub(crate) fn visible_connections(&self, project: &str) -> Vec<(&StoredConnection, Scope)> {
+        let Some(p) = self
+            .projects
+            .iter()
+            .find(|p| p.id.project.eq_ignore_ascii_case(project))
+        else {
+            return Vec::new();
+        };
+        let mut out: Vec<(&StoredConnection, Scope)> = p
+            .connections
+            .values()
+            .map(|c| (c, Scope::Project))
+            .collect();
+        if let Some(a) = self.accounts.iter().find(|a| a.id.same_account(&p.id)) {
+            out.extend(
+                a.connections
+                    .iter()
+                    .filter(|(key, _)| !p.connections.contains_key(*key))
+                    .map(|(_, c)| (c, Scope::Account)),
+            );
+        }
+        out
+    }
+}
+
+/// Where a connection lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// `accounts/{a}/projects/{p}/connections`.
+    Project,
+    /// `accounts/{a}/connections`: usable by every project of the account.
+    Account,
+}
+
+/// One Foundry account's own resources (its connections).
+#[derive(Debug)]
+pub(crate) struct AccountState {
+    /// A project of the account; only its subscription, resource group and account are used.
+    pub(crate) id: ProjectId,
+    /// Keyed by the lowercase name (ARM names are case-insensitive).
+    pub(crate) connections: BTreeMap<String, StoredConnection>,
 }
 
 /// One project's resources.
@@ -98,11 +214,22 @@ pub(crate) struct Agent {
     pub(crate) versions: BTreeMap<u64, Value>,
     pub(crate) next_version: u64,
     pub(crate) order: u64,
+    /// `enabled` or `disabled` (`AgentObject.state`).
+    pub(crate) state: String,
+    /// `agent_guid` of its versions, fixed when the agent is created.
+    pub(crate) guid: String,
 }
 
 impl Agent {
+    /// The newest version that is not a draft: drafts are "excluded from default 'latest'
+    /// resolution" (agents/models.tsp). An agent with drafts only falls back to its newest one,
+    /// because an `AgentObject` always has `versions.latest`.
     pub(crate) fn latest(&self) -> Option<&Value> {
-        self.versions.values().next_back()
+        self.versions
+            .values()
+            .rev()
+            .find(|v| v.get("draft").and_then(Value::as_bool) != Some(true))
+            .or_else(|| self.versions.values().next_back())
     }
 }
 
@@ -135,4 +262,11 @@ pub(crate) struct StoredResponse {
     pub(crate) order: u64,
     pub(crate) object: Value,
     pub(crate) messages: Vec<Value>,
+    /// The request's own input items, normalised (`GET /responses/{id}/input_items`).
+    pub(crate) input_items: Vec<Value>,
+    /// Its server-sent events so far, in order, however it was asked for (replayed by
+    /// `GET /responses/{id}?stream=true`).
+    pub(crate) events: Vec<Value>,
+    /// The task of a background response (aborted by cancel and delete).
+    pub(crate) task: Option<tokio::task::AbortHandle>,
 }

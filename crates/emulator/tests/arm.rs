@@ -1,4 +1,4 @@
-//! ARM project connections over real HTTPS.
+//! ARM project and account connections over real HTTPS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -364,4 +364,281 @@ async fn arm_names_are_case_insensitive_and_keep_the_first_casing() {
     let (s, v) = h.send(Method::GET, &h.connection_url("my-gw"), None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["name"], "My-Gw");
+}
+
+const ACCOUNT_ID: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-local/providers/Microsoft.CognitiveServices/accounts/local-account";
+
+fn account_connections(h: &Harness) -> String {
+    format!("{}{ACCOUNT_ID}/connections", h.emu.base_url)
+}
+
+fn account_connection_url(h: &Harness, name: &str) -> String {
+    format!("{}/{name}?api-version=2026-09-01", account_connections(h))
+}
+
+#[tokio::test]
+async fn account_connections_have_the_same_lifecycle_as_project_connections() {
+    let h = start().await;
+    let url = account_connection_url(&h, "shared-gw");
+    let (s, v) = h
+        .send(Method::PUT, &url, Some(apikey_body("account-secret-1")))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "shared-gw");
+    assert_eq!(
+        v["type"],
+        "Microsoft.CognitiveServices/accounts/connections"
+    );
+    assert_eq!(v["id"], format!("{ACCOUNT_ID}/connections/shared-gw"));
+    assert!(v["properties"].get("credentials").is_none());
+    assert!(!v.to_string().contains("account-secret"));
+
+    let (s, got) = h.send(Method::GET, &url, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["properties"], v["properties"]);
+    let (s, v) = h
+        .send(
+            Method::PATCH,
+            &url,
+            Some(json!({"properties": {"isSharedToAll": true}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["properties"]["isSharedToAll"], true);
+
+    // The account's connections and the project's are separate collections.
+    let (_, listed) = h
+        .send(
+            Method::GET,
+            &format!("{}?api-version=2026-09-01", account_connections(&h)),
+            None,
+        )
+        .await;
+    assert_eq!(listed["value"].as_array().unwrap().len(), 1);
+    let (_, project_list) = h
+        .send(
+            Method::GET,
+            &format!("{}?api-version=2026-09-01", h.arm_connections()),
+            None,
+        )
+        .await;
+    assert_eq!(project_list["value"], json!([]));
+    let (s, _) = h
+        .send(Method::GET, &h.connection_url("shared-gw"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let resp = h
+        .client
+        .delete(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = h
+        .client
+        .delete(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (s, v) = h.send(Method::GET, &url, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "ResourceNotFound");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Microsoft.CognitiveServices/accounts/connections/local-account/shared-gw"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn account_connections_are_validated_and_checked_like_project_connections() {
+    let h = start_with(|c| c.arm_page_size = 1).await;
+    let (s, v) = h
+        .send(
+            Method::PUT,
+            &account_connection_url(&h, "ab"),
+            Some(apikey_body("k")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "InvalidRequestContent");
+    let (s, v) = h
+        .send(
+            Method::PUT,
+            &account_connection_url(&h, "my-gw"),
+            Some(json!({"properties": {"category": "ModelGateway"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("properties.authType is required")
+    );
+
+    let bare = format!("{}/my-gw", account_connections(&h));
+    let (s, v) = h.send(Method::GET, &bare, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "MissingApiVersionParameter");
+    let (s, v) = h
+        .send(Method::GET, &format!("{bare}?api-version=2023-05-01"), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "InvalidApiVersionParameter");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'Microsoft.CognitiveServices/accounts/connections'"),
+        "{v}"
+    );
+
+    let other = account_connection_url(&h, "my-gw").replace("local-account", "other-account");
+    let (s, v) = h.send(Method::PUT, &other, Some(apikey_body("k"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "ParentResourceNotFound");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/accounts/other-account'"),
+        "{v}"
+    );
+
+    for i in 0..3 {
+        h.send(
+            Method::PUT,
+            &account_connection_url(&h, &format!("gw-{i}")),
+            Some(apikey_body("k")),
+        )
+        .await;
+    }
+    let mut url = format!(
+        "{}?api-version=2026-09-01&category=ModelGateway",
+        account_connections(&h)
+    );
+    let mut names = Vec::new();
+    loop {
+        let (s, v) = h.send(Method::GET, &url, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        names.extend(
+            v["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string()),
+        );
+        match v["nextLink"].as_str() {
+            Some(next) => {
+                assert!(
+                    next.contains("/accounts/local-account/connections?"),
+                    "{next}"
+                );
+                url = next.to_string();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(names, ["gw-0", "gw-1", "gw-2"]);
+}
+
+#[tokio::test]
+async fn the_request_log_names_account_connection_operations() {
+    let h = start().await;
+    let url = account_connection_url(&h, "shared-gw");
+    h.send(Method::PUT, &url, Some(apikey_body("account-key-9")))
+        .await;
+    h.send(Method::GET, &url, None).await;
+    h.send(
+        Method::PATCH,
+        &url,
+        Some(json!({"properties": {"isSharedToAll": true}})),
+    )
+    .await;
+    h.send(
+        Method::GET,
+        &format!("{}?api-version=2026-09-01", account_connections(&h)),
+        None,
+    )
+    .await;
+    h.client
+        .delete(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let (_, log) = h.control(Method::GET, "/requests", None).await;
+    assert!(!log.to_string().contains("account-key-9"));
+    let ops: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "AccountConnections_Create",
+            "AccountConnections_Get",
+            "AccountConnections_Update",
+            "AccountConnections_List",
+            "AccountConnections_Delete",
+        ]
+    );
+    assert!(log[0]["credentialsSha256"].is_string());
+    assert_eq!(log[0]["plane"], "arm");
+}
+
+#[tokio::test]
+async fn every_api_version_of_the_reference_is_accepted_for_both_scopes() {
+    let h = start().await;
+    let expected = [
+        "2025-04-01-preview",
+        "2025-06-01",
+        "2025-07-01-preview",
+        "2025-09-01",
+        "2025-10-01-preview",
+        "2025-12-01",
+        "2026-01-15-preview",
+        "2026-03-01",
+        "2026-03-15-preview",
+        "2026-05-01",
+        "2026-05-15-preview",
+        "2026-07-01",
+        "2026-07-15-preview",
+        "2026-09-01",
+        "2026-09-15-preview",
+    ];
+    assert_eq!(foundry_gateway_emulator::ARM_API_VERSIONS, expected);
+    for base in [h.arm_connections(), account_connections(&h)] {
+        for version in expected {
+            let (s, v) = h
+                .send(Method::GET, &format!("{base}?api-version={version}"), None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{version}: {v}");
+        }
+        for refused in ["2024-10-01", "2025-04-01", "2026-09-01-preview", "v1", ""] {
+            let (s, v) = h
+                .send(Method::GET, &format!("{base}?api-version={refused}"), None)
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{refused:?}");
+            assert_eq!(
+                v["error"]["code"], "InvalidApiVersionParameter",
+                "{refused:?}"
+            );
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("2026-09-01")
+            );
+        }
+    }
 }

@@ -296,7 +296,7 @@ async fn invalid_agent_input_is_400_with_the_parameter_named() {
 }
 
 #[tokio::test]
-async fn create_and_update_agents_add_versions_only_when_the_definition_changes() {
+async fn update_agent_adds_a_version_only_when_the_definition_changes() {
     let h = start().await;
     let p = h.project();
     let body = json!({"name": "upd", "definition": {"kind": "prompt", "model": "gw/m1"}});
@@ -309,14 +309,6 @@ async fn create_and_update_agents_add_versions_only_when_the_definition_changes(
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["versions"]["latest"]["version"], "1");
-    let (s, v) = h
-        .send(
-            Method::POST,
-            &format!("{p}/agents?api-version=v1"),
-            Some(body),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let same = json!({"definition": {"kind": "prompt", "model": "gw/m1"}});
     let (_, v) = h
         .send(
@@ -437,4 +429,633 @@ async fn data_plane_operations_are_recorded_by_name() {
         .collect();
     assert_eq!(ops, vec!["Agents_CreateVersion", "Conversations_Create"]);
     assert_eq!(log[0]["requestBody"]["definition"]["model"], "gw/m");
+}
+
+fn prompt(model: &str) -> Value {
+    json!({"kind": "prompt", "model": model})
+}
+
+#[tokio::test]
+async fn creating_an_agent_that_exists_adds_a_version_instead_of_a_conflict() {
+    let h = start().await;
+    let p = h.project();
+    let url = format!("{p}/agents?api-version=v1");
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &url,
+            Some(json!({"name": "again", "definition": prompt("gw/m1")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["versions"]["latest"]["version"], "1");
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &url,
+            Some(json!({"name": "again", "definition": prompt("gw/m2"), "state": "disabled"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "createAgent on an existing name: {v}");
+    assert_eq!(v["object"], "agent");
+    assert_eq!(v["versions"]["latest"]["version"], "2");
+    assert_eq!(v["versions"]["latest"]["definition"]["model"], "gw/m2");
+    assert_eq!(
+        v["state"], "enabled",
+        "state is the initial state of a new agent only"
+    );
+    let (_, versions) = h
+        .send(
+            Method::GET,
+            &format!("{p}/agents/again/versions?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(versions["data"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn agents_carry_their_state_and_versions_their_agent_guid() {
+    let h = start().await;
+    let p = h.project();
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &format!("{p}/agents?api-version=v1"),
+            Some(json!({"name": "off", "definition": prompt("gw/m"), "state": "disabled"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "disabled");
+    assert_eq!(v["configuration_state"], "disabled");
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &format!("{p}/agents?api-version=v1"),
+            Some(json!({"name": "odd", "definition": prompt("gw/m"), "state": "paused"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["param"], "state");
+
+    let v1 = h.create_agent("on", "gw/m").await;
+    let v2 = h.create_agent("on", "gw/m2").await;
+    let guid = v1["agent_guid"].as_str().unwrap();
+    assert_eq!(guid.len(), 36, "{guid}");
+    assert_eq!(v2["agent_guid"], guid, "one GUID per agent");
+    assert_eq!(v1["status"], "active");
+    assert!(v1.get("draft").is_none(), "draft only appears on drafts");
+    let (_, agent) = h
+        .send(Method::GET, &format!("{p}/agents/on?api-version=v1"), None)
+        .await;
+    assert_eq!(agent["state"], "enabled");
+    assert_eq!(agent["configuration_state"], "enabled");
+
+    for (action, state) in [("disable", "disabled"), ("enable", "enabled")] {
+        let resp = h
+            .client
+            .post(format!("{p}/agents/on:{action}?api-version=v1"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{action}");
+        let (_, agent) = h
+            .send(Method::GET, &format!("{p}/agents/on?api-version=v1"), None)
+            .await;
+        assert_eq!(agent["state"], state, "after {action}");
+    }
+    let (s, _) = h
+        .send(
+            Method::POST,
+            &format!("{p}/agents/nobody:enable?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn draft_versions_need_the_preview_opt_in_and_are_never_latest() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let conn = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "k-123456"}}),
+        json!({"deploymentInPath": "false", "models": MODELS}),
+    );
+    assert_eq!(h.put_connection("my-gw", conn).await.0, StatusCode::OK);
+    let p = h.project();
+    h.create_agent("drafty", "my-gw/gpt-4o").await;
+    let url = format!("{p}/agents/drafty/versions?api-version=v1");
+    let draft = json!({"definition": {"kind": "prompt", "model": "my-gw/gpt-4o", "instructions": "Draft."}, "draft": true});
+
+    let (s, v) = h.send(Method::POST, &url, Some(draft.clone())).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "preview_feature_required");
+    assert_eq!(v["error"]["param"], "Foundry-Features");
+
+    let resp = h
+        .client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header(
+            "Foundry-Features",
+            "WorkflowAgents=V1Preview,DraftAgents=V1Preview",
+        )
+        .json(&draft)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["version"], "2");
+    assert_eq!(v["draft"], true);
+
+    let (_, agent) = h
+        .send(
+            Method::GET,
+            &format!("{p}/agents/drafty?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        agent["versions"]["latest"]["version"], "1",
+        "a draft is not latest"
+    );
+    let (_, listed) = h.send(Method::GET, &url, None).await;
+    let versions: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1"], "drafts are listed only on request");
+    let (_, listed) = h
+        .send(Method::GET, &format!("{url}&include_drafts=true"), None)
+        .await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+
+    let (s, r) = h.respond("drafty", "Hi").await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        r["agent_reference"]["version"], "1",
+        "a reference without version runs the latest release"
+    );
+    let (s, r) = h
+        .send(
+            Method::POST,
+            &h.openai("/responses"),
+            Some(json!({"input": "Hi", "agent_reference": {"type": "agent_reference", "name": "drafty", "version": "2"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        r["agent_reference"]["version"], "2",
+        "a draft runs by version"
+    );
+    assert_eq!(gw.chat_calls()[1].body["messages"][0]["content"], "Draft.");
+}
+
+#[tokio::test]
+async fn the_project_alias_serves_the_first_configured_project() {
+    let h = start_with(|c| {
+        let mut second = c.projects[0].clone();
+        second.project = "second-project".into();
+        c.projects.push(second);
+    })
+    .await;
+    let alias = h.emu.project_endpoint("_project");
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &format!("{alias}/agents/via-alias/versions?api-version=v1"),
+            Some(json!({"definition": prompt("gw/m")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = h
+        .send(
+            Method::GET,
+            &format!("{}/agents/via-alias?api-version=v1", h.project()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "the alias is the first project");
+    let (s, _) = h
+        .send(
+            Method::GET,
+            &format!(
+                "{}/agents/via-alias?api-version=v1",
+                h.emu.project_endpoint("second-project")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, c) = h
+        .send(
+            Method::POST,
+            &format!("{alias}/openai/v1/conversations"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    let (s, _) = h
+        .send(
+            Method::GET,
+            &h.openai(&format!("/conversations/{}", c["id"].as_str().unwrap())),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = h
+        .send(
+            Method::GET,
+            &format!("{}/agents?api-version=v1", h.emu.project_endpoint("_other")),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "only `_project` is an alias");
+}
+
+async fn two_gateway_connections(h: &Harness, gw: &FakeGateway) {
+    let key = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "gw-secret-key-1"}}),
+        json!({"deploymentInPath": "false", "models": MODELS}),
+    );
+    assert_eq!(h.put_connection("static-gw", key).await.0, StatusCode::OK);
+    let oauth = gateway_connection(
+        "ModelGateway",
+        &format!("{}/v1", gw.base),
+        json!({"authType": "OAuth2", "tokenUrl": format!("{}/oauth2/token", gw.base), "scopes": ["api://gw/.default"],
+               "credentials": {"clientId": "client-1", "clientSecret": "gw-client-secret-1"}}),
+        json!({"deploymentInPath": "false",
+               "modelDiscovery": "{\"listModelsEndpoint\":\"/models\",\"getModelEndpoint\":\"/models/{deploymentName}\",\"deploymentProvider\":\"OpenAI\"}"}),
+    );
+    let (s, v) = h.put_connection("discovery-gw", oauth).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn connections_list_and_get_show_gateway_connections_without_secrets() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    two_gateway_connections(&h, &gw).await;
+    let p = h.project();
+    let (s, list) = h
+        .send(
+            Method::GET,
+            &format!("{p}/connections?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let value = list["value"].as_array().unwrap();
+    assert_eq!(value.len(), 2);
+    assert!(list.get("nextLink").is_none_or(Value::is_null));
+    let c = value.iter().find(|c| c["name"] == "static-gw").unwrap();
+    assert_eq!(
+        c["id"],
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/rg-local/providers/Microsoft.CognitiveServices/accounts/local-account/projects/{PROJECT}/connections/static-gw"
+        )
+    );
+    assert_eq!(c["type"], "ModelGateway");
+    assert_eq!(c["target"], gw.base);
+    assert_eq!(c["isDefault"], false);
+    assert_eq!(c["credentials"], json!({"type": "ApiKey"}));
+    assert_eq!(c["metadata"]["deploymentInPath"], "false");
+    let text = list.to_string();
+    for secret in ["gw-secret-key-1", "gw-client-secret-1"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+
+    let (s, one) = h
+        .send(
+            Method::GET,
+            &format!("{p}/connections/discovery-gw?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(one["credentials"], json!({"type": "OAuth2"}));
+
+    let (s, with) = h
+        .send(
+            Method::POST,
+            &format!("{p}/connections/static-gw/getConnectionWithCredentials?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        with["credentials"],
+        json!({"type": "ApiKey", "key": "gw-secret-key-1"})
+    );
+    let (_, with) = h
+        .send(
+            Method::POST,
+            &format!("{p}/connections/discovery-gw/getConnectionWithCredentials?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        with["credentials"],
+        json!({"type": "OAuth2"}),
+        "nothing the SDK cannot read"
+    );
+
+    let (_, filtered) = h
+        .send(
+            Method::GET,
+            &format!("{p}/connections?api-version=v1&connectionType=AzureOpenAI"),
+            None,
+        )
+        .await;
+    assert_eq!(filtered["value"], json!([]));
+    let (_, defaults) = h
+        .send(
+            Method::GET,
+            &format!("{p}/connections?api-version=v1&defaultConnection=true"),
+            None,
+        )
+        .await;
+    assert_eq!(defaults["value"], json!([]));
+
+    let resp = h
+        .client
+        .get(format!("{p}/connections/nope?api-version=v1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.headers()["x-ms-error-code"], "NotFound");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "NotFound");
+    assert!(
+        v["error"].get("type").is_none(),
+        "Azure.Core envelope, not the OpenAI one: {v}"
+    );
+    let (s, _) = h.send(Method::GET, &format!("{p}/connections"), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "api-version is required");
+}
+
+#[tokio::test]
+async fn deployments_show_each_gateway_model_under_its_connection() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    two_gateway_connections(&h, &gw).await;
+    let p = h.project();
+    let (s, list) = h
+        .send(
+            Method::GET,
+            &format!("{p}/deployments?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let names: Vec<&str> = list["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "discovery-gw/gpt-4o",
+            "discovery-gw/llama",
+            "static-gw/gpt-4o"
+        ]
+    );
+    let d = &list["value"][2];
+    assert_eq!(
+        *d,
+        json!({"type": "ModelDeployment", "name": "static-gw/gpt-4o", "modelName": "gpt-4o",
+               "modelVersion": "2024-11-20", "modelPublisher": "OpenAI", "capabilities": {},
+               "connectionName": "static-gw"})
+    );
+    assert_eq!(list["value"][1]["connectionName"], "discovery-gw");
+    let discovery_calls = |gw: &FakeGateway| {
+        gw.seen()
+            .iter()
+            .filter(|s| s.uri.path() == "/v1/models")
+            .count()
+    };
+    assert_eq!(discovery_calls(&gw), 1);
+
+    let (s, one) = h
+        .send(
+            Method::GET,
+            &format!("{p}/deployments/static-gw%2Fgpt-4o?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{one}");
+    assert_eq!(one["connectionName"], "static-gw");
+    let (s, _) = h
+        .send(
+            Method::GET,
+            &format!("{p}/deployments/discovery-gw/llama?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(discovery_calls(&gw), 1, "discovery results are cached");
+    let (s, v) = h
+        .send(
+            Method::GET,
+            &format!("{p}/deployments/static-gw%2Fgpt-5?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "NotFound");
+    let (_, filtered) = h
+        .send(
+            Method::GET,
+            &format!("{p}/deployments?api-version=v1&modelName=llama"),
+            None,
+        )
+        .await;
+    assert_eq!(filtered["value"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn input_items_list_the_input_of_one_response_newest_first() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let conn = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "k-123456"}}),
+        json!({"deploymentInPath": "false", "models": MODELS}),
+    );
+    h.put_connection("my-gw", conn).await;
+    h.create_agent("items", "my-gw/gpt-4o").await;
+    let (s, r) = h
+        .send(
+            Method::POST,
+            &h.openai("/responses"),
+            Some(json!({"input": [{"role": "user", "content": "one"}, {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "two"}]}],
+                        "agent_reference": {"type": "agent_reference", "name": "items"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let id = r["id"].as_str().unwrap();
+    let (s, page) = h
+        .send(
+            Method::GET,
+            &h.openai(&format!("/responses/{id}/input_items")),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(page["object"], "list");
+    let texts = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["content"][0]["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(&page), ["two", "one"]);
+    assert_eq!(page["data"][0]["type"], "message");
+    assert!(page["data"][0]["id"].as_str().unwrap().starts_with("msg_"));
+    let (_, page) = h
+        .send(
+            Method::GET,
+            &h.openai(&format!("/responses/{id}/input_items?order=asc&limit=1")),
+            None,
+        )
+        .await;
+    assert_eq!(texts(&page), ["one"]);
+    assert_eq!(page["has_more"], true);
+    let (s, _) = h
+        .send(
+            Method::GET,
+            &h.openai("/responses/resp_missing/input_items"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn deleting_a_response_answers_the_delete_response_result_and_cancel_needs_background() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let conn = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "k-123456"}}),
+        json!({"deploymentInPath": "false", "models": MODELS}),
+    );
+    h.put_connection("my-gw", conn).await;
+    h.create_agent("del", "my-gw/gpt-4o").await;
+    let (_, r) = h.respond("del", "Hi").await;
+    let id = r["id"].as_str().unwrap();
+    assert_eq!(r["background"], false);
+
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &h.openai(&format!("/responses/{id}/cancel")),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+
+    let (s, v) = h
+        .send(Method::DELETE, &h.openai(&format!("/responses/{id}")), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"id": id, "object": "response", "deleted": true}));
+    for (method, path) in [
+        (Method::GET, format!("/responses/{id}")),
+        (Method::DELETE, format!("/responses/{id}")),
+        (Method::POST, format!("/responses/{id}/cancel")),
+    ] {
+        let (s, _) = h.send(method.clone(), &h.openai(&path), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn an_account_connection_shows_in_every_project_of_the_account_and_serves_its_agents() {
+    let h = start_with(|c| {
+        let mut second = c.projects[0].clone();
+        second.project = "second-project".into();
+        c.projects.push(second);
+    })
+    .await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let account_id = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-local/providers/Microsoft.CognitiveServices/accounts/local-account"
+    );
+    let body = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "account-key-1"}}),
+        json!({"deploymentInPath": "false", "models": MODELS}),
+    );
+    let (s, v) = h
+        .send(
+            Method::PUT,
+            &format!(
+                "{}{account_id}/connections/shared-gw?api-version=2026-09-01",
+                h.emu.base_url
+            ),
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let second = h.emu.project_endpoint("second-project");
+    let (s, list) = h
+        .send(
+            Method::GET,
+            &format!("{second}/connections?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["value"][0]["name"], "shared-gw");
+    assert_eq!(
+        list["value"][0]["id"],
+        format!("{account_id}/connections/shared-gw")
+    );
+    let (_, deployments) = h
+        .send(
+            Method::GET,
+            &format!("{second}/deployments?api-version=v1"),
+            None,
+        )
+        .await;
+    assert_eq!(deployments["value"][0]["name"], "shared-gw/gpt-4o");
+    assert_eq!(deployments["value"][0]["connectionName"], "shared-gw");
+
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &format!("{second}/agents/shared-user/versions?api-version=v1"),
+            Some(json!({"definition": prompt("shared-gw/gpt-4o")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, r) = h
+        .send(
+            Method::POST,
+            &format!("{second}/openai/v1/responses"),
+            Some(json!({"input": "Hi", "agent_reference": {"type": "agent_reference", "name": "shared-user"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["output"][0]["content"][0]["text"], "echo: Hi");
 }

@@ -6,7 +6,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::*;
-use foundry_gateway_emulator::ProjectIdentity;
+use foundry_gateway_emulator::{IdentityClient, ProjectIdentity};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -115,7 +115,8 @@ async fn apim_puts_the_deployment_in_the_path_with_the_inference_api_version_and
 }
 
 #[tokio::test]
-async fn unknown_connections_and_deployments_are_404_model_not_found_naming_the_model() {
+async fn unknown_connections_are_404_connection_not_found_and_unknown_deployments_model_not_found()
+{
     let h = start().await;
     let gw = FakeGateway::start(&h.pki).await;
     let body = gateway_connection(
@@ -128,14 +129,15 @@ async fn unknown_connections_and_deployments_are_404_model_not_found_naming_the_
     h.create_agent("wrong-model", "my-gw/gpt-5").await;
     h.create_agent("wrong-conn", "nope/gpt-4o").await;
     h.create_agent("no-conn", "gpt-4o").await;
-    for (agent, model) in [
-        ("wrong-model", "my-gw/gpt-5"),
-        ("wrong-conn", "nope/gpt-4o"),
-        ("no-conn", "gpt-4o"),
+    for (agent, model, code) in [
+        ("wrong-model", "my-gw/gpt-5", "model_not_found"),
+        ("wrong-conn", "nope/gpt-4o", "connection_not_found"),
+        ("no-conn", "gpt-4o", "model_not_found"),
     ] {
         let (s, v) = h.respond(agent, "x").await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["code"], code);
+        assert_eq!(v["error"]["param"], "model");
         assert!(
             v["error"]["message"].as_str().unwrap().contains(model),
             "{v}"
@@ -290,7 +292,7 @@ async fn entra_connections_send_a_static_project_identity_token() {
 }
 
 #[tokio::test]
-async fn a_gateway_certificate_from_an_untrusted_ca_fails_with_502() {
+async fn a_gateway_certificate_from_an_untrusted_ca_fails_with_502_gateway_tls_error() {
     // This emulator trusts only its own test CA; the gateway uses another one.
     let h = start().await;
     let other = TestPki::new();
@@ -308,7 +310,7 @@ async fn a_gateway_certificate_from_an_untrusted_ca_fails_with_502() {
     h.create_agent("a1", "my-gw/gpt-4o").await;
     let (s, v) = h.respond("a1", "x").await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
-    assert_eq!(v["error"]["code"], "gateway_error");
+    assert_eq!(v["error"]["code"], "gateway_tls_error");
     assert!(gw.seen().is_empty());
 }
 
@@ -325,11 +327,8 @@ async fn entra_token_url_mode_requests_the_audience_default_scope() {
     );
     config.tls = Some(tls);
     config.extra_ca_pem = Some(ca.into_bytes());
-    config.project_identity = ProjectIdentity::ClientCredentials {
-        token_url,
-        client_id: "project-identity".into(),
-        client_secret: "mi-secret".into(),
-    };
+    config.project_identity =
+        ProjectIdentity::client_credentials(token_url, "project-identity", "mi-secret");
     let emu = foundry_gateway_emulator::Emulator::start(config)
         .await
         .unwrap();
@@ -372,7 +371,8 @@ async fn entra_token_url_mode_requests_the_audience_default_scope() {
 }
 
 #[tokio::test]
-async fn gateway_errors_become_502_saying_what_the_gateway_said_without_credentials() {
+async fn gateway_errors_become_502_with_their_cause_saying_what_the_gateway_said_without_credentials()
+ {
     let h = start().await;
     let gw = FakeGateway::start(&h.pki).await;
     let body = gateway_connection(
@@ -389,7 +389,7 @@ async fn gateway_errors_become_502_saying_what_the_gateway_said_without_credenti
     );
     let (s, v) = h.respond("a1", "x").await;
     assert_eq!(s, StatusCode::BAD_GATEWAY);
-    assert_eq!(v["error"]["code"], "gateway_error");
+    assert_eq!(v["error"]["code"], "gateway_unauthorized");
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("401") && msg.contains("Invalid key"), "{msg}");
     assert!(!msg.contains("leaky-key-999"), "{msg}");
@@ -405,6 +405,7 @@ async fn gateway_errors_become_502_saying_what_the_gateway_said_without_credenti
     h.create_agent("a2", "dead-gw/gpt-4o").await;
     let (s, v) = h.respond("a2", "x").await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+    assert_eq!(v["error"]["code"], "gateway_unreachable");
 }
 
 #[tokio::test]
@@ -491,4 +492,528 @@ async fn responses_without_an_agent_or_with_an_unknown_agent_are_refused() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "not_found");
     let _: Value = v;
+}
+
+/// `POST /openai/v1/responses` of `project` with a model and no agent.
+async fn model_response(
+    h: &Harness,
+    project: &str,
+    model: &str,
+    input: &str,
+) -> (StatusCode, Value) {
+    h.send(
+        Method::POST,
+        &format!("{}/openai/v1/responses", h.emu.project_endpoint(project)),
+        Some(json!({"model": model, "input": input})),
+    )
+    .await
+}
+
+fn project_id(account: &str, project: &str) -> foundry_gateway_emulator::ProjectId {
+    foundry_gateway_emulator::ProjectId {
+        subscription: SUB.into(),
+        resource_group: "rg-local".into(),
+        account: account.into(),
+        project: project.into(),
+    }
+}
+
+fn arm_url(
+    h: &Harness,
+    parent: &foundry_gateway_emulator::ProjectId,
+    account_scope: bool,
+    name: &str,
+) -> String {
+    let parent_id = if account_scope {
+        parent.account_arm_id()
+    } else {
+        parent.arm_id()
+    };
+    format!(
+        "{}{parent_id}/connections/{name}?api-version=2026-09-01",
+        h.emu.base_url
+    )
+}
+
+#[tokio::test]
+async fn a_response_for_a_model_without_an_agent_calls_that_connections_gateway() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let body = gateway_connection(
+        "ModelGateway",
+        &format!("{}/llm", gw.base),
+        json!({"authType": "ApiKey", "credentials": {"key": "gw-key-7"}}),
+        json!({"deploymentInPath": "false", "inferenceAPIVersion": "2024-10-21", "models": MODELS,
+               "customHeaders": "{\"X-Client-App\":\"foundry-agents\"}"}),
+    );
+    assert_eq!(h.put_connection("my-gw", body).await.0, StatusCode::OK);
+    let (s, v) = model_response(&h, PROJECT, "my-gw/gpt-4o", "Hi").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["model"], "my-gw/gpt-4o");
+    assert_eq!(v["agent_reference"], Value::Null);
+    assert_eq!(v["output"][0]["content"][0]["text"], "echo: Hi");
+    let calls = gw.chat_calls();
+    assert_eq!(calls.len(), 1);
+    let c = &calls[0];
+    // The same request an agent's model gets, without instructions: the connection's URL,
+    // api-version, auth and custom headers, and the smallest body.
+    assert_eq!(c.uri.path(), "/llm/chat/completions");
+    assert_eq!(c.uri.query(), Some("api-version=2024-10-21"));
+    assert_eq!(c.headers["api-key"], "gw-key-7");
+    assert_eq!(c.headers["x-client-app"], "foundry-agents");
+    assert_eq!(
+        c.body,
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]})
+    );
+}
+
+/// A TCP listener that accepts and never answers (not even the TLS handshake).
+async fn silent_listener() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+async fn closed_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+#[tokio::test]
+async fn model_responses_tell_apart_every_way_a_gateway_can_fail() {
+    let h = start_with(|c| c.gateway_timeout = std::time::Duration::from_millis(800)).await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let untrusted = FakeGateway::start(&TestPki::new()).await;
+    let silent = silent_listener().await;
+    let apikey = json!({"authType": "ApiKey", "credentials": {"key": "k-fail"}});
+    for (name, target) in [
+        ("my-gw", gw.base.clone()),
+        ("tls-gw", untrusted.base.clone()),
+        ("slow-gw", format!("https://{silent}")),
+        (
+            "dead-gw",
+            format!("https://127.0.0.1:{}", closed_port().await),
+        ),
+    ] {
+        let body = gateway_connection(
+            "ModelGateway",
+            &target,
+            apikey.clone(),
+            json!({"models": MODELS}),
+        );
+        assert_eq!(h.put_connection(name, body).await.0, StatusCode::OK);
+    }
+    // An OAuth2 connection whose token endpoint refuses the client.
+    let tokens = TokenServer::start(&[("other-client", "other-secret", "")]).await;
+    let oauth = json!({"properties": {"category": "ModelGateway", "target": gw.base, "authType": "OAuth2",
+        "credentials": {"clientId": "gw-client", "clientSecret": "wrong-secret"},
+        "tokenUrl": tokens.token_url(), "scopes": ["api://gw/.default"],
+        "metadata": {"models": MODELS}}});
+    assert_eq!(h.put_connection("oauth-gw", oauth).await.0, StatusCode::OK);
+
+    let unknown_model = json!({"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}});
+    // (model, the gateway's next chat answer, status, error code)
+    type Case<'a> = (&'a str, Option<(StatusCode, Value)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "nope/gpt-4o",
+            None,
+            StatusCode::NOT_FOUND,
+            "connection_not_found",
+        ),
+        (
+            "my-gw/gpt-5",
+            None,
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+        ),
+        (
+            "my-gw/gpt-4o",
+            Some((
+                StatusCode::NOT_FOUND,
+                json!({"error": {"message": "Resource not found"}}),
+            )),
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+        ),
+        (
+            "my-gw/gpt-4o",
+            Some((StatusCode::BAD_REQUEST, unknown_model)),
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+        ),
+        (
+            "my-gw/gpt-4o",
+            Some((
+                StatusCode::UNAUTHORIZED,
+                json!({"error": {"message": "bad key"}}),
+            )),
+            StatusCode::BAD_GATEWAY,
+            "gateway_unauthorized",
+        ),
+        (
+            "my-gw/gpt-4o",
+            Some((
+                StatusCode::FORBIDDEN,
+                json!({"statusCode": 403, "message": "xms_mirid mismatch"}),
+            )),
+            StatusCode::BAD_GATEWAY,
+            "gateway_unauthorized",
+        ),
+        (
+            "oauth-gw/gpt-4o",
+            None,
+            StatusCode::BAD_GATEWAY,
+            "gateway_unauthorized",
+        ),
+        (
+            "dead-gw/gpt-4o",
+            None,
+            StatusCode::BAD_GATEWAY,
+            "gateway_unreachable",
+        ),
+        (
+            "tls-gw/gpt-4o",
+            None,
+            StatusCode::BAD_GATEWAY,
+            "gateway_tls_error",
+        ),
+        (
+            "slow-gw/gpt-4o",
+            None,
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_timeout",
+        ),
+        (
+            "my-gw/gpt-4o",
+            Some((
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": {"message": "slow down"}}),
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+            "gateway_rate_limited",
+        ),
+        (
+            "my-gw/gpt-4o",
+            Some((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": {"message": "boom"}}),
+            )),
+            StatusCode::BAD_GATEWAY,
+            "gateway_bad_response",
+        ),
+        (
+            "my-gw/gpt-4o",
+            Some((
+                StatusCode::OK,
+                json!({"id": "x", "object": "chat.completion"}),
+            )),
+            StatusCode::BAD_GATEWAY,
+            "gateway_bad_response",
+        ),
+        ("my-gw/gpt-4o", None, StatusCode::OK, ""),
+    ];
+    for (model, reply, status, code) in cases {
+        if let Some((s, body)) = reply {
+            gw.reply_next(s, body);
+        }
+        let (s, v) = model_response(&h, PROJECT, model, "Hi").await;
+        assert_eq!(s, status, "{model} {code}: {v}");
+        if !code.is_empty() {
+            assert_eq!(v["error"]["code"], code, "{model}: {v}");
+            assert!(
+                !v.to_string().contains("k-fail") && !v.to_string().contains("wrong-secret"),
+                "{v}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_account_connection_serves_every_project_of_the_account_and_a_project_connection_of_the_same_name_wins()
+ {
+    let p1 = project_id("acct-a", "p1");
+    let p2 = project_id("acct-a", "p2");
+    let p3 = project_id("acct-b", "p3");
+    let projects = vec![p1.clone(), p2.clone(), p3.clone()];
+    let h = start_with(move |c| c.projects = projects).await;
+    let shared = FakeGateway::start(&h.pki).await;
+    let own = FakeGateway::start(&h.pki).await;
+    let conn = |gw: &FakeGateway| {
+        gateway_connection(
+            "ModelGateway",
+            &gw.base,
+            json!({"authType": "ApiKey", "credentials": {"key": "k-shared"}}),
+            json!({"models": MODELS}),
+        )
+    };
+    let (s, v) = h
+        .send(
+            Method::PUT,
+            &arm_url(&h, &p1, true, "shared-gw"),
+            Some(conn(&shared)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = h
+        .send(
+            Method::PUT,
+            &arm_url(&h, &p2, false, "shared-gw"),
+            Some(conn(&own)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // p1 has no connection of its own: the account's is used, for a model and for an agent.
+    let (s, v) = model_response(&h, "p1", "shared-gw/gpt-4o", "from p1").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = h
+        .send(
+            Method::POST,
+            &format!(
+                "{}/agents/a1/versions?api-version=v1",
+                h.emu.project_endpoint("p1")
+            ),
+            Some(json!({"definition": {"kind": "prompt", "model": "shared-gw/gpt-4o"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = h
+        .send(
+            Method::POST,
+            &format!("{}/openai/v1/responses", h.emu.project_endpoint("p1")),
+            Some(json!({"input": "agent in p1", "agent_reference": {"type": "agent_reference", "name": "a1"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // p2's own connection of the same name wins over the account's.
+    let (s, v) = model_response(&h, "p2", "shared-gw/gpt-4o", "from p2").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // p3 is in another account.
+    let (s, v) = model_response(&h, "p3", "shared-gw/gpt-4o", "from p3").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"]["code"], "connection_not_found");
+
+    let inputs = |gw: &FakeGateway| -> Vec<String> {
+        gw.chat_calls()
+            .iter()
+            .map(|c| {
+                c.body["messages"].as_array().unwrap().last().unwrap()["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(inputs(&shared), ["from p1", "agent in p1"]);
+    assert_eq!(inputs(&own), ["from p2"]);
+    let (_, calls) = h.control(Method::GET, "/gateway-calls", None).await;
+    let projects: Vec<&str> = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["project"].as_str().unwrap())
+        .collect();
+    assert_eq!(projects, ["p1", "p1", "p2"]);
+
+    // Deleting the account connection leaves p1 without it.
+    let resp = h
+        .client
+        .delete(arm_url(&h, &p1, true, "shared-gw"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (s, v) = model_response(&h, "p1", "shared-gw/gpt-4o", "again").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"]["code"], "connection_not_found");
+}
+
+/// A client-credentials token endpoint over plain HTTP on loopback that issues HS256 JWTs
+/// carrying `xms_mirid` of the client (as Entra does for a managed identity), and records the
+/// clients it served.
+struct TokenServer {
+    base: String,
+    issued: Issued,
+}
+
+type Issued = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+/// Client id → (secret, xms_mirid).
+type Clients = std::sync::Arc<std::collections::HashMap<String, (String, String)>>;
+
+const TOKEN_KEY: &[u8] = b"emulator-test-token-key";
+
+async fn issue_token(
+    axum::extract::State((clients, issued)): axum::extract::State<(Clients, Issued)>,
+    body: String,
+) -> (StatusCode, axum::Json<Value>) {
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+    let id = form.get("client_id").cloned().unwrap_or_default();
+    let refused = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": "invalid_client"})),
+    );
+    let Some((secret, mirid)) = clients.get(&id) else {
+        return refused;
+    };
+    if form.get("client_secret") != Some(secret) {
+        return refused;
+    }
+    let scope = form.get("scope").cloned().unwrap_or_default();
+    let claims = json!({
+        "aud": scope.trim_end_matches("/.default"),
+        "appid": id,
+        "xms_mirid": mirid,
+        "exp": 4_102_444_800u64,
+    });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TOKEN_KEY),
+    )
+    .unwrap();
+    issued.lock().unwrap().push(id);
+    (
+        StatusCode::OK,
+        axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})),
+    )
+}
+
+impl TokenServer {
+    /// `clients`: (client id, secret, xms_mirid).
+    async fn start(clients: &[(&str, &str, &str)]) -> Self {
+        let clients: Clients = std::sync::Arc::new(
+            clients
+                .iter()
+                .map(|(id, secret, mirid)| {
+                    (id.to_string(), (secret.to_string(), mirid.to_string()))
+                })
+                .collect(),
+        );
+        let issued = Issued::default();
+        let app = axum::Router::new()
+            .route("/token", axum::routing::post(issue_token))
+            .with_state((clients, issued.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            base: format!("http://{addr}"),
+            issued,
+        }
+    }
+
+    fn token_url(&self) -> String {
+        format!("{}/token", self.base)
+    }
+
+    fn issued(&self) -> Vec<String> {
+        self.issued.lock().unwrap().clone()
+    }
+}
+
+/// The claims of the bearer token a gateway received, checked against the test key.
+fn bearer_claims(seen: &Seen) -> Value {
+    let header = seen.headers["authorization"].to_str().unwrap();
+    let token = header.strip_prefix("Bearer ").unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["https://cognitiveservices.azure.com"]);
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(TOKEN_KEY),
+        &validation,
+    )
+    .unwrap()
+    .claims
+}
+
+#[tokio::test]
+async fn entra_connections_reach_the_gateway_with_a_token_of_the_calling_projects_identity() {
+    let p1 = project_id("acct-a", "p1");
+    let p2 = project_id("acct-a", "p2");
+    let tokens = TokenServer::start(&[
+        ("mi-default", "s0", "/wrong"),
+        ("mi-p1", "s1", &p1.arm_id()),
+        ("mi-p2", "s2", &p2.arm_id()),
+    ])
+    .await;
+    let projects = vec![p1.clone(), p2.clone()];
+    let token_url = tokens.token_url();
+    let h = start_with(move |c| {
+        c.projects = projects;
+        let mut identity = ProjectIdentity::client_credentials(token_url, "mi-default", "s0");
+        if let ProjectIdentity::ClientCredentials {
+            project_clients, ..
+        } = &mut identity
+        {
+            project_clients.insert("p1".into(), IdentityClient::new("mi-p1", "s1"));
+            project_clients.insert("P2".into(), IdentityClient::new("mi-p2", "s2"));
+        }
+        c.project_identity = identity;
+    })
+    .await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let entra = json!({"properties": {"category": "ApiManagement", "target": format!("{}/aoai", gw.base),
+        "authType": "ProjectManagedIdentity", "audience": "https://cognitiveservices.azure.com", "credentials": {},
+        "metadata": {"deploymentInPath": "true", "models": MODELS}}});
+    // A project connection of p1, and an account connection that p2 uses.
+    let (s, v) = h
+        .send(
+            Method::PUT,
+            &arm_url(&h, &p1, false, "apim-mi"),
+            Some(entra.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = h
+        .send(
+            Method::PUT,
+            &arm_url(&h, &p1, true, "apim-shared"),
+            Some(entra),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let (s, v) = model_response(&h, "p1", "apim-mi/gpt-4o", "one").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = model_response(&h, "p2", "apim-shared/gpt-4o", "two").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = model_response(&h, "p1", "apim-shared/gpt-4o", "three").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let calls = gw.chat_calls();
+    assert_eq!(calls.len(), 3);
+    let mirids: Vec<String> = calls
+        .iter()
+        .map(|c| bearer_claims(c)["xms_mirid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(mirids, [p1.arm_id(), p2.arm_id(), p1.arm_id()]);
+    for c in &calls {
+        assert_eq!(
+            bearer_claims(c)["aud"],
+            "https://cognitiveservices.azure.com"
+        );
+        assert!(c.headers.get("api-key").is_none());
+    }
+    // One token per project identity, cached across connections.
+    assert_eq!(tokens.issued(), ["mi-p1", "mi-p2"]);
+    let (_, log) = h.control(Method::GET, "/gateway-calls", None).await;
+    let text = log.to_string();
+    assert!(!text.contains("eyJ") && !text.contains("\"s1\""), "{text}");
 }

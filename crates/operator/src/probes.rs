@@ -13,10 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use foundry_gateway_api::GatewayConnection;
-use foundry_gateway_client::probe::{ProbeOutcome, ProbeRequest, Prober};
+use foundry_gateway_api::conditions::reasons;
+use foundry_gateway_client::CreateResponseRequest;
+use foundry_gateway_client::probe::{InactiveCause, ProbeOutcome, ProbeRequest, Prober};
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{Notify, mpsc};
 use tracing::debug;
+
+use crate::connection::probe_plan;
+use crate::failure::Failure;
+use crate::project::ResolvedProject;
 
 /// How many probes may run at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +42,23 @@ pub struct ProbeStamp {
     pub credentials: String,
 }
 
+/// What a probe calls.
+#[derive(Clone, Debug)]
+pub enum ProbeKind {
+    /// The gateway, directly, the way Foundry calls it.
+    Gateway(Box<ProbeRequest>),
+    /// Foundry, for one minimal response with `model` (`<connection>/<deployment>`); Foundry
+    /// calls the gateway with its own identity.
+    Foundry {
+        /// The project whose Responses API is asked.
+        project: Arc<ResolvedProject>,
+        /// `<connection>/<deployment>`.
+        model: String,
+        /// Budget of the call.
+        timeout: Duration,
+    },
+}
+
 /// One probe to run for one GatewayConnection.
 #[derive(Clone, Debug)]
 pub struct ProbeJob {
@@ -44,7 +67,7 @@ pub struct ProbeJob {
     /// Name of the object.
     pub name: String,
     /// The probe.
-    pub request: ProbeRequest,
+    pub kind: ProbeKind,
     /// Its inputs.
     pub stamp: ProbeStamp,
 }
@@ -64,8 +87,8 @@ pub struct ProbeResult {
     pub started: Instant,
     /// How long it took.
     pub elapsed: Duration,
-    /// The verdict, or why the settings cannot be probed at all.
-    pub outcome: Result<ProbeOutcome, foundry_gateway_client::Error>,
+    /// The verdict, or why none could be had (settings that cannot be probed, Foundry failing).
+    pub outcome: Result<ProbeOutcome, Failure>,
 }
 
 /// Queues, running probes and results. Pure bookkeeping, no IO.
@@ -253,12 +276,27 @@ impl ProbeScheduler {
         let key = job.key();
         let started = Instant::now();
         debug!(namespace = %job.namespace, name = %job.name, "Probe started");
-        let outcome = self.prober.probe(&job.request).await;
+        let outcome = match &job.kind {
+            ProbeKind::Gateway(request) => self.prober.probe(request).await.map_err(|e| {
+                Failure::permanent(
+                    reasons::INVALID_SPEC,
+                    format!(
+                        "The gateway cannot be probed as configured: {}",
+                        e.message()
+                    ),
+                )
+            }),
+            ProbeKind::Foundry {
+                project,
+                model,
+                timeout,
+            } => ask_foundry(project, model, *timeout).await,
+        };
         let elapsed = started.elapsed();
         let verdict = match &outcome {
             Ok(ProbeOutcome::Active { .. }) => "Active",
             Ok(ProbeOutcome::Inactive { cause, .. }) => cause.as_str(),
-            Err(_) => "InvalidSettings",
+            Err(failure) => failure.label(),
         };
         debug!(namespace = %job.namespace, name = %job.name, verdict, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "Probe finished");
         let result = ProbeResult {
@@ -277,6 +315,27 @@ impl ProbeScheduler {
     }
 }
 
+/// One minimal response through the connection, as Foundry would serve an agent's call.
+async fn ask_foundry(
+    project: &ResolvedProject,
+    model: &str,
+    timeout: Duration,
+) -> Result<ProbeOutcome, Failure> {
+    let request = CreateResponseRequest::for_model(model, FOUNDRY_PROBE_INPUT);
+    match tokio::time::timeout(timeout, project.data.responses_create(&request)).await {
+        Ok(answer) => probe_plan::foundry_verdict(model, answer.as_ref().map(|_| ())),
+        Err(_) => Ok(ProbeOutcome::Inactive {
+            cause: InactiveCause::Timeout,
+            message: format!(
+                "Foundry did not answer a response through the gateway for model {model:?} within {timeout:?}"
+            ),
+        }),
+    }
+}
+
+/// The smallest input a Foundry probe sends.
+pub const FOUNDRY_PROBE_INPUT: &str = "Hi";
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -290,7 +349,7 @@ mod tests {
         ProbeJob {
             namespace: namespace.into(),
             name: name.into(),
-            request: ProbeRequest {
+            kind: ProbeKind::Gateway(Box::new(ProbeRequest {
                 settings: GatewaySettings {
                     target: "https://gateway.example".into(),
                     category: ConnectionCategory::ModelGateway,
@@ -299,13 +358,14 @@ mod tests {
                     deployment_api_version: None,
                     discovery: None,
                     static_models: vec!["m".into()],
+                    model_formats: BTreeMap::new(),
                     custom_headers: BTreeMap::new(),
                     auth: GatewayAuth::None,
                 },
                 mode: ProbeMode::Inference,
                 model: None,
                 timeout: Duration::from_secs(1),
-            },
+            })),
             stamp: ProbeStamp {
                 generation,
                 credentials: "c".into(),

@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use foundry_gateway_api::conditions::reasons;
+use foundry_gateway_api::connection::ConnectionScope;
 use foundry_gateway_api::project::{FoundryProjectSpec, ProjectIdentity};
 use foundry_gateway_api::{FoundryProject, FoundryProjectStatus};
-use foundry_gateway_client::connections::{ConnectionsClientOptions, ProjectResourceId};
+use foundry_gateway_client::connections::{
+    ConnectionScope as ClientConnectionScope, ConnectionsClientOptions, ProjectResourceId,
+};
 use foundry_gateway_client::project::ProjectClientOptions;
 use foundry_gateway_client::{
     BoxError, ConnectionsClient, CredentialOptions, ProjectClient, TokenCredential, Url,
@@ -32,7 +35,8 @@ use crate::status::{Conditions, Outcome};
 /// Default ARM endpoint.
 pub const DEFAULT_MANAGEMENT_ENDPOINT: &str = "https://management.azure.com";
 /// Default ARM api-version of project connections.
-pub const DEFAULT_ARM_API_VERSION: &str = "2025-12-01";
+pub const DEFAULT_ARM_API_VERSION: &str =
+    foundry_gateway_client::connections::DEFAULT_ARM_API_VERSION;
 /// Default Entra authority (Azure public cloud).
 pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 /// Audience of workload identity tokens exchanged with Entra.
@@ -47,12 +51,32 @@ pub struct ResolvedProject {
     pub arm_id: String,
     /// Data-plane endpoint.
     pub endpoint: String,
-    /// ARM connections client.
+    /// ARM connections client of the project (`accounts/{a}/projects/{p}/connections`).
     pub connections: ConnectionsClient,
+    /// ARM connections client of the project's Foundry account (`accounts/{a}/connections`).
+    pub account_connections: ConnectionsClient,
     /// Data-plane client.
     pub data: ProjectClient,
     /// The identity's credential (also used for Entra gateway probes).
     pub credential: Arc<dyn TokenCredential>,
+}
+
+impl ResolvedProject {
+    /// The connections client of a scope.
+    pub fn connections_in(&self, scope: ConnectionScope) -> &ConnectionsClient {
+        match scope {
+            ConnectionScope::Project => &self.connections,
+            ConnectionScope::Account => &self.account_connections,
+        }
+    }
+
+    /// The ARM id of connection `name` in a scope.
+    pub fn connection_id(&self, scope: ConnectionScope, name: &str) -> String {
+        match scope {
+            ConnectionScope::Project => self.resource_id.connection_id(name),
+            ConnectionScope::Account => self.resource_id.account_connection_id(name),
+        }
+    }
 }
 
 /// Resolved projects by `namespace/name`, with the fingerprint they were built from.
@@ -189,18 +213,27 @@ pub async fn resolve(
         .management_endpoint
         .clone()
         .unwrap_or_else(|| DEFAULT_MANAGEMENT_ENDPOINT.to_owned());
+    let connections_options = || ConnectionsClientOptions {
+        api_version: project
+            .spec
+            .arm_api_version
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ARM_API_VERSION.to_owned()),
+        client_options: ctx.client_options(),
+    };
     let connections = ConnectionsClient::new(
         &management,
         resource_id.clone(),
         Arc::clone(&credential),
-        Some(ConnectionsClientOptions {
-            api_version: project
-                .spec
-                .arm_api_version
-                .clone()
-                .unwrap_or_else(|| DEFAULT_ARM_API_VERSION.to_owned()),
-            client_options: ctx.client_options(),
-        }),
+        Some(connections_options()),
+    )
+    .map_err(|e| Failure::from_foundry("set up the ARM client", &e))?;
+    let account_connections = ConnectionsClient::with_scope(
+        &management,
+        resource_id.clone(),
+        ClientConnectionScope::Account,
+        Arc::clone(&credential),
+        Some(connections_options()),
     )
     .map_err(|e| Failure::from_foundry("set up the ARM client", &e))?;
     let data = ProjectClient::new(
@@ -217,6 +250,7 @@ pub async fn resolve(
         resource_id,
         endpoint,
         connections,
+        account_connections,
         data,
         credential,
     });

@@ -1,7 +1,10 @@
 //! The Foundry emulator as a process: the `foundry-emulator` binary of this workspace, over HTTPS
 //! with a certificate of the test bed's CA, checking real JWTs against the token server's key set,
-//! and getting the project managed identity's tokens from the token server.
+//! and getting the project managed identity's tokens from the token server: each project with a
+//! client of its own ([`ProjectIdentityClient::project_clients`]), so that a gateway sees which
+//! project calls (the `xms_mirid` of its token).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
@@ -101,10 +104,45 @@ pub struct EmulatorOptions {
 pub struct ProjectIdentityClient {
     /// The token endpoint.
     pub token_url: String,
+    /// The client id of projects without one of their own.
+    pub client_id: String,
+    /// The client secret of `client_id`.
+    pub client_secret: Secret,
+    /// Each project's own client, by project name (the emulator's
+    /// `--project-identity-clients-file`, written 0600 into the emulator's directory): the
+    /// emulator calls a gateway for a project with a token of that project's client, also
+    /// through an account connection.
+    pub project_clients: BTreeMap<String, IdentityClient>,
+}
+
+/// A client id and its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityClient {
     /// The client id.
     pub client_id: String,
     /// The client secret.
     pub client_secret: Secret,
+}
+
+/// File name of the per-project identity clients in the emulator's directory.
+const PROJECT_CLIENTS_FILE: &str = "project-identity-clients.json";
+
+/// `{"<project>": {"clientId", "clientSecret"}}`, the emulator's
+/// `--project-identity-clients-file`.
+fn project_clients_json(clients: &BTreeMap<String, IdentityClient>) -> String {
+    let map: serde_json::Map<String, Value> = clients
+        .iter()
+        .map(|(project, c)| {
+            (
+                project.clone(),
+                serde_json::json!({
+                    "clientId": c.client_id,
+                    "clientSecret": c.client_secret.expose(),
+                }),
+            )
+        })
+        .collect();
+    Value::Object(map).to_string()
 }
 
 impl EmulatorOptions {
@@ -207,6 +245,14 @@ impl RunningEmulator {
                 "--entra-client-secret-file".into(),
                 secret_file.into_os_string(),
             ]);
+            if !identity.project_clients.is_empty() {
+                let file = dir.join(PROJECT_CLIENTS_FILE);
+                install::write_private(&file, &project_clients_json(&identity.project_clients))?;
+                args.extend([
+                    "--project-identity-clients-file".into(),
+                    file.into_os_string(),
+                ]);
+            }
         }
         let projects = if options.projects.is_empty() {
             vec![EmulatorProject::default_project()]
@@ -370,6 +416,23 @@ fn wait_for_listen_line(part: &mut PartProcess, timeout: Duration) -> StackResul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_clients_are_written_as_the_emulator_reads_them() {
+        let clients = BTreeMap::from([(
+            "p1".to_owned(),
+            IdentityClient {
+                client_id: "mi-p1".to_owned(),
+                client_secret: Secret::new("s1"),
+            },
+        )]);
+        let v: Value = serde_json::from_str(&project_clients_json(&clients)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"p1": {"clientId": "mi-p1", "clientSecret": "s1"}})
+        );
+        assert!(!format!("{clients:?}").contains("\"s1\""));
+    }
 
     #[test]
     fn the_default_project_matches_the_emulator_default() {

@@ -11,7 +11,12 @@
 //!
 //! Every route accepts the master key as `api-key: <key>` or `Authorization: Bearer <key>`, and
 //! `Authorization: Bearer <JWT>` from the token server for one of the configured audiences
-//! (`tests/tools/litellm/foundry_gateway_auth.py`); anything else gets 401.
+//! (`tests/tools/litellm/foundry_gateway_auth.py`), carrying the claims [`JwtAuth::required_claims`]
+//! asks of its audience (the APIM guide's `xms_mirid` check); anything else gets 401.
+//!
+//! A model made with [`GatewayModel::refusing_max_tokens`] (the default [`REASONING_MODEL`])
+//! behaves like a gpt-5 or o-series deployment: a chat completion carrying `max_tokens` gets
+//! HTTP 400 [`MAX_TOKENS_REFUSAL`] (the launcher's check, after auth); without it, the mock reply.
 
 use std::ffi::OsString;
 use std::fs;
@@ -39,6 +44,17 @@ pub const GATEWAY_AUDIENCE: &str = "api://gateway";
 /// Audience of the project managed identity's tokens for Entra-authenticated APIM connections.
 pub const COGNITIVE_SERVICES_AUDIENCE: &str = "https://cognitiveservices.azure.com";
 
+/// The reasoning-style model of [`GatewayModel::defaults`]: it refuses `max_tokens`.
+pub const REASONING_MODEL: &str = "gpt-5-mini";
+
+/// The body a reasoning-style model answers (HTTP 400) to a chat completion with `max_tokens`,
+/// as gpt-5 and o-series deployments do.
+pub const MAX_TOKENS_REFUSAL: &str = r#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#;
+
+/// The claim the APIM setup guide's policy requires of Foundry's Entra tokens: the ARM id of
+/// the managed identity (the project) the token was issued to.
+pub const MIRID_CLAIM: &str = "xms_mirid";
+
 /// `tests/tools/litellm`.
 pub fn litellm_tool_dir() -> PathBuf {
     paths::repo_root()
@@ -60,6 +76,9 @@ pub struct GatewayModel {
     pub reply: String,
     /// Latency before the reply, for timeout tests.
     pub delay: Option<Duration>,
+    /// Refuse chat completions that carry `max_tokens` (HTTP 400 [`MAX_TOKENS_REFUSAL`]), as
+    /// gpt-5 and o-series deployments do.
+    pub refuses_max_tokens: bool,
 }
 
 impl GatewayModel {
@@ -71,7 +90,14 @@ impl GatewayModel {
             version: String::new(),
             reply: format!("Hello from the gateway ({name})"),
             delay: None,
+            refuses_max_tokens: false,
         }
+    }
+
+    /// The same model refusing `max_tokens` like a reasoning deployment.
+    pub fn refusing_max_tokens(mut self) -> Self {
+        self.refuses_max_tokens = true;
+        self
     }
 
     /// The same model with a version for discovery.
@@ -92,11 +118,15 @@ impl GatewayModel {
         self
     }
 
-    /// The two models of the default gateway: `gpt-4o` and `gpt-4o-mini`.
+    /// The models of the default gateway: `gpt-4o`, `gpt-4o-mini` and the reasoning-style
+    /// [`REASONING_MODEL`] (`gpt-5-mini`, refusing `max_tokens`).
     pub fn defaults() -> Vec<Self> {
         vec![
             Self::new("gpt-4o").with_version("2024-11-20"),
             Self::new("gpt-4o-mini").with_version("2024-07-18"),
+            Self::new(REASONING_MODEL)
+                .with_version("2025-08-07")
+                .refusing_max_tokens(),
         ]
     }
 }
@@ -110,7 +140,39 @@ pub struct JwtAuth {
     pub audiences: Vec<String>,
     /// Required `iss`, if any.
     pub issuer: Option<String>,
+    /// Claims a token of an audience must carry (none: any valid token of an accepted audience).
+    /// Change them on a running gateway with [`RunningGateway::set_required_claims`].
+    pub required_claims: Vec<RequiredClaim>,
 }
+
+/// A claim every JWT for `audience` must carry with one of `values`, compared exactly: the
+/// APIM setup guide's `<required-claims><claim name="xms_mirid" match="any">` of its
+/// `validate-azure-ad-token` policy. A token without it, or with another value, gets 401
+/// "Unauthorized. Valid Entra token is required.".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RequiredClaim {
+    /// The `aud` the requirement applies to.
+    pub audience: String,
+    /// The claim, e.g. [`MIRID_CLAIM`].
+    pub claim: String,
+    /// Accepted values (any one).
+    pub values: Vec<String>,
+}
+
+impl RequiredClaim {
+    /// Tokens for `audience` must carry `xms_mirid` = `mirid` (see
+    /// [`crate::token_server::managed_identity_mirid`] for the form Entra writes).
+    pub fn mirid(audience: &str, mirid: &str) -> Self {
+        Self {
+            audience: audience.to_owned(),
+            claim: MIRID_CLAIM.to_owned(),
+            values: vec![mirid.to_owned()],
+        }
+    }
+}
+
+/// File name of the required claims in the gateway's directory.
+const REQUIRED_CLAIMS_FILE: &str = "jwt-required-claims.json";
 
 /// How to start a gateway.
 #[derive(Debug, Clone)]
@@ -214,6 +276,7 @@ pub struct RunningGateway {
     port: u16,
     ca_pem: String,
     ready_timeout: Duration,
+    required_claims_file: Option<PathBuf>,
     part: PartProcess,
 }
 
@@ -265,7 +328,13 @@ impl RunningGateway {
             "--ca-file".into(),
             options.ca.pair().cert.clone().into_os_string(),
         ];
+        let mut required_claims_file = None;
         if let Some(jwt) = &options.jwt {
+            let file = dir.join(REQUIRED_CLAIMS_FILE);
+            write_required_claims(&file, &jwt.required_claims)?;
+            args.push("--jwt-required-claims-file".into());
+            args.push(file.clone().into_os_string());
+            required_claims_file = Some(file);
             args.push("--jwks-url".into());
             args.push(jwt.jwks_url.clone().into());
             for audience in &jwt.audiences {
@@ -294,6 +363,7 @@ impl RunningGateway {
             port,
             ca_pem: options.ca.cert_pem()?,
             ready_timeout: options.ready_timeout,
+            required_claims_file,
             part,
         };
         gateway.wait_ready()?;
@@ -322,6 +392,18 @@ impl RunningGateway {
     /// The target of an `ApiManagement` connection (Azure style): `https://127.0.0.1:PORT/openai`.
     pub fn azure_target(&self) -> String {
         format!("{}/openai", self.base_url)
+    }
+
+    /// Replaces the claims JWTs must carry, effective for the next request (the auth hook reads
+    /// them on every check). Fails when the gateway was started without JWT auth.
+    pub fn set_required_claims(&self, claims: &[RequiredClaim]) -> StackResult<()> {
+        let file = self
+            .required_claims_file
+            .as_ref()
+            .ok_or(StackError::NotRunning {
+                what: "JWT auth on this gateway",
+            })?;
+        write_required_claims(file, claims)
     }
 
     /// The port it listens on (the same after [`RunningGateway::restart`]).
@@ -376,6 +458,17 @@ impl RunningGateway {
     }
 }
 
+/// Writes `claims` to `file` in one step (a reader sees the old or the new list, never half).
+fn write_required_claims(file: &Path, claims: &[RequiredClaim]) -> StackResult<()> {
+    let text = serde_json::to_string(claims).map_err(|source| StackError::Parse {
+        url: file.display().to_string(),
+        source,
+    })?;
+    let partial = file.with_extension("json.partial");
+    fs::write(&partial, text).map_err(|source| StackError::write(&partial, source))?;
+    fs::rename(&partial, file).map_err(|source| StackError::write(file, source))
+}
+
 /// The LiteLLM config: one mock-response model per [`GatewayModel`], our auth hook.
 fn render_config(models: &[GatewayModel]) -> Value {
     let model_list: Vec<Value> = models
@@ -396,6 +489,7 @@ fn render_config(models: &[GatewayModel]) -> Value {
                 "model_info": {
                     "foundry_model_name": m.model,
                     "foundry_model_version": m.version,
+                    "foundry_refuses_max_tokens": m.refuses_max_tokens,
                 },
             })
         })
@@ -439,10 +533,53 @@ mod tests {
         );
         assert!(list[0]["litellm_params"].get("mock_delay").is_none());
         assert_eq!(list[0]["model_info"]["foundry_model_version"], "2024-11-20");
+        assert_eq!(list[0]["model_info"]["foundry_refuses_max_tokens"], false);
         assert_eq!(list[1]["litellm_params"]["mock_delay"], 1.5);
         assert_eq!(
             config["general_settings"]["custom_auth"],
             "foundry_gateway_auth.user_api_key_auth"
         );
+    }
+
+    #[test]
+    fn the_default_models_include_a_reasoning_model_that_refuses_max_tokens() {
+        let models = GatewayModel::defaults();
+        let reasoning: Vec<&str> = models
+            .iter()
+            .filter(|m| m.refuses_max_tokens)
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(reasoning, [REASONING_MODEL]);
+        let config = render_config(&models);
+        let entry = config["model_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["model_name"] == REASONING_MODEL)
+            .unwrap();
+        assert_eq!(entry["model_info"]["foundry_refuses_max_tokens"], true);
+        let refusal: Value = serde_json::from_str(MAX_TOKENS_REFUSAL).unwrap();
+        assert_eq!(refusal["error"]["code"], "unsupported_parameter");
+        assert_eq!(refusal["error"]["param"], "max_tokens");
+    }
+
+    #[test]
+    fn required_claims_are_written_as_the_auth_hook_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(REQUIRED_CLAIMS_FILE);
+        write_required_claims(
+            &file,
+            &[RequiredClaim::mirid(COGNITIVE_SERVICES_AUDIENCE, "/subscriptions/s/resourcegroups/rg/providers/Microsoft.CognitiveServices/accounts/a/projects/p")],
+        )
+        .unwrap();
+        let written: Value = serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(
+            written,
+            json!([{"audience": "https://cognitiveservices.azure.com", "claim": "xms_mirid",
+                    "values": ["/subscriptions/s/resourcegroups/rg/providers/Microsoft.CognitiveServices/accounts/a/projects/p"]}])
+        );
+        write_required_claims(&file, &[]).unwrap();
+        assert_eq!(fs::read_to_string(&file).unwrap(), "[]");
+        assert!(!file.with_extension("json.partial").exists());
     }
 }

@@ -10,6 +10,13 @@
 //!
 //! Attached, one watchdog ends every part of the stack when the owner process ends and then
 //! removes a temporary directory; Kubernetes has its own (helper-made) watchdog.
+//!
+//! Entra ID as the APIM setup guide configures it: every project the emulator serves has a
+//! managed identity of its own, a token-server client ([`project_identity_client_id`]; the first
+//! project's is [`PROJECT_IDENTITY_CLIENT_ID`]) whose tokens carry `xms_mirid` = that project's
+//! ARM id in Entra's form ([`Stack::project_mirid_of`]); the emulator calls a gateway for a
+//! project with that project's token, and the gateway accepts a token for
+//! `https://cognitiveservices.azure.com` only with the `xms_mirid` of a served project.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,10 +27,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::emulator::{EmulatorOptions, FoundryEmulator, ProjectIdentityClient, RunningEmulator};
+use crate::emulator::{
+    EmulatorOptions, EmulatorProject, FoundryEmulator, IdentityClient, ProjectIdentityClient,
+    RunningEmulator,
+};
 use crate::gateway::{
     COGNITIVE_SERVICES_AUDIENCE, GATEWAY_AUDIENCE, Gateway, GatewayModel, GatewayOptions, JwtAuth,
-    RunningGateway,
+    MIRID_CLAIM, RequiredClaim, RunningGateway,
 };
 use crate::http::HttpClient;
 use crate::install::write_private;
@@ -33,15 +43,31 @@ use crate::ports::free_loopback_ports;
 use crate::process::{ManagedProcess, Mode, Watchdog};
 use crate::stack_error::{StackError, StackResult};
 use crate::state::ProcessRecord;
-use crate::token_server::{DEFAULT_TENANT, RunningTokenServer, TokenServer, TokenServerOptions};
+use crate::token_server::{
+    DEFAULT_TENANT, RunningTokenServer, TokenServer, TokenServerOptions, managed_identity_mirid,
+};
 use crate::{Options, Secret, Testbed, random_hex};
 
 /// The operator's own identity at the token server (ARM and data-plane tokens).
 pub const OPERATOR_CLIENT_ID: &str = "foundry-operator";
 /// The OAuth2 client of `ModelGateway` connections (scope `api://gateway/.default`).
 pub const GATEWAY_CLIENT_ID: &str = "foundry-gateway-client";
-/// The emulator's project managed identity (Entra-authenticated APIM connections).
+/// The managed identity of the emulator's first project (Entra-authenticated APIM connections).
 pub const PROJECT_IDENTITY_CLIENT_ID: &str = "foundry-project-identity";
+
+/// The token-server client standing for the managed identity of the stack's `index`-th project
+/// (`project`): [`PROJECT_IDENTITY_CLIENT_ID`] for the first, `foundry-project-identity-<name>`
+/// for the others.
+pub fn project_identity_client_id(index: usize, project: &EmulatorProject) -> String {
+    if index == 0 {
+        PROJECT_IDENTITY_CLIENT_ID.to_owned()
+    } else {
+        format!(
+            "{PROJECT_IDENTITY_CLIENT_ID}-{}",
+            project.project.to_ascii_lowercase()
+        )
+    }
+}
 
 /// Scope of data-plane tokens.
 pub const DATA_PLANE_SCOPE: &str = "https://ai.azure.com/.default";
@@ -67,6 +93,11 @@ pub struct StackOptions {
     pub kubernetes: bool,
     /// The gateway's models.
     pub models: Vec<GatewayModel>,
+    /// The Foundry projects the emulator serves, the first one the default of the env file
+    /// (default: [`EmulatorProject::default_project`] alone). Projects of one account share its
+    /// account connections; each project has its own managed identity
+    /// ([`project_identity_client_id`]).
+    pub projects: Vec<EmulatorProject>,
     /// How long each part may take to become ready (installs not counted).
     pub ready_timeout: Duration,
 }
@@ -79,6 +110,7 @@ impl Default for StackOptions {
             mode: Mode::attached_to_this_process(),
             kubernetes: false,
             models: GatewayModel::defaults(),
+            projects: vec![EmulatorProject::default_project()],
             ready_timeout: Duration::from_secs(120),
         }
     }
@@ -196,14 +228,29 @@ impl Stack {
         fs::create_dir_all(&pki).map_err(|source| StackError::create_dir(&pki, source))?;
         let ca = Ca::create(&pki, "ca", "foundry-stack-ca")?;
         let ca_pem = ca.cert_pem()?;
-        let clients: BTreeMap<String, Secret> = [
-            OPERATOR_CLIENT_ID,
-            GATEWAY_CLIENT_ID,
-            PROJECT_IDENTITY_CLIENT_ID,
-        ]
-        .into_iter()
-        .map(|id| (id.to_owned(), Secret::new(random_hex(24))))
-        .collect();
+        let projects = if options.projects.is_empty() {
+            vec![EmulatorProject::default_project()]
+        } else {
+            options.projects.clone()
+        };
+        // (project, its identity's client id, the `xms_mirid` of that identity's tokens)
+        let identities: Vec<(String, String, String)> = projects
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    p.project.clone(),
+                    project_identity_client_id(i, p),
+                    managed_identity_mirid(&p.arm_id()),
+                )
+            })
+            .collect();
+        let clients: BTreeMap<String, Secret> = [OPERATOR_CLIENT_ID, GATEWAY_CLIENT_ID]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(identities.iter().map(|(_, id, _)| id.clone()))
+            .map(|id| (id, Secret::new(random_hex(24))))
+            .collect();
         let [token_port, gateway_port] = match free_loopback_ports(2)?[..] {
             [a, b] => [a, b],
             _ => return Err(StackError::NotRunning { what: "free ports" }),
@@ -211,8 +258,17 @@ impl Stack {
         // The token server's URL is known before it runs: the emulator and the gateway fetch its
         // key set only when the first token arrives, so all parts start at once.
         let token_base = format!("https://127.0.0.1:{token_port}");
+        let mut emulator_options = EmulatorOptions::new(
+            dir.join("emulator"),
+            ca.clone(),
+            format!("{token_base}/jwks"),
+        );
+        emulator_options.projects = projects;
         let mut token_options =
             TokenServerOptions::new(dir.join("token-server"), ca.clone(), clients.clone());
+        for (_, client_id, mirid) in &identities {
+            token_options = token_options.with_claim(client_id, MIRID_CLAIM, mirid);
+        }
         token_options.mode = options.mode;
         token_options.port = Some(token_port);
         token_options.ready_timeout = options.ready_timeout;
@@ -230,23 +286,34 @@ impl Stack {
                 COGNITIVE_SERVICES_AUDIENCE.to_owned(),
             ],
             issuer: Some(token_base.clone()),
+            // The APIM guide's policy lists the project ARM ids allowed to call.
+            required_claims: vec![RequiredClaim {
+                audience: COGNITIVE_SERVICES_AUDIENCE.to_owned(),
+                claim: MIRID_CLAIM.to_owned(),
+                values: identities.iter().map(|(_, _, m)| m.clone()).collect(),
+            }],
         });
-        let mut emulator_options = EmulatorOptions::new(
-            dir.join("emulator"),
-            ca.clone(),
-            format!("{token_base}/jwks"),
-        );
         emulator_options.mode = options.mode;
         emulator_options.issuer = Some(token_base.clone());
         emulator_options.ready_timeout = options.ready_timeout;
         emulator_options.shared_watchdog = watchdog;
+        let secret_of = |id: &str| clients.get(id).cloned().unwrap_or_else(|| Secret::new(""));
         emulator_options.project_identity = Some(ProjectIdentityClient {
             token_url: format!("{token_base}/{DEFAULT_TENANT}/oauth2/v2.0/token"),
             client_id: PROJECT_IDENTITY_CLIENT_ID.to_owned(),
-            client_secret: clients
-                .get(PROJECT_IDENTITY_CLIENT_ID)
-                .cloned()
-                .unwrap_or_else(|| Secret::new("")),
+            client_secret: secret_of(PROJECT_IDENTITY_CLIENT_ID),
+            project_clients: identities
+                .iter()
+                .map(|(project, client_id, _)| {
+                    (
+                        project.clone(),
+                        IdentityClient {
+                            client_id: client_id.clone(),
+                            client_secret: secret_of(client_id),
+                        },
+                    )
+                })
+                .collect(),
         });
         // Kubernetes's own watchdog reads its pid list from its directory: a temporary stack's
         // watchdog removes the stack's directory, so that list must live elsewhere.
@@ -347,6 +414,28 @@ impl Stack {
     /// A data-plane token (audience `https://ai.azure.com`) of the operator's client.
     pub fn data_plane_token(&self) -> StackResult<Secret> {
         self.token_server.mint(OPERATOR_CLIENT_ID, DATA_PLANE_SCOPE)
+    }
+
+    /// The `xms_mirid` of the project managed identity's tokens, which the gateway requires of
+    /// tokens for `https://cognitiveservices.azure.com`: the emulator project's ARM id as Entra
+    /// writes it (`…/resourcegroups/…`).
+    pub fn project_mirid(&self) -> String {
+        self.project_mirid_of(self.emulator.project())
+    }
+
+    /// The `xms_mirid` of `project`'s managed identity (any project of the stack).
+    pub fn project_mirid_of(&self, project: &EmulatorProject) -> String {
+        managed_identity_mirid(&project.arm_id())
+    }
+
+    /// The token-server client of `project`'s managed identity, if the stack serves it.
+    pub fn project_identity_client(&self, project: &str) -> Option<String> {
+        self.emulator
+            .projects
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.project.eq_ignore_ascii_case(project))
+            .map(|(i, p)| project_identity_client_id(i, p))
     }
 
     /// An ARM token (audience `https://management.azure.com`) of the operator's client.
@@ -499,6 +588,7 @@ impl Stack {
             ("FOUNDRY_ACCOUNT", project.account.clone()),
             ("FOUNDRY_PROJECT", project.project.clone()),
             ("FOUNDRY_PROJECT_ARM_ID", project.arm_id()),
+            ("FOUNDRY_PROJECT_MIRID", self.project_mirid()),
             ("FOUNDRY_TOKEN_SERVER_URL", ts.base_url.clone()),
             ("FOUNDRY_TOKEN_URL", ts.token_url()),
             ("FOUNDRY_AUTHORITY_HOST", ts.entra_authority_host()),
@@ -630,4 +720,27 @@ fn private_dir(dir: &Path) -> StackResult<()> {
 /// Single-quotes `value` for a POSIX shell.
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_project_has_its_own_identity_client_and_the_first_keeps_the_old_name() {
+        let first = EmulatorProject::default_project();
+        let second = EmulatorProject {
+            project: "Second-Project".to_owned(),
+            ..first.clone()
+        };
+        assert_eq!(
+            project_identity_client_id(0, &first),
+            PROJECT_IDENTITY_CLIENT_ID
+        );
+        assert_eq!(
+            project_identity_client_id(1, &second),
+            "foundry-project-identity-second-project"
+        );
+        assert_eq!(StackOptions::default().projects, vec![first]);
+    }
 }

@@ -6,6 +6,11 @@
 //! Microsoft Entra form `POST /{tenant}/oauth2/v2.0/token`; a token's `aud` is its scope without
 //! `/.default`, its `sub` and `appid` the client id. Only the clients it was started with get
 //! tokens: a wrong secret gets 401 `invalid_client`.
+//!
+//! Per-client claims ([`TokenServerOptions::claims`], [`TokenServerOptions::with_claim`]) go into
+//! every token of that client, on both token endpoints: a client standing for a Foundry
+//! project's managed identity carries `xms_mirid` (see [`managed_identity_mirid`]), as Entra
+//! puts it into managed-identity tokens and as the APIM setup guide's policy checks it.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -33,6 +38,21 @@ pub const OAUTH2_MOCK_SERVER_VERSION: &str = "9.3.0";
 /// The tenant used in Entra-form URLs when a caller has none of its own.
 pub const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-00000000feed";
 
+/// The `xms_mirid` Entra writes into a managed identity's tokens for the resource with ARM id
+/// `arm_id`: the id with its `resourceGroups` segment in lower case
+/// (`/subscriptions/{s}/resourcegroups/{rg}/providers/…`), the form the APIM setup guide's
+/// policy value uses. The resource group name keeps its case.
+pub fn managed_identity_mirid(arm_id: &str) -> String {
+    let mut segments: Vec<String> = arm_id.split('/').map(str::to_owned).collect();
+    if let Some(segment) = segments
+        .iter_mut()
+        .find(|s| s.eq_ignore_ascii_case("resourcegroups"))
+    {
+        "resourcegroups".clone_into(segment);
+    }
+    segments.join("/")
+}
+
 /// `tests/tools/token-server`.
 pub fn token_server_tool_dir() -> PathBuf {
     paths::repo_root()
@@ -52,6 +72,9 @@ pub struct TokenServerOptions {
     pub mode: Mode,
     /// The only clients that get tokens: client id → secret.
     pub clients: BTreeMap<String, Secret>,
+    /// Extra claims of every token issued to a client: client id → claim → value, added after
+    /// (and so over) the standard ones. E.g. `xms_mirid` for a project's managed identity.
+    pub claims: BTreeMap<String, BTreeMap<String, String>>,
     /// The port; `None` picks a free one.
     pub port: Option<u16>,
     /// Lifetime of the tokens it issues.
@@ -70,11 +93,21 @@ impl TokenServerOptions {
             ca,
             mode: Mode::attached_to_this_process(),
             clients,
+            claims: BTreeMap::new(),
             port: None,
             token_lifetime: Duration::from_secs(3600),
             ready_timeout: Duration::from_secs(30),
             shared_watchdog: None,
         }
+    }
+
+    /// Every token of `client_id` also carries `claim` = `value`.
+    pub fn with_claim(mut self, client_id: &str, claim: &str, value: &str) -> Self {
+        self.claims
+            .entry(client_id.to_owned())
+            .or_default()
+            .insert(claim.to_owned(), value.to_owned());
+        self
     }
 }
 
@@ -135,6 +168,7 @@ pub struct RunningTokenServer {
     /// `https://127.0.0.1:PORT`; also the issuer (`iss`) of its tokens.
     pub base_url: String,
     clients: BTreeMap<String, Secret>,
+    claims: BTreeMap<String, BTreeMap<String, String>>,
     http: HttpClient,
     part: PartProcess,
 }
@@ -163,6 +197,7 @@ impl RunningTokenServer {
             &config,
             &json!({
                 "clients": clients,
+                "claims": options.claims,
                 "tokenLifetimeSeconds": options.token_lifetime.as_secs().max(60),
             })
             .to_string(),
@@ -217,6 +252,7 @@ impl RunningTokenServer {
         Ok(Self {
             base_url,
             clients: options.clients,
+            claims: options.claims,
             http: HttpClient::new(&ca_pem)?,
             part,
         })
@@ -251,6 +287,11 @@ impl RunningTokenServer {
     /// The clients it accepts.
     pub fn clients(&self) -> &BTreeMap<String, Secret> {
         &self.clients
+    }
+
+    /// The extra claims of `client_id`'s tokens (empty when it has none).
+    pub fn claims_of(&self, client_id: &str) -> BTreeMap<String, String> {
+        self.claims.get(client_id).cloned().unwrap_or_default()
     }
 
     /// A token for `client_id` (with its registered secret) and `scope`, e.g.
@@ -337,6 +378,30 @@ mod tests {
             lock["packages"]["node_modules/oauth2-mock-server"]["version"],
             OAUTH2_MOCK_SERVER_VERSION
         );
+    }
+
+    #[test]
+    fn the_mirid_of_a_project_is_its_arm_id_as_entra_writes_it() {
+        assert_eq!(
+            managed_identity_mirid(
+                "/subscriptions/0000/resourceGroups/RG-Local/providers/Microsoft.CognitiveServices/accounts/acct/projects/proj"
+            ),
+            "/subscriptions/0000/resourcegroups/RG-Local/providers/Microsoft.CognitiveServices/accounts/acct/projects/proj"
+        );
+        let already = "/subscriptions/0000/resourcegroups/rg/providers/X/y/z";
+        assert_eq!(managed_identity_mirid(already), already);
+    }
+
+    #[test]
+    fn claims_accumulate_per_client() {
+        let ca_dir = tempfile::tempdir().unwrap();
+        let ca = Ca::create(ca_dir.path(), "ca", "claims-test-ca").unwrap();
+        let options = TokenServerOptions::new(ca_dir.path(), ca, BTreeMap::new())
+            .with_claim("project", "xms_mirid", "/subscriptions/s/resourcegroups/rg")
+            .with_claim("project", "xms_az_rid", "r")
+            .with_claim("other", "xms_mirid", "/x");
+        assert_eq!(options.claims["project"].len(), 2);
+        assert_eq!(options.claims["other"]["xms_mirid"], "/x");
     }
 
     #[test]

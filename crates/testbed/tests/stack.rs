@@ -1,7 +1,8 @@
 //! The stack's parts, started for real and called the way Foundry, the operator and the SDK call
-//! them: LiteLLM's auth modes and discovery routes, the token server's client checks, the
-//! emulator's JWT checks, and the official SDK flow through the emulator to LiteLLM behind both
-//! connection categories.
+//! them: LiteLLM's auth modes and discovery routes, its reasoning-style model that refuses
+//! `max_tokens` (and the operator's probe, which sends none), the `xms_mirid` check of Entra
+//! tokens, the token server's client checks and per-client claims, the emulator's JWT checks, and
+//! the official SDK flow through the emulator to LiteLLM behind both connection categories.
 //!
 //! One stack serves the whole test binary (started on first use, attached to this process);
 //! tests that stop a part start their own.
@@ -11,13 +12,19 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use foundry_gateway_testbed::Secret;
-use foundry_gateway_testbed::gateway::{Gateway, GatewayOptions};
+use foundry_gateway_testbed::gateway::{
+    COGNITIVE_SERVICES_AUDIENCE, Gateway, GatewayModel, GatewayOptions, JwtAuth,
+    MAX_TOKENS_REFUSAL, MIRID_CLAIM, REASONING_MODEL, RequiredClaim,
+};
 use foundry_gateway_testbed::http::{HttpClient, Reply};
 use foundry_gateway_testbed::pki::Ca;
 use foundry_gateway_testbed::python::{ReferenceForm, SdkFlow, sdk_python};
 use foundry_gateway_testbed::stack::{
-    ARM_SCOPE, DATA_PLANE_SCOPE, GATEWAY_CLIENT_ID, GATEWAY_SCOPE, OPERATOR_CLIENT_ID, Stack,
-    StackOptions,
+    ARM_SCOPE, DATA_PLANE_SCOPE, GATEWAY_CLIENT_ID, GATEWAY_SCOPE, OPERATOR_CLIENT_ID,
+    PROJECT_IDENTITY_CLIENT_ID, Stack, StackOptions,
+};
+use foundry_gateway_testbed::token_server::{
+    TokenServer, TokenServerOptions, managed_identity_mirid,
 };
 use serde_json::{Value, json};
 
@@ -78,7 +85,7 @@ fn litellm_answers_with_the_mock_reply_for_every_accepted_credential() {
         ("bearer master key", ("Authorization", bearer_key.as_str())),
         ("bearer JWT", ("Authorization", bearer_jwt.as_str())),
     ] {
-        for model in ["gpt-4o", "gpt-4o-mini"] {
+        for model in ["gpt-4o", "gpt-4o-mini", REASONING_MODEL] {
             let reply = http().post_json(&url, &[header], &chat(model)).unwrap();
             assert_eq!(reply.status, 200, "{mode}, {model}: {}", reply.text);
             assert_eq!(
@@ -132,10 +139,14 @@ fn litellm_refuses_a_wrong_key_a_missing_key_and_a_token_for_another_audience() 
 }
 
 #[test]
-fn discovery_lists_both_models_in_the_openai_and_the_apim_formats() {
+fn discovery_lists_every_model_in_the_openai_and_the_apim_formats() {
     let gateway = &stack().gateway;
     let auth = [("api-key", gateway.master_key.expose())];
-    let expected = vec!["gpt-4o".to_owned(), "gpt-4o-mini".to_owned()];
+    let expected = vec![
+        "gpt-4o".to_owned(),
+        "gpt-4o-mini".to_owned(),
+        REASONING_MODEL.to_owned(),
+    ];
 
     let models = http()
         .get(&format!("{}/models", gateway.openai_target()), &auth)
@@ -616,4 +627,408 @@ fn the_sdk_flow_reaches_litellm_behind_an_apim_connection_with_the_project_manag
                 .is_some_and(|u| u.ends_with("/oauth2/v2.0/token"))),
         "the managed identity's token came from the Entra-form endpoint: {calls:?}"
     );
+}
+
+/// Runs `tests/sdk/surface.py` (the data plane beyond the documented flow, through the official
+/// SDK) and returns whether it passed, with its output.
+fn run_surface_script(args: &[&str], connection_key: &str) -> (bool, String) {
+    use std::process::{Command, Stdio};
+    let stack = stack();
+    let token = stack
+        .token_server
+        .mint(OPERATOR_CLIENT_ID, DATA_PLANE_SCOPE)
+        .unwrap();
+    let script = foundry_gateway_testbed::python::sdk_dir().join("surface.py");
+    let output = Command::new(sdk_python().unwrap())
+        .arg(script)
+        .args(["--endpoint", &stack.emulator.project_endpoint])
+        .args(args)
+        .env("FOUNDRY_TOKEN", token.expose())
+        .env("FOUNDRY_CONNECTION_KEY", connection_key)
+        .env("SSL_CERT_FILE", stack.ca_file())
+        .env("REQUESTS_CA_BUNDLE", stack.ca_file())
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+    .replace(token.expose(), "<token>")
+    .replace(connection_key, "<key>");
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_sdk_reads_connections_deployments_agents_and_responses_beyond_the_flow() {
+    let stack = stack();
+    let models = json!([
+        {"name": "gpt-4o", "properties": {"model": {"name": "gpt-4o", "version": "2024-11-20", "format": "OpenAI"}}},
+    ]);
+    put_connection(
+        "litellm-surface",
+        json!({
+            "category": "ModelGateway",
+            "target": stack.gateway.openai_target(),
+            "authType": "ApiKey",
+            "credentials": {"key": stack.gateway.master_key.expose()},
+            "isSharedToAll": false,
+            "metadata": {"deploymentInPath": "false", "models": models.to_string()},
+        }),
+    );
+    // A gateway that accepts TCP connections and never answers: a background response on it
+    // stays running until it is cancelled.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    put_connection(
+        "hanging-gw",
+        json!({
+            "category": "ModelGateway",
+            "target": format!("https://127.0.0.1:{}", hanging.local_addr().unwrap().port()),
+            "authType": "ApiKey",
+            "credentials": {"key": "never-used-key"},
+            "isSharedToAll": false,
+            "metadata": {"deploymentInPath": "false", "models": models.to_string()},
+        }),
+    );
+    let (passed, output) = run_surface_script(
+        &[
+            "--connection",
+            "litellm-surface",
+            "--model",
+            "gpt-4o",
+            "--expect",
+            "Hello from the gateway (gpt-4o)",
+            "--hanging-connection",
+            "hanging-gw",
+        ],
+        stack.gateway.master_key.expose(),
+    );
+    eprintln!("{output}");
+    assert!(passed, "surface.py failed:\n{output}");
+    assert!(!output.contains("FAILED"), "{output}");
+    drop(hanging);
+
+    let calls = stack.emulator.gateway_calls("").unwrap();
+    let calls = calls.as_array().cloned().unwrap_or_default();
+    assert!(
+        calls.iter().any(|c| c["connection"] == "litellm-surface"
+            && c["kind"] == "inference"
+            && c["status"] == 200
+            && c["requestBody"]["stream"] == true),
+        "a streamed response asked LiteLLM for a streaming chat completion: {calls:?}"
+    );
+}
+
+/// A chat completion asking for at most `max_tokens` tokens.
+fn chat_with_max_tokens(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 1})
+}
+
+#[test]
+fn the_reasoning_model_refuses_max_tokens_with_the_error_of_gpt5_deployments() {
+    let gateway = &stack().gateway;
+    let key = [("api-key", gateway.master_key.expose())];
+    let openai = format!("{}/chat/completions", gateway.openai_target());
+    let azure = format!(
+        "{}/deployments/{REASONING_MODEL}/chat/completions?api-version={INFERENCE_API_VERSION}",
+        gateway.azure_target()
+    );
+    let expected: Value = serde_json::from_str(MAX_TOKENS_REFUSAL).unwrap();
+
+    let refused = http()
+        .post_json(&openai, &key, &chat_with_max_tokens(REASONING_MODEL))
+        .unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.text, MAX_TOKENS_REFUSAL);
+    let mut in_path = chat_with_max_tokens(REASONING_MODEL);
+    in_path.as_object_mut().unwrap().remove("model");
+    let refused = http().post_json(&azure, &key, &in_path).unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.json(), expected);
+
+    // Without a token limit it answers; other models take max_tokens.
+    let reply = http()
+        .post_json(&openai, &key, &chat(REASONING_MODEL))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply_text(&reply),
+        format!("Hello from the gateway ({REASONING_MODEL})")
+    );
+    let reply = http()
+        .post_json(
+            &azure,
+            &key,
+            &json!({"messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 5}),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = http()
+        .post_json(&openai, &key, &chat_with_max_tokens("gpt-4o"))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    // Credentials are checked first, as the service does.
+    let reply = http()
+        .post_json(
+            &openai,
+            &[("api-key", "sk-wrong")],
+            &chat_with_max_tokens(REASONING_MODEL),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 401, "{}", reply.text);
+}
+
+/// The operator's probe against the stack's LiteLLM: the reasoning model is Active in both
+/// connection forms, because the probe sends what Foundry's validation scripts send (no
+/// `max_tokens`).
+#[test]
+fn the_probe_finds_the_reasoning_model_active_behind_both_connection_categories() {
+    use foundry_gateway_client::probe::{
+        GatewayAuth, GatewaySettings, ProbeMode, ProbeOutcome, ProbeRequest, Prober,
+    };
+    use foundry_gateway_client::{ConnectionCategory, SecretString, Transport, TransportOptions};
+
+    let stack = stack();
+    let gateway = &stack.gateway;
+    let transport = Transport::new(TransportOptions {
+        extra_root_ca_pem: Some(stack.ca_pem().as_bytes().to_vec()),
+        ..TransportOptions::default()
+    })
+    .unwrap();
+    let prober = Prober::new(transport);
+    let key = || GatewayAuth::ApiKey {
+        key: SecretString::new(gateway.master_key.expose()),
+        auth_config: None,
+    };
+    let settings =
+        |category, target: String, in_path: bool, api_version: Option<&str>| GatewaySettings {
+            target,
+            category,
+            deployment_in_path: in_path,
+            inference_api_version: api_version.map(str::to_owned),
+            deployment_api_version: None,
+            discovery: None,
+            static_models: vec![REASONING_MODEL.to_owned()],
+            model_formats: Default::default(),
+            custom_headers: Default::default(),
+            auth: key(),
+        };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for s in [
+        settings(
+            ConnectionCategory::ModelGateway,
+            gateway.openai_target(),
+            false,
+            Some(""),
+        ),
+        settings(
+            ConnectionCategory::ApiManagement,
+            gateway.azure_target(),
+            true,
+            Some(INFERENCE_API_VERSION),
+        ),
+    ] {
+        let what = format!("{} at {}", s.category, s.target);
+        let outcome = runtime
+            .block_on(prober.probe(&ProbeRequest {
+                settings: s,
+                mode: ProbeMode::Inference,
+                model: Some(REASONING_MODEL.to_owned()),
+                timeout: Duration::from_secs(20),
+            }))
+            .unwrap();
+        match outcome {
+            ProbeOutcome::Active { models, .. } => assert_eq!(models, [REASONING_MODEL], "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+/// The stack's gateway checks Entra tokens as the APIM setup guide's policy does: a token for
+/// `https://cognitiveservices.azure.com` needs `xms_mirid` = the project's ARM id, which the
+/// token server puts into the project identity's tokens.
+#[test]
+fn the_stack_gateway_takes_a_cognitive_services_token_only_from_the_project_identity() {
+    let stack = stack();
+    let ts = &stack.token_server;
+    let scope = format!("{COGNITIVE_SERVICES_AUDIENCE}/.default");
+    let url = format!(
+        "{}/deployments/gpt-4o/chat/completions?api-version={INFERENCE_API_VERSION}",
+        stack.gateway.azure_target()
+    );
+    let body = json!({"messages": [{"role": "user", "content": "Hello!"}]});
+    let bearer = |token: &Secret| format!("Bearer {}", token.expose());
+
+    let project = ts.mint(PROJECT_IDENTITY_CLIENT_ID, &scope).unwrap();
+    let claims = jwt_claims(project.expose());
+    assert_eq!(claims[MIRID_CLAIM], stack.project_mirid());
+    assert_eq!(
+        stack.project_mirid(),
+        managed_identity_mirid(&stack.emulator.project().arm_id())
+    );
+    assert!(stack.project_mirid().contains("/resourcegroups/"));
+    let reply = http()
+        .post_json(&url, &[("Authorization", &bearer(&project))], &body)
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    // The operator's own identity has no xms_mirid: refused, as APIM refuses it.
+    let operator = ts.mint(OPERATOR_CLIENT_ID, &scope).unwrap();
+    assert!(jwt_claims(operator.expose()).get(MIRID_CLAIM).is_none());
+    let reply = http()
+        .post_json(&url, &[("Authorization", &bearer(&operator))], &body)
+        .unwrap();
+    assert_eq!(reply.status, 401, "{}", reply.text);
+    assert!(
+        reply.text.contains("Valid Entra token is required"),
+        "{}",
+        reply.text
+    );
+}
+
+/// `xms_mirid` on a gateway of its own: tokens with the right claim, a wrong one (another
+/// project, and the same id with `resourceGroups` in another case: APIM compares exactly) and
+/// none; then the requirement changed while the gateway runs.
+#[test]
+fn a_gateway_requiring_xms_mirid_takes_the_right_claim_only_and_can_change_its_mind() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::create(dir.path(), "ca", "mirid-test-ca").unwrap();
+    let project = "/subscriptions/0000/resourceGroups/rg-mirid/providers/Microsoft.CognitiveServices/accounts/acct/projects/p1";
+    let right = managed_identity_mirid(project);
+    let other = managed_identity_mirid(&project.replace("/p1", "/p2"));
+    let clients: std::collections::BTreeMap<String, Secret> =
+        ["right", "other-project", "arm-case", "none"]
+            .into_iter()
+            .map(|c| (c.to_owned(), Secret::new(format!("secret-{c}"))))
+            .collect();
+    let mut ts = TokenServer::start(
+        TokenServerOptions::new(dir.path().join("token-server"), ca.clone(), clients)
+            .with_claim("right", MIRID_CLAIM, &right)
+            .with_claim("other-project", MIRID_CLAIM, &other)
+            .with_claim("arm-case", MIRID_CLAIM, project),
+    )
+    .unwrap();
+    let mut options = GatewayOptions::new(dir.path().join("gateway"), ca.clone());
+    options.models = vec![GatewayModel::new("gpt-4o")];
+    options.jwt = Some(JwtAuth {
+        jwks_url: ts.jwks_url(),
+        audiences: vec![COGNITIVE_SERVICES_AUDIENCE.to_owned()],
+        issuer: Some(ts.issuer().to_owned()),
+        required_claims: vec![RequiredClaim::mirid(COGNITIVE_SERVICES_AUDIENCE, &right)],
+    });
+    let gateway = Gateway::start(options).unwrap();
+    let client = HttpClient::new(&ca.cert_pem().unwrap()).unwrap();
+    let url = format!(
+        "{}/deployments/gpt-4o/chat/completions?api-version={INFERENCE_API_VERSION}",
+        gateway.azure_target()
+    );
+    let scope = format!("{COGNITIVE_SERVICES_AUDIENCE}/.default");
+    let token = |c: &str| ts.mint(c, &scope).unwrap();
+    let (right_token, other_token, case_token, none_token) = (
+        token("right"),
+        token("other-project"),
+        token("arm-case"),
+        token("none"),
+    );
+    assert_eq!(ts.claims_of("right")[MIRID_CLAIM], right);
+    assert_eq!(jwt_claims(right_token.expose())[MIRID_CLAIM], right);
+    assert!(jwt_claims(none_token.expose()).get(MIRID_CLAIM).is_none());
+    let status = |t: &Secret| {
+        let reply = client
+            .post_json(
+                &url,
+                &[("Authorization", &format!("Bearer {}", t.expose()))],
+                &json!({"messages": [{"role": "user", "content": "Hello!"}]}),
+            )
+            .unwrap();
+        if reply.status == 401 {
+            assert!(
+                reply.json()["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Unauthorized. Valid Entra token is required."),
+                "{}",
+                reply.text
+            );
+        }
+        reply.status
+    };
+    assert_eq!(status(&right_token), 200, "the right claim");
+    assert_eq!(status(&other_token), 401, "another project's claim");
+    assert_eq!(status(&case_token), 401, "the ARM id in another case");
+    assert_eq!(status(&none_token), 401, "no claim");
+
+    gateway
+        .set_required_claims(&[RequiredClaim::mirid(COGNITIVE_SERVICES_AUDIENCE, &other)])
+        .unwrap();
+    assert_eq!(status(&other_token), 200, "the new value");
+    assert_eq!(status(&right_token), 401, "the old value");
+    gateway.set_required_claims(&[]).unwrap();
+    assert_eq!(status(&none_token), 200, "nothing required any more");
+    gateway.shutdown().unwrap();
+    ts.stop().unwrap();
+}
+
+#[test]
+fn the_sdk_flow_streams_a_reply_into_the_conversation_through_a_model_gateway_with_an_api_key() {
+    let stack = stack();
+    put_connection(
+        "litellm-streams",
+        json!({
+            "category": "ModelGateway",
+            "target": stack.gateway.openai_target(),
+            "authType": "ApiKey",
+            "credentials": {"key": stack.gateway.master_key.expose()},
+            "isSharedToAll": false,
+            "metadata": {
+                "deploymentInPath": "false",
+                "models": json!([{"name": "gpt-4o-mini", "properties": {"model": {"name": "gpt-4o-mini", "format": "OpenAI"}}}]).to_string(),
+            },
+        }),
+    );
+    let token = stack
+        .token_server
+        .mint(OPERATOR_CLIENT_ID, DATA_PLANE_SCOPE)
+        .unwrap();
+    let outcome = SdkFlow {
+        endpoint: stack.emulator.project_endpoint.clone(),
+        token,
+        connection: "litellm-streams".to_owned(),
+        model: "gpt-4o-mini".to_owned(),
+        agent_name: "sdk-stream-agent".to_owned(),
+        expect: Some("Hello from the gateway (gpt-4o-mini)".to_owned()),
+        reference_form: ReferenceForm::AgentReference,
+        ca_file: stack.ca_file().to_path_buf(),
+    }
+    .run()
+    .unwrap();
+    assert!(outcome.passed, "{}", outcome.output);
+    assert!(
+        outcome
+            .output
+            .contains("STREAMED REPLY: Hello from the gateway (gpt-4o-mini)"),
+        "the flow streamed the reply:\n{}",
+        outcome.output
+    );
+    let calls = stack.emulator.gateway_calls("").unwrap();
+    let streamed = calls
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| {
+            c["connection"] == "litellm-streams"
+                && c["kind"] == "inference"
+                && c["requestBody"]["stream"] == true
+        })
+        .count();
+    assert_eq!(streamed, 1, "one streaming chat completion went to LiteLLM");
 }

@@ -344,6 +344,7 @@ fn ensure_stack(dir: &Path, models: &[GatewayModel], timeout: Duration) -> anyho
         kubernetes: true,
         models: models.to_vec(),
         ready_timeout: timeout,
+        ..StackOptions::default()
     })
     .context("failed to start the stack")?;
     Ok(())

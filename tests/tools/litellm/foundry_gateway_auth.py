@@ -9,11 +9,21 @@ this open-source hook (`general_settings.custom_auth`) decides alone:
 - the master key (env `LITELLM_MASTER_KEY`) in `api-key` or as a bearer token is accepted;
 - a bearer JWT is accepted when its RS256 signature verifies against the token server's JWKS
   (env `FOUNDRY_GATEWAY_JWKS_URL`, fetched over HTTPS trusting `FOUNDRY_GATEWAY_CA_FILE`), its
-  `aud` is one of `FOUNDRY_GATEWAY_JWT_AUDIENCES` (comma-separated) and, when
-  `FOUNDRY_GATEWAY_JWT_ISSUER` is set, its `iss` matches;
+  `aud` is one of `FOUNDRY_GATEWAY_JWT_AUDIENCES` (comma-separated), when
+  `FOUNDRY_GATEWAY_JWT_ISSUER` is set its `iss` matches, and it carries every claim required for
+  its audience (below);
 - anything else is refused with 401.
 
-Keys and tokens are never logged.
+Required claims mirror the APIM policy of the Foundry samples' `apim-setup-guide-for-agents.md`
+(`validate-azure-ad-token` with `<required-claims><claim name="xms_mirid" match="any">`): a token
+for a listed audience must carry the claim with one of the listed values, compared exactly (the
+guide's value is the project's ARM id as Entra writes it, "resource group name (case-sensitive)"),
+else 401 "Unauthorized. Valid Entra token is required.". They are read from the JSON file named
+by `FOUNDRY_GATEWAY_REQUIRED_CLAIMS_FILE` on every check, so a test can change them while the
+gateway runs: `[{"audience": "...", "claim": "xms_mirid", "values": ["/subscriptions/..."]}]`.
+
+`identify(headers)` is the same decision for callers outside LiteLLM's auth (the launcher's
+parameter check). Keys and tokens are never logged.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import ssl
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 
 import jwt
 from fastapi import Request
@@ -33,6 +44,9 @@ from litellm.proxy._types import LitellmUserRoles, ProxyException, UserAPIKeyAut
 # Do not refetch the key set for an unknown key id more often than this (seconds).
 _REFETCH_INTERVAL = 5.0
 _FETCH_TIMEOUT = 10.0
+
+# The failure message of the guide's `validate-azure-ad-token` policy.
+ENTRA_REFUSAL = "Unauthorized. Valid Entra token is required."
 
 _lock = threading.Lock()
 _jwks: dict[str, jwt.PyJWK] = {}
@@ -43,13 +57,13 @@ def _refuse(message: str) -> ProxyException:
     return ProxyException(message=message, type="auth_error", param="api_key", code=401)
 
 
-def _presented_credentials(request: Request) -> list[str]:
+def _presented_credentials(headers: Mapping[str, str]) -> list[str]:
     """Every credential the caller sent, in the order the headers are checked."""
     found = []
-    api_key = request.headers.get("api-key")
+    api_key = headers.get("api-key")
     if api_key:
         found.append(api_key.strip())
-    authorization = request.headers.get("authorization", "")
+    authorization = headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         found.append(value.strip())
@@ -87,6 +101,36 @@ def _signing_key(url: str, kid: str) -> jwt.PyJWK | None:
         return key
 
 
+def _required_claims() -> list[dict]:
+    """The required claims now in force (the file may change while the gateway runs)."""
+    path = os.environ.get("FOUNDRY_GATEWAY_REQUIRED_CLAIMS_FILE")
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except (OSError, ValueError) as error:
+        # Fail closed: a broken requirement file must not let every token through.
+        raise _refuse(f"the gateway cannot read its required claims: {type(error).__name__}") from None
+    return [r for r in document if isinstance(r, dict)] if isinstance(document, list) else []
+
+
+def _check_required_claims(claims: dict) -> None:
+    """Refuse a token that lacks a claim its audience requires, as APIM's `required-claims` does."""
+    audience = claims.get("aud")
+    audiences = set(audience) if isinstance(audience, list) else {audience}
+    for requirement in _required_claims():
+        if requirement.get("audience") not in audiences:
+            continue
+        name = str(requirement.get("claim", ""))
+        accepted = [str(v) for v in requirement.get("values", [])]
+        value = claims.get(name)
+        if value is None:
+            raise _refuse(f"{ENTRA_REFUSAL} The token has no {name} claim.")
+        if not isinstance(value, str) or value not in accepted:
+            raise _refuse(f"{ENTRA_REFUSAL} Its {name} claim is not an accepted value.")
+
+
 def _verify_jwt(token: str) -> dict | None:
     """The claims of a valid token, None when JWT auth is not configured or the token is no JWT."""
     url = os.environ.get("FOUNDRY_GATEWAY_JWKS_URL")
@@ -99,7 +143,7 @@ def _verify_jwt(token: str) -> dict | None:
         key = _signing_key(url, header.get("kid", ""))
         if key is None:
             raise _refuse("bearer token signed by an unknown key")
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             key=key.key,
             algorithms=["RS256"],
@@ -113,11 +157,14 @@ def _verify_jwt(token: str) -> dict | None:
         raise _refuse(f"bearer token rejected: {type(error).__name__}") from None
     except OSError as error:
         raise _refuse(f"cannot fetch the key set to check the bearer token: {error}") from None
+    _check_required_claims(claims)
+    return claims
 
 
-async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:  # noqa: ARG001
+def identify(headers: Mapping[str, str]) -> UserAPIKeyAuth:
+    """The caller's identity, or a 401 `ProxyException`."""
     master_key = os.environ.get("LITELLM_MASTER_KEY", "")
-    presented = _presented_credentials(request)
+    presented = _presented_credentials(headers)
     if not presented:
         raise _refuse("no credentials: send api-key or Authorization: Bearer")
     for credential in presented:
@@ -131,3 +178,7 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:  
                 api_key=master_key, user_id=subject, user_role=LitellmUserRoles.PROXY_ADMIN
             )
     raise _refuse("invalid api key or bearer token")
+
+
+async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:  # noqa: ARG001
+    return identify(request.headers)

@@ -11,10 +11,16 @@
 //   tenant of the path;
 // - client authentication: only the client ids and secrets of the config file are accepted
 //   (form fields or HTTP Basic); anything else gets 401 `invalid_client`, like Entra. Only the
-//   client_credentials grant is served.
+//   client_credentials grant is served;
+// - per-client claims: every token of a client listed under `claims` also carries those claims
+//   (after, and so over, the ones above). A client standing for a Foundry project's managed
+//   identity gets `xms_mirid`, the claim Entra puts into managed-identity tokens and the APIM
+//   setup guide's policy checks. oauth2-mock-server itself only offers the `beforeTokenSigning`
+//   event for this; a request cannot choose its own claims.
 //
 // Usage: node server.mjs --config FILE --port PORT --cert PEM --key PEM [--host 127.0.0.1]
-//   FILE: {"clients": {"<client id>": "<secret>"}, "tokenLifetimeSeconds": 3600}
+//   FILE: {"clients": {"<client id>": "<secret>"},
+//          "claims": {"<client id>": {"<claim>": "<value>"}}, "tokenLifetimeSeconds": 3600}
 // Prints `token-server listening on https://HOST:PORT` once it serves.
 
 import { readFileSync } from "node:fs";
@@ -50,6 +56,7 @@ const { OAuth2Issuer, OAuth2Service } = await import(
 
 const config = JSON.parse(readFileSync(args.config, "utf8"));
 const clients = new Map(Object.entries(config.clients ?? {}));
+const clientClaims = new Map(Object.entries(config.claims ?? {}));
 const tokenLifetime = Number(config.tokenLifetimeSeconds ?? 3600);
 
 const ENTRA_TOKEN = /^\/([^/]+)\/oauth2\/v2\.0\/token\/?$/;
@@ -100,6 +107,7 @@ service.on("beforeTokenSigning", (token, req) => {
     tid: req.foundryTenant ?? "common",
     ver: "2.0",
   });
+  Object.assign(token.payload, clientClaims.get(String(client.id ?? "")) ?? {});
   token.payload.exp = token.payload.iat + tokenLifetime;
 });
 

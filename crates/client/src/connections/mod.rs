@@ -1,4 +1,5 @@
-//! `ConnectionsClient`: ARM project connections (reference §1).
+//! `ConnectionsClient`: ARM connections of a Foundry project or of its account (reference §1;
+//! the 2026-09-01 spec's `ProjectConnections_*` and `AccountConnections_*`).
 
 mod metadata;
 mod models;
@@ -18,8 +19,30 @@ use crate::error::{Error, Result};
 use crate::pipeline::{ClientOptions, Pipeline};
 use crate::urls::{check_segment, join_segments, parse_endpoint, same_origin};
 
-/// Default ARM api-version of project connections.
-pub const DEFAULT_ARM_API_VERSION: &str = "2025-12-01";
+/// ARM api-version 2026-09-01, the newest GA (the spec readme's default tag), which has both
+/// `ProjectConnections_*` and `AccountConnections_*`.
+///
+/// Its connection contract is the one we send: `ConnectionPropertiesV2` (discriminator
+/// `authType`, only `authType` required; `category`, `target`, `metadata` as
+/// `map<string,string>`, `isSharedToAll`, `expiryTime`, ...), `ConnectionApiKey` `{ key }`,
+/// `ConnectionOAuth2` `{ clientId, clientSecret, ... }`, and an extensible `category`
+/// (`ApiManagement`, `ModelGateway`) and `authType` (now listing `ProjectManagedIdentity`, which
+/// 2025-12-01 did not). The bodies are the same as under 2025-12-01, so it is the default.
+///
+/// What it does not declare, although the Foundry samples send it and the service accepts it
+/// (reference §1.4): a top-level `audience` beside `authType: ProjectManagedIdentity` (APIM
+/// Entra ID; `ProjectManagedIdentity` has no subtype there, so no `audience` and no
+/// `credentials` shape), and the top-level `tokenUrl` and `scopes` of an OAuth2 ModelGateway
+/// connection (the samples' Bicep wraps `properties` in `any()`). Its OAuth2 `clientId` is an
+/// `Azure.Core.uuid` (format `uuid`; 2025-12-01's deployment schema had a UUID pattern), while the
+/// samples use non-UUID placeholders. We send these fields as the samples do and leave it to the
+/// service to accept them.
+pub const ARM_API_VERSION_2026_09_01: &str = "2026-09-01";
+/// ARM api-version 2025-12-01, the previous default, still selectable through
+/// [`ConnectionsClientOptions::api_version`].
+pub const ARM_API_VERSION_2025_12_01: &str = "2025-12-01";
+/// Default ARM api-version of connections: [`ARM_API_VERSION_2026_09_01`].
+pub const DEFAULT_ARM_API_VERSION: &str = ARM_API_VERSION_2026_09_01;
 /// Default management endpoint.
 pub const DEFAULT_MANAGEMENT_ENDPOINT: &str = "https://management.azure.com";
 
@@ -105,6 +128,7 @@ impl ProjectResourceId {
         }
     }
 
+    /// The path segments of the project; the first [`ACCOUNT_SEGMENTS`] name its account.
     fn segments(&self) -> [&str; 10] {
         [
             "subscriptions",
@@ -124,6 +148,86 @@ impl ProjectResourceId {
     pub fn connection_id(&self, connection_name: &str) -> String {
         format!("{self}/connections/{connection_name}")
     }
+
+    /// The ARM id of the project's Foundry account:
+    /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{a}`.
+    pub fn account_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.CognitiveServices/accounts/{}",
+            self.subscription_id, self.resource_group, self.account
+        )
+    }
+
+    /// The ARM id of a connection of the project's account (`accounts/{a}/connections/{c}`),
+    /// which every project of the account can use.
+    pub fn account_connection_id(&self, connection_name: &str) -> String {
+        format!("{}/connections/{connection_name}", self.account_id())
+    }
+
+    /// The ARM id of a connection in `scope`.
+    pub fn scoped_connection_id(&self, scope: ConnectionScope, connection_name: &str) -> String {
+        match scope {
+            ConnectionScope::Project => self.connection_id(connection_name),
+            ConnectionScope::Account => self.account_connection_id(connection_name),
+        }
+    }
+
+    /// The path segments of the parent of connections in `scope`.
+    fn scope_segments(&self, scope: ConnectionScope) -> Vec<&str> {
+        let n = match scope {
+            ConnectionScope::Project => 10,
+            ConnectionScope::Account => ACCOUNT_SEGMENTS,
+        };
+        self.segments().into_iter().take(n).collect()
+    }
+}
+
+/// How many leading segments of a project's path name its account.
+const ACCOUNT_SEGMENTS: usize = 8;
+
+/// Where a connection lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ConnectionScope {
+    /// `accounts/{a}/projects/{p}/connections/{c}` (`ProjectConnections_*`): the project's own.
+    #[default]
+    Project,
+    /// `accounts/{a}/connections/{c}` (`AccountConnections_*`): on the Foundry account, usable by
+    /// every project of it.
+    Account,
+}
+
+impl ConnectionScope {
+    /// The ARM resource type of connections in this scope.
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Self::Project => "Microsoft.CognitiveServices/accounts/projects/connections",
+            Self::Account => "Microsoft.CognitiveServices/accounts/connections",
+        }
+    }
+
+    /// The operation id (for errors and metrics) of `op` in this scope, as the 2026-09-01 spec
+    /// names it.
+    fn operation(self, op: Op) -> &'static str {
+        match (self, op) {
+            (Self::Project, Op::Create) => "ProjectConnections_Create",
+            (Self::Project, Op::Get) => "ProjectConnections_Get",
+            (Self::Project, Op::Delete) => "ProjectConnections_Delete",
+            (Self::Project, Op::List) => "ProjectConnections_List",
+            (Self::Account, Op::Create) => "AccountConnections_Create",
+            (Self::Account, Op::Get) => "AccountConnections_Get",
+            (Self::Account, Op::Delete) => "AccountConnections_Delete",
+            (Self::Account, Op::List) => "AccountConnections_List",
+        }
+    }
+}
+
+/// The connection operations of [`ConnectionsClient`].
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Create,
+    Get,
+    Delete,
+    List,
 }
 
 impl fmt::Display for ProjectResourceId {
@@ -166,7 +270,7 @@ impl Default for ConnectionsClientOptions {
     }
 }
 
-/// Filters of `ProjectConnections_List`.
+/// Filters of `ProjectConnections_List` and `AccountConnections_List`.
 #[derive(Clone, Debug, Default)]
 pub struct ListConnectionsOptions {
     /// Only connections of this category.
@@ -177,11 +281,12 @@ pub struct ListConnectionsOptions {
     pub include_all: Option<bool>,
 }
 
-/// Client of the project connections of one Foundry project (ARM, scope
+/// Client of the connections of one Foundry project, or of its account (ARM, token scope
 /// [`ARM_SCOPE`]). `get` returns `Ok(None)` on 404; `delete` treats 404 as done.
 pub struct ConnectionsClient {
     endpoint: Url,
     project: ProjectResourceId,
+    scope: ConnectionScope,
     api_version: String,
     pipeline: Arc<Pipeline>,
 }
@@ -191,13 +296,14 @@ impl fmt::Debug for ConnectionsClient {
         f.debug_struct("ConnectionsClient")
             .field("endpoint", &self.endpoint.as_str())
             .field("project", &self.project)
+            .field("scope", &self.scope)
             .field("api_version", &self.api_version)
             .finish_non_exhaustive()
     }
 }
 
 impl ConnectionsClient {
-    /// A client for `project` at the management `endpoint` (e.g.
+    /// A client for the connections of `project` at the management `endpoint` (e.g.
     /// [`DEFAULT_MANAGEMENT_ENDPOINT`], or the emulator's `http://127.0.0.1:port`).
     pub fn new(
         endpoint: &str,
@@ -205,6 +311,27 @@ impl ConnectionsClient {
         credential: Arc<dyn TokenCredential>,
         options: Option<ConnectionsClientOptions>,
     ) -> Result<Self> {
+        Self::with_scope(
+            endpoint,
+            project,
+            ConnectionScope::Project,
+            credential,
+            options,
+        )
+    }
+
+    /// A client for the connections in `scope` of `resource_id`: the project's own
+    /// ([`ConnectionScope::Project`], like [`ConnectionsClient::new`]) or those of its account
+    /// ([`ConnectionScope::Account`]; the project part of `resource_id` is then not used in
+    /// URLs).
+    pub fn with_scope(
+        endpoint: &str,
+        resource_id: ProjectResourceId,
+        scope: ConnectionScope,
+        credential: Arc<dyn TokenCredential>,
+        options: Option<ConnectionsClientOptions>,
+    ) -> Result<Self> {
+        let project = resource_id;
         let options = options.unwrap_or_default();
         let endpoint = parse_endpoint("ConnectionsClient_New", endpoint)?;
         if options.api_version.trim().is_empty() {
@@ -222,19 +349,36 @@ impl ConnectionsClient {
         Ok(Self {
             endpoint,
             project,
+            scope,
             api_version: options.api_version,
             pipeline: Arc::new(pipeline),
         })
     }
 
-    /// The project this client manages.
+    /// The project this client was made for (with [`ConnectionScope::Account`], the project whose
+    /// account it manages).
     pub fn project(&self) -> &ProjectResourceId {
         &self.project
     }
 
+    /// Where the connections of this client live.
+    pub fn scope(&self) -> ConnectionScope {
+        self.scope
+    }
+
+    /// The api-version this client sends.
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    /// The ARM id of a connection of this client's scope.
+    pub fn connection_id(&self, name: &str) -> String {
+        self.project.scoped_connection_id(self.scope, name)
+    }
+
     /// URL of one connection (pure; exposed for tests and logs).
     pub fn connection_url(&self, name: &str) -> Url {
-        let mut segs: Vec<&str> = self.project.segments().to_vec();
+        let mut segs = self.project.scope_segments(self.scope);
         segs.extend(["connections", name]);
         let mut url = join_segments(&self.endpoint, &segs);
         url.query_pairs_mut()
@@ -243,7 +387,7 @@ impl ConnectionsClient {
     }
 
     fn list_url(&self, options: Option<&ListConnectionsOptions>) -> Url {
-        let mut segs: Vec<&str> = self.project.segments().to_vec();
+        let mut segs = self.project.scope_segments(self.scope);
         segs.push("connections");
         let mut url = join_segments(&self.endpoint, &segs);
         {
@@ -264,52 +408,54 @@ impl ConnectionsClient {
         url
     }
 
-    /// `ProjectConnections_Create`: PUT the connection (create or replace). ARM answers 200
-    /// with the stored resource (without credentials).
+    /// `ProjectConnections_Create` (or `AccountConnections_Create`): PUT the connection (create
+    /// or replace). ARM answers 200 with the stored resource (without credentials).
     pub async fn create_or_update(
         &self,
         name: &str,
         connection: &ConnectionResource,
     ) -> Result<ConnectionResource> {
-        const OP: &str = "ProjectConnections_Create";
+        let op = self.scope.operation(Op::Create);
         if !is_valid_connection_name(name) {
             return Err(Error::invalid_input(
-                OP,
+                op,
                 format!("connection name {name:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_-]{{2,32}}$"),
             ));
         }
         let body = serde_json::to_vec(connection).map_err(|e| {
-            Error::invalid_input(OP, format!("could not serialise the connection: {e}"))
+            Error::invalid_input(op, format!("could not serialise the connection: {e}"))
         })?;
         let rsp = self
             .pipeline
-            .send(OP, Method::PUT, self.connection_url(name), Some(body))
+            .send(op, Method::PUT, self.connection_url(name), Some(body))
             .await?;
-        rsp.json(OP)
+        rsp.json(op)
     }
 
-    /// `ProjectConnections_Get`: `Ok(None)` when the connection does not exist.
+    /// `ProjectConnections_Get` (or `AccountConnections_Get`): `Ok(None)` when the connection
+    /// does not exist.
     pub async fn get(&self, name: &str) -> Result<Option<ConnectionResource>> {
-        const OP: &str = "ProjectConnections_Get";
-        check_segment(OP, "connection name", name)?;
+        let op = self.scope.operation(Op::Get);
+        check_segment(op, "connection name", name)?;
         match self
             .pipeline
-            .send(OP, Method::GET, self.connection_url(name), None)
+            .send(op, Method::GET, self.connection_url(name), None)
             .await
         {
-            Ok(rsp) => rsp.json(OP).map(Some),
+            Ok(rsp) => rsp.json(op).map(Some),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// `ProjectConnections_Delete`: 200, 204 and 404 all mean "gone".
+    /// `ProjectConnections_Delete` (or `AccountConnections_Delete`): 200, 204 and 404 all mean
+    /// "gone".
     pub async fn delete(&self, name: &str) -> Result<()> {
-        const OP: &str = "ProjectConnections_Delete";
-        check_segment(OP, "connection name", name)?;
+        let op = self.scope.operation(Op::Delete);
+        check_segment(op, "connection name", name)?;
         match self
             .pipeline
-            .send(OP, Method::DELETE, self.connection_url(name), None)
+            .send(op, Method::DELETE, self.connection_url(name), None)
             .await
         {
             Ok(_) => Ok(()),
@@ -318,23 +464,25 @@ impl ConnectionsClient {
         }
     }
 
-    /// One page of `ProjectConnections_List`: the first page when `next_link` is `None`, else
-    /// the page at `next_link` (which must be on the endpoint's origin).
+    /// One page of `ProjectConnections_List` (or `AccountConnections_List`): the first page when
+    /// `next_link` is `None`, else the page at `next_link` (which must be on the endpoint's
+    /// origin).
     pub async fn list_page(
         &self,
         options: Option<&ListConnectionsOptions>,
         next_link: Option<&str>,
     ) -> Result<ConnectionsPage> {
-        const OP: &str = "ProjectConnections_List";
+        let op = self.scope.operation(Op::List);
         let url = match next_link {
             None => self.list_url(options),
-            Some(link) => next_link_url(&self.endpoint, link, &self.api_version)?,
+            Some(link) => checked_next_link(op, &self.endpoint, link, &self.api_version)?,
         };
-        let rsp = self.pipeline.send(OP, Method::GET, url, None).await?;
-        rsp.json(OP)
+        let rsp = self.pipeline.send(op, Method::GET, url, None).await?;
+        rsp.json(op)
     }
 
-    /// `ProjectConnections_List`, following `nextLink` to the end.
+    /// `ProjectConnections_List` (or `AccountConnections_List`), following `nextLink` to the
+    /// end.
     pub async fn list(
         &self,
         options: Option<&ListConnectionsOptions>,
@@ -352,7 +500,7 @@ impl ConnectionsClient {
         }
         Err(Error::new(
             crate::ErrorKind::InvalidResponse,
-            "ProjectConnections_List",
+            self.scope.operation(Op::List),
             format!("more than {MAX_PAGES} pages; giving up"),
         ))
     }
@@ -361,18 +509,26 @@ impl ConnectionsClient {
 /// Validate a `nextLink`: absolute, same origin as the endpoint (the bearer token must not leak
 /// elsewhere); `api-version` added when the link lacks it.
 pub fn next_link_url(endpoint: &Url, next_link: &str, api_version: &str) -> Result<Url> {
-    const OP: &str = "ProjectConnections_List";
+    checked_next_link("ProjectConnections_List", endpoint, next_link, api_version)
+}
+
+fn checked_next_link(
+    op: &'static str,
+    endpoint: &Url,
+    next_link: &str,
+    api_version: &str,
+) -> Result<Url> {
     let url = Url::parse(next_link).map_err(|e| {
         Error::new(
             crate::ErrorKind::InvalidResponse,
-            OP,
+            op,
             format!("nextLink is not a URL: {e}"),
         )
     })?;
     if !same_origin(endpoint, &url) {
         return Err(Error::new(
             crate::ErrorKind::InvalidResponse,
-            OP,
+            op,
             format!(
                 "nextLink points to another origin ({}); refusing to send the token there",
                 url.origin().ascii_serialization()
@@ -412,6 +568,18 @@ mod tests {
         assert!(ProjectResourceId::parse("/subscriptions/x").is_err());
         assert!(ProjectResourceId::parse(&s.replace("projects", "workspaces")).is_err());
         assert_eq!(id.connection_id("c1"), format!("{s}/connections/c1"));
+        assert_eq!(
+            id.account_connection_id("c1"),
+            "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/connections/c1"
+        );
+        assert_eq!(
+            id.scoped_connection_id(ConnectionScope::Account, "c1"),
+            id.account_connection_id("c1")
+        );
+        assert_eq!(
+            id.scoped_connection_id(ConnectionScope::Project, "c1"),
+            id.connection_id("c1")
+        );
     }
 
     #[test]
@@ -426,7 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn urls() {
+    fn project_urls_are_exact() {
         let c = ConnectionsClient::new(
             DEFAULT_MANAGEMENT_ENDPOINT,
             project(),
@@ -434,19 +602,99 @@ mod tests {
             None,
         )
         .unwrap();
+        assert_eq!(c.scope(), ConnectionScope::Project);
+        assert_eq!(c.api_version(), "2026-09-01");
         assert_eq!(
             c.connection_url("gw1").as_str(),
-            "https://management.azure.com/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/projects/proj/connections/gw1?api-version=2025-12-01"
+            "https://management.azure.com/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/projects/proj/connections/gw1?api-version=2026-09-01"
         );
         let l = c.list_url(Some(&ListConnectionsOptions {
             category: Some(ConnectionCategory::ModelGateway),
             ..Default::default()
         }));
-        assert!(
-            l.as_str().ends_with(
-                "/projects/proj/connections?api-version=2025-12-01&category=ModelGateway"
-            )
+        assert_eq!(
+            l.as_str(),
+            "https://management.azure.com/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/projects/proj/connections?api-version=2026-09-01&category=ModelGateway"
         );
+        assert_eq!(c.connection_id("gw1"), project().connection_id("gw1"));
+    }
+
+    #[test]
+    fn account_urls_are_exact_and_leave_out_the_project() {
+        let c = ConnectionsClient::with_scope(
+            "http://127.0.0.1:8080/",
+            project(),
+            ConnectionScope::Account,
+            StaticTokenCredential::new("t"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.scope(), ConnectionScope::Account);
+        assert_eq!(
+            c.connection_url("gw1").as_str(),
+            "http://127.0.0.1:8080/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/connections/gw1?api-version=2026-09-01"
+        );
+        let l = c.list_url(Some(&ListConnectionsOptions {
+            category: Some(ConnectionCategory::ApiManagement),
+            target: Some("https://gw.example.com/a b".into()),
+            include_all: Some(true),
+        }));
+        assert_eq!(
+            l.as_str(),
+            "http://127.0.0.1:8080/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/connections?api-version=2026-09-01&category=ApiManagement&target=https%3A%2F%2Fgw.example.com%2Fa+b&includeAll=true"
+        );
+        assert_eq!(
+            c.connection_id("gw1"),
+            "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/connections/gw1"
+        );
+        assert_eq!(
+            ConnectionScope::Account.resource_type(),
+            "Microsoft.CognitiveServices/accounts/connections"
+        );
+    }
+
+    #[test]
+    fn operation_names_follow_the_scope() {
+        for (op, project, account) in [
+            (
+                Op::Create,
+                "ProjectConnections_Create",
+                "AccountConnections_Create",
+            ),
+            (Op::Get, "ProjectConnections_Get", "AccountConnections_Get"),
+            (
+                Op::Delete,
+                "ProjectConnections_Delete",
+                "AccountConnections_Delete",
+            ),
+            (
+                Op::List,
+                "ProjectConnections_List",
+                "AccountConnections_List",
+            ),
+        ] {
+            assert_eq!(ConnectionScope::Project.operation(op), project);
+            assert_eq!(ConnectionScope::Account.operation(op), account);
+        }
+    }
+
+    #[test]
+    fn the_previous_ga_api_version_stays_selectable() {
+        let c = ConnectionsClient::new(
+            DEFAULT_MANAGEMENT_ENDPOINT,
+            project(),
+            StaticTokenCredential::new("t"),
+            Some(ConnectionsClientOptions {
+                api_version: ARM_API_VERSION_2025_12_01.into(),
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            c.connection_url("gw1").as_str(),
+            "https://management.azure.com/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/accounts/acct/projects/proj/connections/gw1?api-version=2025-12-01"
+        );
+        assert_eq!(DEFAULT_ARM_API_VERSION, ARM_API_VERSION_2026_09_01);
     }
 
     #[test]
@@ -613,6 +861,9 @@ mod tests {
         for text in [
             include_str!("../../tests/data/ProjectConnection_list_2025-09-01.json"),
             include_str!("../../tests/data/ProjectConnection_create_2025-09-01.json"),
+            include_str!("../../tests/data/AccountConnection_list_2025-04-01-preview.json"),
+            include_str!("../../tests/data/AccountConnection_get_2026-01-15-preview.json"),
+            include_str!("../../tests/data/AccountConnection_create_2026-05-01.json"),
         ] {
             let v: serde_json::Value = serde_json::from_str(text).unwrap();
             let responses = &v["responses"]["200"]["body"];

@@ -1,6 +1,13 @@
-//! Wire models of the ARM project connection (reference §1.3–§1.6), gateway subset of
-//! `ConnectionPropertiesV2`. Reading is tolerant: unknown fields are ignored, unknown enum
-//! values are kept as strings.
+//! Wire models of the ARM connection (reference §1.3–§1.6), gateway subset of
+//! `ConnectionPropertiesV2`; project and account connections have the same body. Reading is
+//! tolerant: unknown fields are ignored, unknown enum values are kept as strings.
+//!
+//! Against the 2026-09-01 spec (`arm-schemas/2026-09-01`): `authType`, `category`, `target`,
+//! `metadata` (strings only), `isSharedToAll`, `expiryTime`, `error` and the `credentials` of
+//! `ApiKey` (`{ key }`) and `OAuth2` (`{ clientId, clientSecret }`) are declared there. Not
+//! declared, but sent by the Foundry samples and by us: `audience` beside
+//! `ProjectManagedIdentity`/`AAD`, and `tokenUrl`/`scopes` beside `OAuth2`; and its OAuth2
+//! `clientId` is a UUID (`Azure.Core.uuid`) where gateway clients often have other ids.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -182,7 +189,8 @@ impl ConnectionProperties {
     }
 }
 
-/// The ARM resource `Microsoft.CognitiveServices/accounts/projects/connections`.
+/// The ARM resource `Microsoft.CognitiveServices/accounts/projects/connections` or
+/// `Microsoft.CognitiveServices/accounts/connections` (same shape).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionResource {
@@ -354,7 +362,7 @@ impl From<ConnectionProperties> for WireProperties {
     }
 }
 
-/// One page of `ProjectConnections_List`.
+/// One page of `ProjectConnections_List` or `AccountConnections_List`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionsPage {

@@ -1,10 +1,19 @@
-//! Gateway probe: makes the calls Foundry makes to a gateway (reference §3) and says whether
-//! the connection is Active, or Inactive and why.
+//! Gateway probe: makes the calls Foundry makes to a gateway, exactly as the Foundry samples'
+//! validation scripts make them (reference §5, §3), and says whether the connection is Active,
+//! or Inactive and why.
 //!
 //! The URL, header and body rules live in pure functions (re-exported here from `wire`);
 //! [`Prober`] does the IO: the OAuth2 client-credentials token (cached across probes until
 //! 5 minutes before it expires), discovery (list, then get-by-name for the checked model) and
-//! a one-token chat completion.
+//! the scripts' chat completion: one short user message and no token limit, which gpt-5 and
+//! o-series deployments would refuse.
+//!
+//! A model the connection declares with `format: Anthropic` ([`GatewaySettings::model_formats`])
+//! is never sent a chat completion: Foundry calls such models through the Anthropic Messages
+//! API, and neither the samples nor the guides say with which path and headers (they say only
+//! "an Anthropic model's /message API"), so a direct probe could only guess.
+//! [`Prober::probe`] refuses [`ProbeMode::Inference`] for them (an `InvalidInput` error, before
+//! any call); discovery, or asking Foundry itself, is the truthful check.
 //!
 //! Every byte a gateway or a token endpoint sends is hostile input: tenants choose those URLs.
 //! Bodies are read through the transport's cap, at most [`MAX_MODELS`] names are kept, token
@@ -29,7 +38,7 @@ use url::Url;
 
 pub use wire::*;
 
-use crate::connections::{AuthConfig, ConnectionCategory, ModelDiscovery};
+use crate::connections::{AuthConfig, ConnectionCategory, ModelDiscovery, ModelFormat};
 use crate::credentials::scope_for_audience;
 use crate::error::{Error, ErrorKind, Result, walk_chain};
 use crate::pipeline::{CallRecord, Observer};
@@ -39,12 +48,14 @@ use crate::types::SecretString;
 /// What the probe does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ProbeMode {
-    /// Discovery when the connection discovers models, else inference.
+    /// Discovery when the connection discovers models, else inference (so, for a declared
+    /// `Anthropic` model without discovery, the same error as [`Self::Inference`]).
     #[default]
     Auto,
     /// Only the discovery calls (cheap, no tokens spent). Needs discovery settings.
     Discovery,
-    /// The chat completion (after discovery when the connection discovers models).
+    /// The chat completion (after discovery when the connection discovers models). Refused for
+    /// a model of `format: Anthropic`.
     Inference,
 }
 
@@ -207,6 +218,10 @@ pub struct GatewaySettings {
     pub discovery: Option<ModelDiscovery>,
     /// Static deployment names.
     pub static_models: Vec<String>,
+    /// `properties.model.format` of the static models that declare one, by deployment name;
+    /// a model missing here speaks OpenAI chat completions. An `Anthropic` model is never sent
+    /// a chat completion (see [`Prober::probe`]).
+    pub model_formats: BTreeMap<String, ModelFormat>,
     /// `customHeaders` with resolved values.
     pub custom_headers: BTreeMap<String, SecretString>,
     /// Auth.
@@ -223,6 +238,7 @@ impl fmt::Debug for GatewaySettings {
             .field("deployment_api_version", &self.deployment_api_version)
             .field("discovery", &self.discovery)
             .field("static_models", &self.static_models)
+            .field("model_formats", &self.model_formats)
             .field(
                 "custom_headers",
                 &self.custom_headers.keys().collect::<Vec<_>>(),
@@ -547,6 +563,38 @@ fn too_large_message(step: Step, url: &Url, limit: usize) -> String {
     )
 }
 
+/// Whether a request failed because the connection it reused was closed under it (before any
+/// answer), as opposed to a gateway that cannot be reached or does not answer in time.
+fn stale_connection(err: &reqwest::Error) -> bool {
+    if err.is_timeout() || err.is_connect() {
+        return false;
+    }
+    let mut stale = false;
+    walk_chain(err, &mut |e| {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            stale = true;
+            return true;
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("connection closed before message completed")
+            || text.contains("incomplete message")
+        {
+            stale = true;
+            return true;
+        }
+        false
+    });
+    stale
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -721,6 +769,20 @@ impl Prober {
                 "discovery probe mode needs model discovery settings (or an ApiManagement connection without static models)",
             ));
         }
+        if mode == ProbeMode::Inference
+            && let Some(model) = request
+                .model
+                .as_ref()
+                .or_else(|| settings.static_models.first())
+            && settings.model_formats.get(model) == Some(&ModelFormat::Anthropic)
+        {
+            return Err(Error::invalid_input(
+                "Probe_Settings",
+                format!(
+                    "model {model:?} has format Anthropic: Foundry calls it through the Anthropic Messages API, whose path and headers for gateway connections the Foundry samples do not document, so the probe does not send it a chat completion; use probe mode Discovery (with model discovery) or Foundry"
+                ),
+            ));
+        }
         // Validate every URL we may need before any IO.
         let (target_url, _) = parse_target(&settings.target)?;
         if let Some(d) = &settings.discovery {
@@ -756,9 +818,9 @@ impl Prober {
                 ));
             }
         }
-        wire::gateway_headers(None, &settings.custom_headers, false)?;
+        wire::gateway_headers(None, &settings.custom_headers)?;
         if let GatewayAuth::ApiKey { key, auth_config } = &settings.auth {
-            api_key_header(key, auth_config.as_ref())?;
+            api_key_header(key, auth_config.as_ref(), &settings.category)?;
         }
 
         let span = tracing::info_span!(
@@ -899,8 +961,7 @@ impl Prober {
             s.inference_api_version.as_deref(),
         )
         .map_err(invalid)?;
-        let body = chat_completions_body(&model, s.deployment_in_path);
-        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let bytes = Bytes::from(chat_completions_body(&model, s.deployment_in_path));
         let answer = self
             .call(
                 ctx,
@@ -942,8 +1003,7 @@ impl Prober {
         let mut fresh = false;
         loop {
             let (auth, cached) = self.auth_header(ctx, s, fresh).await?;
-            let headers =
-                gateway_headers(auth, &s.custom_headers, body.is_some()).map_err(invalid)?;
+            let headers = gateway_headers(auth, &s.custom_headers).map_err(invalid)?;
             let (status, answer) = self
                 .send(
                     ctx,
@@ -981,16 +1041,32 @@ impl Prober {
             return Err((InactiveCause::Unreachable, denied_message(step, &url)));
         }
         let started = Instant::now();
-        let mut req = self
-            .transport
-            .reqwest()
-            .request(method.clone(), url.clone())
-            .timeout(ctx.timeout)
-            .headers(headers);
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        let result = match req.send().await {
+        let request = || {
+            let mut req = self
+                .transport
+                .reqwest()
+                .request(method.clone(), url.clone())
+                .timeout(ctx.timeout)
+                .headers(headers.clone());
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            req
+        };
+        // A pooled keep-alive connection that the gateway closed just as it was reused fails
+        // before any answer: that says nothing about the gateway, so the call is made once more
+        // on a fresh connection (within the same probe budget).
+        let sent = match request().send().await {
+            Err(e) if stale_connection(&e) => {
+                tracing::debug!(
+                    operation = step.operation(),
+                    "A reused connection was closed by the gateway; calling again"
+                );
+                request().send().await
+            }
+            other => other,
+        };
+        let result = match sent {
             Ok(rsp) => {
                 let status = rsp.status().as_u16();
                 match self.transport.read_body(rsp).await {
@@ -1040,7 +1116,7 @@ impl Prober {
         match &s.auth {
             GatewayAuth::None => Ok((None, false)),
             GatewayAuth::ApiKey { key, auth_config } => {
-                let h = api_key_header(key, auth_config.as_ref()).map_err(invalid)?;
+                let h = api_key_header(key, auth_config.as_ref(), &s.category).map_err(invalid)?;
                 Ok((Some(h), false))
             }
             GatewayAuth::OAuth2 {
@@ -1102,14 +1178,12 @@ impl Prober {
         }
         let url = Url::parse(token_url)
             .map_err(|e| invalid(Error::invalid_input("Probe_Settings", e.to_string())))?;
+        // Only the Content-Type, as the ModelGateway script sends (the HTTP client adds
+        // `Accept: */*`, as Python's `requests` does).
         let mut headers = HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        headers.insert(
-            http::header::ACCEPT,
-            HeaderValue::from_static("application/json"),
         );
         let form = oauth2_token_form(client_id, client_secret, scopes);
         let (status, body) = self
@@ -1181,7 +1255,7 @@ fn collect_static_secrets(s: &GatewaySettings, ctx: &mut Ctx) {
     match &s.auth {
         GatewayAuth::ApiKey { key, auth_config } => {
             ctx.remember(key.expose());
-            if let Ok((_, v)) = api_key_header(key, auth_config.as_ref())
+            if let Ok((_, v)) = api_key_header(key, auth_config.as_ref(), &s.category)
                 && let Ok(v) = v.to_str()
             {
                 ctx.remember(v);
@@ -1475,6 +1549,7 @@ mod tests {
             deployment_api_version: None,
             discovery: None,
             static_models: vec![],
+            model_formats: BTreeMap::new(),
             custom_headers: BTreeMap::from([("X-A".into(), SecretString::new("hdr-secret"))]),
             auth: GatewayAuth::OAuth2 {
                 token_url: "https://t".into(),

@@ -1,5 +1,18 @@
-//! The exact requests Foundry sends to a gateway (reference §3), as pure functions. These are
-//! the contract: the probe and the emulator must agree with them.
+//! The exact requests Foundry sends to a gateway, as pure functions: what the Foundry samples'
+//! validation scripts (`test_apim_connection.py`, `test_model_gateway_connection.py`) send,
+//! reference §5 (and §3). These are the contract: the probe and the emulator must agree with
+//! them.
+//!
+//! - Chat check: `POST {target}/deployments/{deployment}/chat/completions` when the deployment
+//!   is in the path, else `POST {target}/chat/completions`; `?api-version=` only when
+//!   `inferenceAPIVersion` is non-empty. Body: one user message with a short greeting, plus
+//!   `model` when the deployment is not in the path; no token limit (reasoning models refuse
+//!   `max_tokens`), no `temperature`, no `stream`.
+//! - Discovery: `GET` of the list and get-by-name endpoints, `?api-version=` from
+//!   `deploymentAPIVersion` only when set.
+//! - Headers of every call: `Content-Type: application/json`, then the auth header (`api-key`,
+//!   the `authConfig` header, or `Authorization: Bearer`), then the custom headers. The scripts
+//!   build one header dictionary and send it on the discovery `GET`s too.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -8,7 +21,8 @@ use serde_json::Value;
 use url::Url;
 
 use crate::connections::{
-    API_KEY_PLACEHOLDER, AuthConfig, DEPLOYMENT_NAME_PLACEHOLDER, DeploymentProvider,
+    API_KEY_PLACEHOLDER, AuthConfig, ConnectionCategory, DEPLOYMENT_NAME_PLACEHOLDER,
+    DeploymentProvider,
 };
 use crate::error::{Error, Result};
 use crate::types::SecretString;
@@ -16,8 +30,9 @@ use crate::urls::{encode_component, same_origin};
 
 const OP: &str = "Probe_Settings";
 
-/// The message the probe sends.
-pub const PROBE_MESSAGE: &str = "ping";
+/// The message the probe sends: a short greeting, like the validation scripts' (theirs is a
+/// longer "Hello! This is a test message from the … validation script. …").
+pub const PROBE_MESSAGE: &str = "Hello!";
 
 /// Parse the connection target: an absolute `http(s)` URL without credentials, query or
 /// fragment. Returns the parsed URL and the target string with one trailing `/` removed.
@@ -208,17 +223,32 @@ pub fn chat_completions_url(
     Ok(url)
 }
 
-/// The minimal chat completion body: one user message, `max_tokens: 1`; `model` only when the
-/// deployment is not in the path.
-pub fn chat_completions_body(deployment: &str, deployment_in_path: bool) -> Value {
-    let mut body = serde_json::json!({
-        "messages": [{"role": "user", "content": PROBE_MESSAGE}],
-        "max_tokens": 1,
-    });
-    if !deployment_in_path && let Value::Object(m) = &mut body {
-        m.insert("model".into(), Value::String(deployment.to_owned()));
+/// The chat completion body of the validation scripts, as JSON text: only `messages` (one user
+/// message, [`PROBE_MESSAGE`]) and, when the deployment is not in the path, `model` = the
+/// deployment; keys in the scripts' order. No `max_tokens`, `max_completion_tokens`,
+/// `temperature` or `stream`: gpt-5 and o-series deployments refuse `max_tokens` with 400
+/// `unsupported_parameter`, and Foundry's own check sends no limit.
+pub fn chat_completions_body(deployment: &str, deployment_in_path: bool) -> String {
+    #[derive(serde::Serialize)]
+    struct Message<'a> {
+        role: &'a str,
+        content: &'a str,
     }
-    body
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        messages: [Message<'a>; 1],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<&'a str>,
+    }
+    let body = Body {
+        messages: [Message {
+            role: "user",
+            content: PROBE_MESSAGE,
+        }],
+        model: (!deployment_in_path).then_some(deployment),
+    };
+    // Serialising two string fields cannot fail; an empty body would be refused as BadResponse.
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 fn header_name(name: &str) -> Result<HeaderName> {
@@ -233,11 +263,23 @@ fn sensitive_value(value: &str, what: &str) -> Result<HeaderValue> {
     Ok(v)
 }
 
-/// The API key header: `api-key: <key>` by default, or `<authConfig.name>: <authConfig.format>`
-/// with `{api_key}` replaced (format default `{api_key}`).
+/// The header name of an `authConfig` without a name, as the validation scripts default it:
+/// `api_key` in the APIM script (`auth_config.get('name') or 'api_key'`), `api-key` in the
+/// ModelGateway script (`auth_config.get('name', 'api-key')`).
+pub fn default_auth_config_header(category: &ConnectionCategory) -> &'static str {
+    match category {
+        ConnectionCategory::ApiManagement => "api_key",
+        _ => "api-key",
+    }
+}
+
+/// The API key header: `api-key: <key>` without `authConfig`, else `<authConfig.name>:
+/// <authConfig.format>` with `{api_key}` replaced (format default `{api_key}`, name default
+/// [`default_auth_config_header`] of the category).
 pub fn api_key_header(
     key: &SecretString,
     auth_config: Option<&AuthConfig>,
+    category: &ConnectionCategory,
 ) -> Result<(HeaderName, HeaderValue)> {
     match auth_config {
         None => Ok((
@@ -245,9 +287,10 @@ pub fn api_key_header(
             sensitive_value(key.expose(), "API key")?,
         )),
         Some(c) => {
-            if c.name.trim().is_empty() {
-                return Err(Error::invalid_input(OP, "authConfig.name is empty"));
-            }
+            let name = match c.name.trim() {
+                "" => default_auth_config_header(category),
+                name => name,
+            };
             let format = if c.format.is_empty() {
                 API_KEY_PLACEHOLDER
             } else {
@@ -255,7 +298,7 @@ pub fn api_key_header(
             };
             let value = format.replace(API_KEY_PLACEHOLDER, key.expose());
             Ok((
-                header_name(&c.name)?,
+                header_name(name)?,
                 sensitive_value(&value, "API key header")?,
             ))
         }
@@ -270,49 +313,48 @@ pub fn bearer_header(token: &str) -> Result<(HeaderName, HeaderValue)> {
     ))
 }
 
-/// Every header of a gateway call: the custom headers, then the auth header (which wins over
-/// a custom header of the same name), then `Content-Type: application/json` for a body.
+/// Every header of a gateway call, in the validation scripts' order: `Content-Type:
+/// application/json` (the scripts send it on the discovery `GET`s too), then the auth header,
+/// then the custom headers, which replace an earlier header of the same name as the scripts'
+/// `headers.update(custom_headers)` does. No `Accept`: the HTTP client sends `*/*`, as Python's
+/// `requests` does.
 pub fn gateway_headers(
     auth: Option<(HeaderName, HeaderValue)>,
     custom_headers: &BTreeMap<String, SecretString>,
-    json_body: bool,
 ) -> Result<HeaderMap> {
     let mut h = HeaderMap::new();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some((name, value)) = auth {
+        h.insert(name, value);
+    }
     for (name, value) in custom_headers {
         h.insert(
             header_name(name)?,
             sensitive_value(value.expose(), "custom header value")?,
         );
     }
-    if let Some((name, value)) = auth {
-        h.insert(name, value);
-    }
-    if json_body {
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    h.insert(
-        http::header::ACCEPT,
-        HeaderValue::from_static("application/json"),
-    );
     Ok(h)
 }
 
-/// The OAuth2 client-credentials form body:
-/// `grant_type=client_credentials&client_id=…&client_secret=…&scope=<scopes joined by space>`.
+/// The OAuth2 client-credentials form body, as the ModelGateway script sends it:
+/// `grant_type=client_credentials&client_id=…&client_secret=…&scope=<scopes joined by space>`,
+/// without `scope` when there are no scopes.
 pub fn oauth2_token_form(
     client_id: &str,
     client_secret: &SecretString,
     scopes: &[String],
 ) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "client_credentials")
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "client_credentials")
         .append_pair("client_id", client_id)
-        .append_pair("client_secret", client_secret.expose())
-        .append_pair("scope", &scopes.join(" "))
-        .finish()
+        .append_pair("client_secret", client_secret.expose());
+    if !scopes.is_empty() {
+        form.append_pair("scope", &scopes.join(" "));
+    }
+    form.finish()
 }
 
 /// The most model names kept from a discovery list; the rest are counted in
@@ -425,11 +467,216 @@ mod tests {
     fn inference_bodies() {
         assert_eq!(
             chat_completions_body("gpt-4o", true),
-            serde_json::json!({"messages":[{"role":"user","content":"ping"}],"max_tokens":1})
+            r#"{"messages":[{"role":"user","content":"Hello!"}]}"#
         );
         assert_eq!(
             chat_completions_body("gpt-4o", false),
-            serde_json::json!({"messages":[{"role":"user","content":"ping"}],"max_tokens":1,"model":"gpt-4o"})
+            r#"{"messages":[{"role":"user","content":"Hello!"}],"model":"gpt-4o"}"#
+        );
+        assert_eq!(
+            chat_completions_body("a\"b", false),
+            r#"{"messages":[{"role":"user","content":"Hello!"}],"model":"a\"b"}"#
+        );
+    }
+
+    /// One case of reference §5 ("What the samples' validation scripts send"): the settings and
+    /// the request the scripts build from them.
+    struct Section5 {
+        deployment_in_path: bool,
+        inference_api_version: Option<&'static str>,
+        auth_config: Option<AuthConfig>,
+        category: ConnectionCategory,
+        custom_headers: &'static [(&'static str, &'static str)],
+        url: &'static str,
+        body: &'static str,
+        headers: &'static [(&'static str, &'static str)],
+    }
+
+    fn section5_cases() -> Vec<Section5> {
+        const IN_PATH: &str = r#"{"messages":[{"role":"user","content":"Hello!"}]}"#;
+        const IN_BODY: &str =
+            r#"{"messages":[{"role":"user","content":"Hello!"}],"model":"gpt-5-mini"}"#;
+        vec![
+            // deploymentInPath true, api-version set, api-key.
+            Section5 {
+                deployment_in_path: true,
+                inference_api_version: Some("2024-10-21"),
+                auth_config: None,
+                category: ConnectionCategory::ApiManagement,
+                custom_headers: &[],
+                url: "https://apim.example.com/openai/deployments/gpt-5-mini/chat/completions?api-version=2024-10-21",
+                body: IN_PATH,
+                headers: &[("content-type", "application/json"), ("api-key", "k-1")],
+            },
+            // deploymentInPath true, no api-version.
+            Section5 {
+                deployment_in_path: true,
+                inference_api_version: None,
+                auth_config: None,
+                category: ConnectionCategory::ApiManagement,
+                custom_headers: &[],
+                url: "https://apim.example.com/openai/deployments/gpt-5-mini/chat/completions",
+                body: IN_PATH,
+                headers: &[("content-type", "application/json"), ("api-key", "k-1")],
+            },
+            // deploymentInPath false, empty api-version (the ModelGateway Bicep emits ""),
+            // authConfig Bearer.
+            Section5 {
+                deployment_in_path: false,
+                inference_api_version: Some(""),
+                auth_config: Some(AuthConfig::new("Authorization", "Bearer {api_key}")),
+                category: ConnectionCategory::ModelGateway,
+                custom_headers: &[],
+                url: "https://apim.example.com/openai/chat/completions",
+                body: IN_BODY,
+                headers: &[
+                    ("content-type", "application/json"),
+                    ("authorization", "Bearer k-1"),
+                ],
+            },
+            // deploymentInPath false, api-version set, authConfig x-api-key, custom headers.
+            Section5 {
+                deployment_in_path: false,
+                inference_api_version: Some("2025-03-01-preview"),
+                auth_config: Some(AuthConfig::new("x-api-key", "{api_key}")),
+                category: ConnectionCategory::ModelGateway,
+                custom_headers: &[("X-Client-App", "foundry-agents"), ("X-Env", "prod")],
+                url: "https://apim.example.com/openai/chat/completions?api-version=2025-03-01-preview",
+                body: IN_BODY,
+                headers: &[
+                    ("content-type", "application/json"),
+                    ("x-api-key", "k-1"),
+                    ("x-client-app", "foundry-agents"),
+                    ("x-env", "prod"),
+                ],
+            },
+            // An authConfig without a name: `api_key` in the APIM script.
+            Section5 {
+                deployment_in_path: true,
+                inference_api_version: None,
+                auth_config: Some(AuthConfig::new("", "{api_key}")),
+                category: ConnectionCategory::ApiManagement,
+                custom_headers: &[("X-Client-App", "foundry-agents")],
+                url: "https://apim.example.com/openai/deployments/gpt-5-mini/chat/completions",
+                body: IN_PATH,
+                headers: &[
+                    ("content-type", "application/json"),
+                    ("api_key", "k-1"),
+                    ("x-client-app", "foundry-agents"),
+                ],
+            },
+            // ... and `api-key` in the ModelGateway script.
+            Section5 {
+                deployment_in_path: false,
+                inference_api_version: None,
+                auth_config: Some(AuthConfig::new(" ", "Key {api_key}")),
+                category: ConnectionCategory::ModelGateway,
+                custom_headers: &[],
+                url: "https://apim.example.com/openai/chat/completions",
+                body: IN_BODY,
+                headers: &[("content-type", "application/json"), ("api-key", "Key k-1")],
+            },
+        ]
+    }
+
+    #[test]
+    fn the_chat_check_is_what_the_validation_scripts_send() {
+        let key = SecretString::new("k-1");
+        for (i, case) in section5_cases().into_iter().enumerate() {
+            let url = chat_completions_url(
+                "https://apim.example.com/openai",
+                case.deployment_in_path,
+                "gpt-5-mini",
+                case.inference_api_version,
+            )
+            .unwrap();
+            assert_eq!(url.as_str(), case.url, "case {i}");
+            let body = chat_completions_body("gpt-5-mini", case.deployment_in_path);
+            assert_eq!(body, case.body, "case {i}");
+            let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(&body)
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            for forbidden in [
+                "max_tokens",
+                "max_completion_tokens",
+                "temperature",
+                "stream",
+            ] {
+                assert!(!keys.iter().any(|k| k == forbidden), "case {i}: {keys:?}");
+            }
+            let custom: BTreeMap<String, SecretString> = case
+                .custom_headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), SecretString::new(*v)))
+                .collect();
+            let auth = api_key_header(&key, case.auth_config.as_ref(), &case.category).unwrap();
+            let headers = gateway_headers(Some(auth), &custom).unwrap();
+            let sent: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+                .collect();
+            assert_eq!(sent, case.headers, "case {i}");
+        }
+    }
+
+    #[test]
+    fn discovery_calls_are_what_the_validation_scripts_send() {
+        // `GET {target}{listModelsEndpoint}` and the get-by-name endpoint, `api-version` only
+        // when deploymentAPIVersion is set; the same headers as the chat check.
+        let t = "https://apim.example.com/openai";
+        for (api_version, list, get) in [
+            (
+                Some("2023-05-01"),
+                "https://apim.example.com/openai/deployments?api-version=2023-05-01",
+                "https://apim.example.com/openai/deployments/gpt-5-mini?api-version=2023-05-01",
+            ),
+            (
+                None,
+                "https://apim.example.com/openai/deployments",
+                "https://apim.example.com/openai/deployments/gpt-5-mini",
+            ),
+            (
+                Some(""),
+                "https://apim.example.com/openai/deployments",
+                "https://apim.example.com/openai/deployments/gpt-5-mini",
+            ),
+        ] {
+            assert_eq!(
+                discovery_url(t, "/deployments", api_version)
+                    .unwrap()
+                    .as_str(),
+                list
+            );
+            assert_eq!(
+                get_model_url(
+                    t,
+                    "/deployments/{deploymentName}",
+                    "gpt-5-mini",
+                    api_version
+                )
+                .unwrap()
+                .as_str(),
+                get
+            );
+        }
+        let headers = gateway_headers(
+            Some(bearer_header("tok").unwrap()),
+            &BTreeMap::from([("X-Client-App".to_owned(), SecretString::new("a"))]),
+        )
+        .unwrap();
+        let sent: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("content-type", "application/json"),
+                ("authorization", "Bearer tok"),
+                ("x-client-app", "a"),
+            ]
         );
     }
 
@@ -501,50 +748,67 @@ mod tests {
     #[test]
     fn api_key_headers() {
         let key = SecretString::new("k-123");
-        let (n, v) = api_key_header(&key, None).unwrap();
+        let mg = ConnectionCategory::ModelGateway;
+        let (n, v) = api_key_header(&key, None, &mg).unwrap();
         assert_eq!((n.as_str(), v.to_str().unwrap()), ("api-key", "k-123"));
         assert!(v.is_sensitive());
         let c = AuthConfig::new("Authorization", "Bearer {api_key}");
-        let (n, v) = api_key_header(&key, Some(&c)).unwrap();
+        let (n, v) = api_key_header(&key, Some(&c), &mg).unwrap();
         assert_eq!(
             (n.as_str(), v.to_str().unwrap()),
             ("authorization", "Bearer k-123")
         );
         let c = AuthConfig::new("x-api-key", "");
-        let (n, v) = api_key_header(&key, Some(&c)).unwrap();
+        let (n, v) = api_key_header(&key, Some(&c), &mg).unwrap();
         assert_eq!((n.as_str(), v.to_str().unwrap()), ("x-api-key", "k-123"));
         let c = AuthConfig::new("Ocp-Apim-Subscription-Key", "{api_key}");
-        let (n, _) = api_key_header(&key, Some(&c)).unwrap();
+        let (n, _) = api_key_header(&key, Some(&c), &mg).unwrap();
         assert_eq!(n.as_str(), "ocp-apim-subscription-key");
-        assert!(api_key_header(&key, Some(&AuthConfig::new("bad header", "{api_key}"))).is_err());
-        assert!(api_key_header(&SecretString::new("a\nb"), None).is_err());
+        let unnamed = AuthConfig::new("", "{api_key}");
+        let (n, _) = api_key_header(&key, Some(&unnamed), &mg).unwrap();
+        assert_eq!(n.as_str(), "api-key");
+        let (n, _) =
+            api_key_header(&key, Some(&unnamed), &ConnectionCategory::ApiManagement).unwrap();
+        assert_eq!(n.as_str(), "api_key");
+        assert!(
+            api_key_header(&key, Some(&AuthConfig::new("bad header", "{api_key}")), &mg).is_err()
+        );
+        assert!(api_key_header(&SecretString::new("a\nb"), None, &mg).is_err());
     }
 
     #[test]
-    fn headers_combine() {
+    fn custom_headers_come_last_and_replace_a_header_of_the_same_name() {
         let custom = BTreeMap::from([
             (
                 "X-Client-App".to_string(),
                 SecretString::new("foundry-agents"),
             ),
-            ("api-key".to_string(), SecretString::new("custom-loses")),
+            ("api-key".to_string(), SecretString::new("custom-wins")),
         ]);
         let h = gateway_headers(
-            Some(api_key_header(&SecretString::new("k"), None).unwrap()),
+            Some(
+                api_key_header(
+                    &SecretString::new("k"),
+                    None,
+                    &ConnectionCategory::ModelGateway,
+                )
+                .unwrap(),
+            ),
             &custom,
-            true,
         )
         .unwrap();
         assert_eq!(h["x-client-app"], "foundry-agents");
-        assert_eq!(h["api-key"], "k");
+        assert_eq!(h["api-key"], "custom-wins");
         assert_eq!(h["content-type"], "application/json");
+        assert!(h.get("accept").is_none());
         let (n, v) = bearer_header("tok").unwrap();
         assert_eq!(
             (n.as_str(), v.to_str().unwrap()),
             ("authorization", "Bearer tok")
         );
-        let h = gateway_headers(None, &BTreeMap::new(), false).unwrap();
-        assert!(h.get("content-type").is_none());
+        let h = gateway_headers(None, &BTreeMap::new()).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["content-type"], "application/json");
     }
 
     #[test]
@@ -557,6 +821,10 @@ mod tests {
         assert_eq!(
             f,
             "grant_type=client_credentials&client_id=cid&client_secret=s+e%26c&scope=api%3A%2F%2Fgw%2F.default+b"
+        );
+        assert_eq!(
+            oauth2_token_form("cid", &SecretString::new("s"), &[]),
+            "grant_type=client_credentials&client_id=cid&client_secret=s"
         );
     }
 

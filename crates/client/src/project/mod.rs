@@ -287,10 +287,26 @@ impl ProjectClient {
         not_found_is_ok(self.pipeline.send(OP, Method::DELETE, url, None).await)
     }
 
-    /// `Responses_Create` with an agent reference (top-level `agent_reference`). Never retried.
-    /// A response whose `status` is `failed` is returned as an error carrying its message.
+    /// `Responses_Create` with an agent reference (top-level `agent_reference`) or with a model
+    /// and no agent ([`CreateResponseRequest::for_model`]). Never retried. A response whose
+    /// `status` is `failed` is returned as an error carrying its message.
+    ///
+    /// A request must name exactly one of the two; Foundry's error answers (a gateway that could
+    /// not be used, a model or connection it does not know) come back as [`Error`] with the HTTP
+    /// status and the service's `error.code`.
     pub async fn responses_create(&self, request: &CreateResponseRequest) -> Result<AgentResponse> {
         const OP: &str = "Responses_Create";
+        match (&request.agent_reference, &request.model) {
+            (Some(_), None) => {}
+            (None, Some(m)) if !m.trim().is_empty() => {}
+            (None, Some(_)) => return Err(Error::invalid_input(OP, "model is empty")),
+            _ => {
+                return Err(Error::invalid_input(
+                    OP,
+                    "a response needs exactly one of an agent reference and a model",
+                ));
+            }
+        }
         let body = serde_json::to_vec(request).map_err(|e| {
             Error::invalid_input(OP, format!("could not serialise the request: {e}"))
         })?;

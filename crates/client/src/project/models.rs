@@ -441,16 +441,25 @@ impl AgentReference {
     }
 }
 
-/// Body of `POST /openai/v1/responses` with an agent.
+/// Body of `POST /openai/v1/responses`: with an agent (`agent_reference`, the agent's model is
+/// used) or with a model and no agent (`model`, e.g. a gateway model `<connection>/<model>`:
+/// Foundry calls that connection's gateway itself, which is what a `Foundry` probe asks for).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CreateResponseRequest {
-    /// The agent.
-    pub agent_reference: AgentReference,
+    /// The agent (absent when `model` is given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_reference: Option<AgentReference>,
+    /// The model, when there is no agent (reference §2.5: with an agent, `model` is omitted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// User input text.
     pub input: String,
     /// Conversation to continue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation: Option<String>,
+    /// Whether the service keeps the response (`store`; absent means its default, true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<bool>,
     /// Metadata.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
@@ -460,9 +469,24 @@ impl CreateResponseRequest {
     /// A request for `agent` with `input`.
     pub fn new(agent: AgentReference, input: impl Into<String>) -> Self {
         Self {
-            agent_reference: agent,
+            agent_reference: Some(agent),
+            model: None,
             input: input.into(),
             conversation: None,
+            store: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// A request for `model` (no agent) with `input`; for a gateway model `model` is
+    /// `<connection>/<model>`.
+    pub fn for_model(model: impl Into<String>, input: impl Into<String>) -> Self {
+        Self {
+            agent_reference: None,
+            model: Some(model.into()),
+            input: input.into(),
+            conversation: None,
+            store: None,
             metadata: BTreeMap::new(),
         }
     }
@@ -628,6 +652,23 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&latest).unwrap(),
             json!({"type":"agent_reference","name":"a"})
+        );
+    }
+
+    #[test]
+    fn a_model_response_body_has_the_model_and_no_agent() {
+        let r = CreateResponseRequest::for_model("my-gw/gpt-4o", "Hi");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"model": "my-gw/gpt-4o", "input": "Hi"})
+        );
+        let r = CreateResponseRequest {
+            store: Some(false),
+            ..CreateResponseRequest::for_model("my-gw/gpt-4o", "Hi")
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"model": "my-gw/gpt-4o", "input": "Hi", "store": false})
         );
     }
 

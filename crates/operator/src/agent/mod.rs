@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use foundry_gateway_api::agent::{AgentVersionRef, VerifySpec};
 use foundry_gateway_api::common::DeletionPolicy;
 use foundry_gateway_api::conditions::{reasons, types};
+use foundry_gateway_api::connection::ConnectionScope;
 use foundry_gateway_api::{FoundryProject, GatewayConnection, PromptAgent, PromptAgentStatus};
 use foundry_gateway_client::project::{
     AgentReference, CreateConversationRequest, CreateResponseRequest, ListOptions,
@@ -232,6 +233,20 @@ async fn pipeline(
             return Err(failure);
         }
     };
+    if let Some(gc) = gc.as_deref()
+        && let Err(message) = connection_reachable(ctx, agent, gc, &namespace, &project)
+    {
+        let check = Check {
+            ok: false,
+            reason: reasons::CONNECTION_NOT_READY.to_owned(),
+            message,
+        };
+        report.connection = Some(check.clone());
+        return Err(Failure::Waiting {
+            reason: check.reason,
+            message: check.message,
+        });
+    }
     let model = report::check_model(&facts, connection, &agent.spec.model.name);
     report.model = Some(model.clone());
     if !model.ok {
@@ -424,6 +439,56 @@ async fn resolve_instructions(
             message: format!("{what}; waiting for it"),
             retry_after: None,
         })
+    }
+}
+
+/// Whether the agent's project can use the connection: a project-scope connection serves its
+/// own project only; an account-scope one every project of the same Foundry account.
+fn connection_reachable(
+    ctx: &Context,
+    agent: &PromptAgent,
+    gc: &GatewayConnection,
+    namespace: &str,
+    project: &ResolvedProject,
+) -> Result<(), String> {
+    let theirs = &gc.spec.project_ref.name;
+    let ours = &agent.spec.project_ref.name;
+    let connection = gc.name_any();
+    match gc.spec.scope.unwrap_or_default() {
+        ConnectionScope::Project if theirs == ours => Ok(()),
+        ConnectionScope::Project => Err(format!(
+            "GatewayConnection {connection} is a connection of FoundryProject {theirs}, not of {ours}; give it scope: Account (same Foundry account) or use a connection of {ours}"
+        )),
+        ConnectionScope::Account => {
+            let their_project = ctx
+                .stores
+                .projects
+                .get(&ObjectRef::<FoundryProject>::new(theirs).within(namespace))
+                .ok_or_else(|| {
+                    format!(
+                        "FoundryProject {theirs} of GatewayConnection {connection} does not exist"
+                    )
+                })?;
+            let (their_id, _) = project::project_identity(&their_project.spec).map_err(|f| {
+                format!("FoundryProject {theirs} is not usable: {}", message_of(&f))
+            })?;
+            let mine = &project.resource_id;
+            let same_account = their_id
+                .subscription_id
+                .eq_ignore_ascii_case(&mine.subscription_id)
+                && their_id
+                    .resource_group
+                    .eq_ignore_ascii_case(&mine.resource_group)
+                && their_id.account.eq_ignore_ascii_case(&mine.account);
+            if same_account {
+                Ok(())
+            } else {
+                Err(format!(
+                    "GatewayConnection {connection} lives on Foundry account {} and FoundryProject {ours} on account {}; an account-scope connection serves only the projects of its own account",
+                    their_id.account, mine.account
+                ))
+            }
+        }
     }
 }
 

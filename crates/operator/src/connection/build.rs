@@ -90,6 +90,15 @@ pub struct Desired {
     pub static_models: Vec<String>,
 }
 
+/// The wire format of a static model's `format` (default OpenAI).
+pub fn model_format(format: Option<SpecModelFormat>) -> ModelFormat {
+    match format.unwrap_or_default() {
+        SpecModelFormat::OpenAI => ModelFormat::OpenAI,
+        SpecModelFormat::Anthropic => ModelFormat::Anthropic,
+        SpecModelFormat::NonOpenAI => ModelFormat::NonOpenAI,
+    }
+}
+
 /// The connection name: `spec.connectionName`, else the object name.
 pub fn connection_name(spec: &GatewayConnectionSpec, object_name: &str) -> String {
     spec.connection_name
@@ -229,11 +238,7 @@ pub fn build(
                         &m.name,
                         m.model.clone().unwrap_or_else(|| m.name.clone()),
                         m.version.clone().unwrap_or_default(),
-                        match m.format.unwrap_or_default() {
-                            SpecModelFormat::OpenAI => ModelFormat::OpenAI,
-                            SpecModelFormat::Anthropic => ModelFormat::Anthropic,
-                            SpecModelFormat::NonOpenAI => ModelFormat::NonOpenAI,
-                        },
+                        model_format(m.format),
                     )
                 })
                 .collect()

@@ -8,6 +8,7 @@
 //! Foundry (`deletionPolicy: Delete`, 404 counts as done) or leaves it (`Orphan`).
 
 pub mod build;
+pub mod probe_plan;
 pub mod tracker;
 
 use std::collections::HashMap;
@@ -16,13 +17,18 @@ use std::time::{Duration, Instant};
 
 use foundry_gateway_api::common::DeletionPolicy;
 use foundry_gateway_api::conditions::{reasons, types};
-use foundry_gateway_api::connection::{GatewayState, ProbeMode as SpecProbeMode};
+use foundry_gateway_api::connection::{
+    ConnectionScope, GatewayState, ModelFormat, ProbeMode as SpecProbeMode,
+};
 use foundry_gateway_api::{FoundryProject, GatewayConnection, GatewayConnectionStatus};
 use foundry_gateway_client::SecretString;
 use foundry_gateway_client::connections::ConnectionResource;
-use foundry_gateway_client::probe::{GatewayAuth, GatewaySettings, ProbeMode, ProbeRequest};
+use foundry_gateway_client::probe::{
+    GatewayAuth, GatewaySettings, MAX_PROBE_TIMEOUT, ProbeRequest,
+};
 
-use crate::probes::{ProbeJob, ProbeStamp};
+use self::probe_plan::{Facts, Plan};
+use crate::probes::{ProbeJob, ProbeKind, ProbeStamp};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -74,7 +80,7 @@ impl Trackers {
 
 pub use crate::reconcile::Error;
 
-fn probe_settings(gc: &GatewayConnection) -> (ProbeMode, Option<Duration>, Duration, u32) {
+fn probe_settings(gc: &GatewayConnection) -> (SpecProbeMode, Option<Duration>, Duration, u32) {
     let probe = gc.spec.probe.clone().unwrap_or_default();
     let interval = probe
         .interval
@@ -90,18 +96,64 @@ fn probe_settings(gc: &GatewayConnection) -> (ProbeMode, Option<Duration>, Durat
         .failure_threshold
         .and_then(|t| u32::try_from(t).ok())
         .unwrap_or(DEFAULT_FAILURE_THRESHOLD);
-    let mode = match probe.mode.unwrap_or_default() {
-        SpecProbeMode::Auto => Some(ProbeMode::Auto),
-        SpecProbeMode::Discovery => Some(ProbeMode::Discovery),
-        SpecProbeMode::Inference => Some(ProbeMode::Inference),
-        SpecProbeMode::Off => None,
+    let mode = probe.mode.unwrap_or_default();
+    let interval = (mode != SpecProbeMode::Off).then_some(interval);
+    (mode, interval, timeout, threshold)
+}
+
+/// Where the Foundry connection lives.
+fn scope_of(gc: &GatewayConnection) -> ConnectionScope {
+    gc.spec.scope.unwrap_or_default()
+}
+
+/// The model a probe asks for: `probe.model`, else the first static model.
+fn probe_model(gc: &GatewayConnection, desired: &Desired) -> Option<String> {
+    gc.spec
+        .probe
+        .as_ref()
+        .and_then(|p| p.model.clone())
+        .or_else(|| desired.static_models.first().cloned())
+}
+
+/// What the probe is: see [`probe_plan`].
+fn probe_job(
+    gc: &GatewayConnection,
+    desired: &Desired,
+    secrets: &ResolvedSecrets,
+    project: &Arc<ResolvedProject>,
+    (mode, timeout): (SpecProbeMode, Duration),
+) -> Option<(Plan, ProbeKind)> {
+    let model = probe_model(gc, desired);
+    let anthropic = gc
+        .spec
+        .models
+        .as_ref()
+        .into_iter()
+        .flat_map(|m| m.static_models.iter().flatten())
+        .any(|m| Some(&m.name) == model.as_ref() && m.format == Some(ModelFormat::Anthropic));
+    let facts = Facts {
+        entra: gc.spec.auth.entra_id.is_some(),
+        has_model: model.is_some(),
+        discovers: desired.discovery.is_some(),
+        anthropic,
     };
-    (
-        mode.unwrap_or_default(),
-        mode.map(|_| interval),
-        timeout,
-        threshold,
-    )
+    let plan = probe_plan::plan(mode, facts)?;
+    let kind = match (plan, model) {
+        (Plan::Foundry, Some(model)) => ProbeKind::Foundry {
+            project: Arc::clone(project),
+            model: format!("{}/{model}", desired.name),
+            timeout: timeout.min(MAX_PROBE_TIMEOUT),
+        },
+        (Plan::Direct(direct), model) => ProbeKind::Gateway(Box::new(ProbeRequest {
+            settings: gateway_settings(gc, desired, secrets, project),
+            mode: direct,
+            model,
+            timeout,
+        })),
+        // The CRD refuses mode Foundry without a model; Auto never plans it without one.
+        (Plan::Foundry, None) => return None,
+    };
+    Some((plan, kind))
 }
 
 /// Reads every Secret value the spec refers to.
@@ -187,6 +239,13 @@ fn gateway_settings(
         deployment_api_version: gc.spec.deployment_api_version.clone(),
         discovery: desired.discovery.clone(),
         static_models: desired.static_models.clone(),
+        model_formats: gc
+            .spec
+            .models
+            .iter()
+            .flat_map(|m| m.static_models.iter().flatten())
+            .map(|m| (m.name.clone(), build::model_format(m.format)))
+            .collect(),
         custom_headers,
         auth,
     }
@@ -334,6 +393,8 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
             // Inactive keeps the models last seen, so a person still sees what was offered.
             if verdict.state != GatewayState::Inactive && !verdict.models.is_empty() {
                 new_status.models = verdict.models.clone();
+                new_status.models_omitted = (verdict.omitted > 0)
+                    .then(|| i64::try_from(verdict.omitted).unwrap_or(i64::MAX));
             }
             if let Some(interval) = interval
                 && !probing
@@ -461,7 +522,7 @@ async fn sync_and_probe(
     tracker: &mut Tracker,
     status: &mut GatewayConnectionStatus,
     forced: bool,
-    mode: ProbeMode,
+    mode: SpecProbeMode,
     interval: Option<Duration>,
     timeout: Duration,
     threshold: u32,
@@ -510,8 +571,8 @@ async fn sync_and_probe(
     if forced
         || tracker.foundry_check_due(generation, &desired.credentials_hash, ctx.settings.resync)
     {
-        let live = project
-            .connections
+        let connections = project.connections_in(scope_of(gc));
+        let live = connections
             .get(&desired.name)
             .await
             .map_err(|e| Failure::from_foundry("read the Foundry connection", &e))?;
@@ -542,8 +603,7 @@ async fn sync_and_probe(
         };
         let resource = match reason_to_write {
             Some(what) => {
-                let written = project
-                    .connections
+                let written = connections
                     .create_or_update(
                         &desired.name,
                         &ConnectionResource::new(desired.properties.clone()),
@@ -565,7 +625,7 @@ async fn sync_and_probe(
         };
         status.connection_id = resource
             .id
-            .or_else(|| Some(project.resource_id.connection_id(&desired.name)));
+            .or_else(|| Some(project.connection_id(scope_of(gc), &desired.name)));
         status.credentials_hash = Some(desired.credentials_hash.clone());
         tracker.synced_generation = Some(generation);
         tracker.synced_credentials = Some(desired.credentials_hash.clone());
@@ -576,7 +636,7 @@ async fn sync_and_probe(
         status.connection_id = tracker
             .connection_id
             .clone()
-            .or_else(|| Some(project.resource_id.connection_id(&desired.name)));
+            .or_else(|| Some(project.connection_id(scope_of(gc), &desired.name)));
         status.credentials_hash = Some(desired.credentials_hash.clone());
     }
 
@@ -596,39 +656,31 @@ async fn sync_and_probe(
             if let Some(result) = ctx.probes.take_result(&key)
                 && result.stamp == stamp
             {
-                let outcome = result.outcome.map_err(|e| {
-                    Failure::permanent(
-                        reasons::INVALID_SPEC,
-                        format!(
-                            "The gateway cannot be probed as configured: {}",
-                            e.message()
-                        ),
-                    )
-                })?;
+                let outcome = result.outcome?;
                 ctx.metrics
                     .probe_duration
                     .observe(result.elapsed.as_secs_f64());
-                tracker.record(&outcome, threshold, &stamp, result.started);
+                let plan = probe_job(gc, &desired, &secrets, &project, (mode, timeout))
+                    .map(|(plan, _)| plan);
+                if plan.is_some_and(|plan| {
+                    probe_plan::inconclusive(plan, gc.spec.auth.entra_id.is_some(), &outcome)
+                }) {
+                    tracker.record_inconclusive(&stamp, result.started);
+                } else {
+                    tracker.record(&outcome, threshold, &stamp, result.started);
+                }
                 if desired.discovery.is_none() && tracker.verdict.state == GatewayState::Active {
                     tracker.verdict.models = desired.static_models.clone();
                 }
             }
-            if forced || tracker.probe_due(generation, &desired.credentials_hash, interval) {
-                let model = gc
-                    .spec
-                    .probe
-                    .as_ref()
-                    .and_then(|p| p.model.clone())
-                    .or_else(|| desired.static_models.first().cloned());
+            if (forced || tracker.probe_due(generation, &desired.credentials_hash, interval))
+                && let Some((_, kind)) =
+                    probe_job(gc, &desired, &secrets, &project, (mode, timeout))
+            {
                 ctx.probes.submit(ProbeJob {
                     namespace: namespace.clone(),
                     name: name.clone(),
-                    request: ProbeRequest {
-                        settings: gateway_settings(gc, &desired, &secrets, &project),
-                        mode,
-                        model,
-                        timeout,
-                    },
+                    kind,
                     stamp: stamp.clone(),
                 });
             }
@@ -752,7 +804,8 @@ async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error>
                 // Only delete what this object owns: never a connection whose marker names
                 // another object, even one that no longer exists.
                 let me = crate::ownership::ObjectId::of(gc);
-                match resolved.connections.get(&connection_name).await {
+                let connections = resolved.connections_in(scope_of(gc));
+                match connections.get(&connection_name).await {
                     Ok(Some(live))
                         if build::may_delete(
                             &live.properties,
@@ -760,7 +813,7 @@ async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error>
                             gc.spec.adopt == Some(true),
                         ) =>
                     {
-                        if let Err(error) = resolved.connections.delete(&connection_name).await {
+                        if let Err(error) = connections.delete(&connection_name).await {
                             return Err(Error::DeletionPending {
                                 message: format!(
                                     "failed to delete the Foundry connection ({})",

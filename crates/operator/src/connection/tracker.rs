@@ -19,6 +19,8 @@ pub struct Verdict {
     pub message: String,
     /// Models the last successful probe found.
     pub models: Vec<String>,
+    /// Models it found beyond those kept.
+    pub omitted: usize,
 }
 
 /// What the controller remembers about one connection.
@@ -93,7 +95,9 @@ impl Tracker {
             .is_none_or(|(g, c)| *g != generation || c != credentials);
         self.probed_with = Some((generation, credentials.to_owned()));
         match outcome {
-            ProbeOutcome::Active { models, .. } => {
+            ProbeOutcome::Active {
+                models, omitted, ..
+            } => {
                 self.failures = 0;
                 self.verdict = Verdict {
                     state: GatewayState::Active,
@@ -104,6 +108,7 @@ impl Tracker {
                         if models.len() == 1 { "" } else { "s" }
                     ),
                     models: models.clone(),
+                    omitted: *omitted,
                 };
             }
             ProbeOutcome::Inactive { cause, message } => {
@@ -117,10 +122,26 @@ impl Tracker {
                         reason: cause.as_str().to_owned(),
                         message: message.clone(),
                         models: Vec::new(),
+                        omitted: 0,
                     };
                 }
             }
         }
+    }
+
+    /// Records a direct probe of an Entra ID connection that the gateway refused: the operator's
+    /// own token proves nothing about the project's identity, so the verdict is Unknown and no
+    /// failure is counted.
+    pub fn record_inconclusive(&mut self, stamp: &ProbeStamp, started: Instant) {
+        self.last_probe = Some(started);
+        self.probed_with = Some((stamp.generation, stamp.credentials.clone()));
+        self.verdict = Verdict {
+            state: GatewayState::Unknown,
+            reason: super::probe_plan::IDENTITY_MISMATCH.to_owned(),
+            message: "The gateway refused the operator's own Entra ID token, which says nothing about the project's managed identity that Foundry uses; set probe.mode: Foundry (with probe.model or static models) to have Foundry check the gateway".to_owned(),
+            models: Vec::new(),
+            omitted: 0,
+        };
     }
 
     /// Marks probing as off.
@@ -130,6 +151,7 @@ impl Tracker {
             reason: "NotProbed".into(),
             message: "Probing is off (spec.probe.mode: Off)".into(),
             models: Vec::new(),
+            omitted: 0,
         };
     }
 }
