@@ -289,12 +289,26 @@ fn the_emulator_accepts_real_tokens_only_for_the_audience_of_each_plane() {
 
 /// PUTs a connection through the emulator's ARM endpoint.
 fn put_connection(name: &str, properties: Value) {
+    let scope = stack().emulator.project().arm_id();
+    put_connection_at(&scope, name, properties);
+}
+
+/// PUTs a connection on the project's Foundry account (`accounts/{a}/connections/{name}`).
+fn put_account_connection(name: &str, properties: Value) {
+    let project = stack().emulator.project().arm_id();
+    let account = project
+        .rsplit_once("/projects/")
+        .map(|(account, _)| account.to_owned())
+        .unwrap();
+    put_connection_at(&account, name, properties);
+}
+
+fn put_connection_at(scope: &str, name: &str, properties: Value) {
     let stack = stack();
     let arm = stack.arm_token().unwrap();
     let url = format!(
-        "{}{}/connections/{name}?api-version={ARM_API_VERSION}",
+        "{}{scope}/connections/{name}?api-version={ARM_API_VERSION}",
         stack.emulator.arm_endpoint,
-        stack.emulator.project().arm_id()
     );
     let reply = http()
         .put_json(
@@ -1031,4 +1045,42 @@ fn the_sdk_flow_streams_a_reply_into_the_conversation_through_a_model_gateway_wi
         })
         .count();
     assert_eq!(streamed, 1, "one streaming chat completion went to LiteLLM");
+}
+
+#[test]
+fn the_sdk_flow_streams_through_an_account_connection_of_the_projects_foundry_resource() {
+    sdk_python().unwrap();
+    let stack = stack();
+    put_account_connection(
+        "litellm-account",
+        json!({
+            "category": "ModelGateway",
+            "target": stack.gateway.openai_target(),
+            "authType": "ApiKey",
+            "credentials": {"key": stack.gateway.master_key.expose()},
+            "isSharedToAll": true,
+            "metadata": {
+                "deploymentInPath": "false",
+                "models": json!([{"name": "gpt-4o", "properties": {"model": {"name": "gpt-4o", "format": "OpenAI"}}}]).to_string(),
+            },
+        }),
+    );
+    flow(
+        "litellm-account",
+        "gpt-4o",
+        "sdk-account-agent",
+        ReferenceForm::AgentReference,
+        Some("Hello from the gateway (gpt-4o)"),
+    );
+    let calls = stack.emulator.gateway_calls("").unwrap();
+    assert!(
+        calls
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["connection"] == "litellm-account"
+                && c["kind"] == "inference"
+                && c["status"] == 200),
+        "the project's agent reached the gateway through the account connection: {calls}"
+    );
 }
