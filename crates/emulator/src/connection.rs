@@ -323,7 +323,7 @@ impl GatewayMetadata {
         };
         let auth_config = match get("authConfig") {
             None => None,
-            Some(text) => Some(parse_auth_config(text)?),
+            Some(text) => Some(parse_auth_config(text, apim)?),
         };
         Ok(Self {
             deployment_in_path,
@@ -528,7 +528,15 @@ fn parse_custom_headers(text: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-fn parse_auth_config(text: &str) -> Result<AuthConfig, String> {
+/// The header of an `authConfig` without a name, as the samples' validation scripts default it:
+/// `api_key` in the APIM script (`auth_config.get('name') or 'api_key'`), `api-key` in the
+/// ModelGateway script (`auth_config.get('name', 'api-key')`); the operator's probe does the
+/// same.
+fn default_auth_config_name(apim: bool) -> &'static str {
+    if apim { "api_key" } else { "api-key" }
+}
+
+fn parse_auth_config(text: &str, apim: bool) -> Result<AuthConfig, String> {
     let value = parse_json("authConfig", text)?;
     let Some(obj) = value.as_object() else {
         return Err("metadata.authConfig must be a JSON object".into());
@@ -538,8 +546,17 @@ fn parse_auth_config(text: &str) -> Result<AuthConfig, String> {
     {
         return Err("metadata.authConfig.type must be \"api_key\"".into());
     }
-    let name = obj.get("name").and_then(Value::as_str).unwrap_or_default();
-    if name.is_empty() || HeaderName::from_bytes(name.as_bytes()).is_err() {
+    let name = match obj.get("name") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(n)) => n.trim(),
+        Some(_) => return Err("metadata.authConfig.name must be a string".into()),
+    };
+    let name = if name.is_empty() {
+        default_auth_config_name(apim)
+    } else {
+        name
+    };
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err("metadata.authConfig.name must be a valid header name".into());
     }
     let format = match obj.get("format") {
@@ -1010,6 +1027,75 @@ mod tests {
         );
         let e = validate_body(&mg(json!({"models": MODELS, "authConfig": r#"{"name":"x-key","format":"no placeholder"}"#}))).unwrap_err();
         assert!(e.contains("{api_key}"), "{e}");
+        let e = validate_body(&mg(
+            json!({"models": MODELS, "authConfig": r#"{"name":"bad header"}"#}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("valid header name"), "{e}");
+        let e = validate_body(&mg(
+            json!({"models": MODELS, "authConfig": r#"{"name":7}"#}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("must be a string"), "{e}");
+    }
+
+    #[test]
+    fn an_auth_config_without_a_name_uses_the_validation_scripts_default_header() {
+        let target = Url::parse("https://gw.example.com/llm").unwrap();
+        for (category, config, header) in [
+            (
+                "ModelGateway",
+                r#"{"type":"api_key","format":"Key {api_key}"}"#,
+                "api-key",
+            ),
+            (
+                "ModelGateway",
+                r#"{"type":"api_key","name":"","format":"Key {api_key}"}"#,
+                "api-key",
+            ),
+            (
+                "ModelGateway",
+                r#"{"name":" ","format":"Key {api_key}"}"#,
+                "api-key",
+            ),
+            (
+                "ModelGateway",
+                r#"{"name":null,"format":"Key {api_key}"}"#,
+                "api-key",
+            ),
+            (
+                "ApiManagement",
+                r#"{"type":"api_key","format":"Key {api_key}"}"#,
+                "api_key",
+            ),
+            (
+                "ApiManagement",
+                r#"{"name":"","format":"Key {api_key}"}"#,
+                "api_key",
+            ),
+            (
+                "ApiManagement",
+                r#"{"name":" x-key ","format":"Key {api_key}"}"#,
+                "x-key",
+            ),
+        ] {
+            let mut body = mg(json!({"models": MODELS, "authConfig": config}));
+            body["properties"]["category"] = json!(category);
+            let v = validate_body(&body).unwrap_or_else(|e| panic!("{category} {config}: {e}"));
+            let meta =
+                GatewayMetadata::parse(category, &target, &string_metadata(&v.properties).unwrap())
+                    .unwrap();
+            let auth =
+                GatewayAuth::from_connection(&v.properties, v.credentials.as_ref(), &meta).unwrap();
+            assert_eq!(
+                auth,
+                GatewayAuth::ApiKey {
+                    header: header.into(),
+                    value: "Key k-123".into()
+                },
+                "{category} {config}"
+            );
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Outgoing calls to a connection's gateway, the way Foundry makes them (reference §3):
+//! Outgoing calls to a connection's gateway, the way Foundry makes them (reference §3, and §5
+//! for what the samples' validation scripts send: the URL, body keys and headers):
 //! discovery, chat completions, and the tokens those calls need.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use url::Url;
@@ -289,24 +291,21 @@ impl Gateway {
             }
             form.finish()
         };
+        // Only the form's Content-Type, as the ModelGateway script sends (reqwest adds
+        // `Accept: */*`, as Python's `requests` does).
         let started = Instant::now();
         let result = self
             .http
             .post(token_url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .header("Accept", "application/json")
+            .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
             .body(form)
             .send()
             .await;
         let mut record = call_record(t, "token", "POST", token_url);
-        record.header_names = vec!["Content-Type".into(), "Accept".into()];
-        record.headers.insert(
-            "Content-Type".into(),
-            json!("application/x-www-form-urlencoded"),
-        );
+        record.header_names = vec!["Content-Type".into()];
         record
             .headers
-            .insert("Accept".into(), json!("application/json"));
+            .insert("Content-Type".into(), json!(FORM_CONTENT_TYPE));
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
@@ -370,6 +369,35 @@ impl Gateway {
         Ok(token.to_string())
     }
 
+    /// A gateway call ready to send, and its call-log record: the request with the headers of
+    /// [`gateway_headers`] and, for a `POST`, the JSON body.
+    async fn prepare(
+        &self,
+        t: &CallTarget,
+        control: &Control,
+        kind: &'static str,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(reqwest::RequestBuilder, GatewayCallRecord), GatewayError> {
+        let auth = self.auth_header(t, control).await?;
+        let headers = gateway_headers(auth.as_ref(), &t.meta.custom_headers).map_err(|e| {
+            GatewayError::Failed(format!(
+                "connection '{}' cannot call its gateway: {e}",
+                t.connection
+            ))
+        })?;
+        let mut record = call_record(t, kind, method.as_str(), url);
+        (record.header_names, record.headers) =
+            logged_headers(auth.as_ref(), &t.meta.custom_headers);
+        let mut req = self.http.request(method, url).headers(headers);
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+            record.request_body = b.clone();
+        }
+        Ok((req, record))
+    }
+
     async fn send(
         &self,
         t: &CallTarget,
@@ -379,40 +407,11 @@ impl Gateway {
         url: &str,
         body: Option<&Value>,
     ) -> Result<Reply, GatewayError> {
-        let auth = self.auth_header(t, control).await?;
-        let mut record = call_record(t, kind, method.as_str(), url);
-        let mut req = self.http.request(method, url);
-        if let Some((name, value)) = &auth {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        for (name, value) in &t.meta.custom_headers {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        req = req.header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
-            record.request_body = b.clone();
-        }
-        (record.header_names, record.headers) =
-            logged_headers(auth.as_ref(), &t.meta.custom_headers, body.is_some());
+        let (req, mut record) = self.prepare(t, control, kind, method, url, body).await?;
         let started = Instant::now();
-        let result = req.send().await;
-        let resp = match result {
+        let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => {
-                let msg = t.scrub(&format!(
-                    "calling the gateway of connection '{}' at {url} failed: {}",
-                    t.connection,
-                    error_chain(&e)
-                ));
-                record.error = Some(msg.clone());
-                record.duration_ms = elapsed_ms(started);
-                control.record_gateway_call(record);
-                tracing::warn!(connection = %t.connection, kind, "Failed to call gateway");
-                return Err(GatewayError::from_send(msg, &e));
-            }
+            Err(e) => return Err(send_failed(t, control, record, started, &e)),
         };
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
@@ -564,28 +563,82 @@ fn names_a_missing_model(body: &Value) -> bool {
         })
 }
 
-/// The headers of a gateway call as the call log shows them: every name in the order sent, with
-/// the values of the auth header and of the custom headers replaced by `<redacted>`. Custom
-/// header values often come from Secrets (Foundry keeps them as plain connection metadata), so
-/// a log must not show them any more than it shows a key.
+/// `Content-Type` of a client-credentials token request.
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// The headers of every gateway call, discovery `GET`s included, in the order the samples'
+/// validation scripts send them (reference §5): `Content-Type: application/json` (the scripts
+/// build one header dictionary for all their calls), then the auth header, then the custom
+/// headers, each replacing an earlier header of the same name as the scripts'
+/// `headers.update(custom_headers)` does (reqwest's `.header()` would send both). No `Accept`:
+/// reqwest sends `*/*`, as Python's `requests` does. `Err` names the header that cannot be
+/// sent, never its value.
+fn gateway_headers(
+    auth: Option<&(String, String)>,
+    custom_headers: &[(String, String)],
+) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in auth.into_iter().chain(custom_headers) {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("'{name}' is not a valid header name"))?;
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| format!("the value of header '{name}' is not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.insert(header, value);
+    }
+    Ok(headers)
+}
+
+/// The headers of a gateway call as the call log shows them: the names of
+/// [`gateway_headers`] in the order sent (a replaced header keeps its place and first spelling),
+/// with the values of the auth header and of the custom headers replaced by `<redacted>`.
+/// Custom header values often come from Secrets (Foundry keeps them as plain connection
+/// metadata), so a log must not show them any more than it shows a key.
 fn logged_headers(
     auth: Option<&(String, String)>,
     custom_headers: &[(String, String)],
-    json_body: bool,
 ) -> (Vec<String>, serde_json::Map<String, Value>) {
     let secret = auth
         .into_iter()
         .chain(custom_headers)
         .map(|(name, _)| (name.as_str(), REDACTED));
-    let plain = std::iter::once(("Accept", "application/json"))
-        .chain(json_body.then_some(("Content-Type", "application/json")));
-    let mut names = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     let mut values = serde_json::Map::new();
-    for (name, value) in secret.chain(plain) {
-        names.push(name.to_string());
-        values.insert(name.to_string(), json!(value));
+    for (name, value) in std::iter::once(("Content-Type", "application/json")).chain(secret) {
+        let logged = match names.iter().find(|n| n.eq_ignore_ascii_case(name)) {
+            Some(first) => first.clone(),
+            None => {
+                names.push(name.to_string());
+                name.to_string()
+            }
+        };
+        values.insert(logged, json!(value));
     }
     (names, values)
+}
+
+/// Records a call that got no HTTP answer and returns its error: timed out, TLS failed, or no
+/// connection ([`GatewayError::from_send`]).
+fn send_failed(
+    t: &CallTarget,
+    control: &Control,
+    mut record: GatewayCallRecord,
+    started: Instant,
+    e: &reqwest::Error,
+) -> GatewayError {
+    let msg = t.scrub(&format!(
+        "calling the gateway of connection '{}' at {} failed: {}",
+        t.connection,
+        record.url,
+        error_chain(e)
+    ));
+    let kind = record.kind;
+    record.error = Some(msg.clone());
+    record.duration_ms = elapsed_ms(started);
+    control.record_gateway_call(record);
+    tracing::warn!(connection = %t.connection, kind, "Failed to call gateway");
+    GatewayError::from_send(msg, e)
 }
 
 fn call_record(t: &CallTarget, kind: &'static str, method: &str, url: &str) -> GatewayCallRecord {
@@ -654,27 +707,62 @@ mod tests {
             ("X-Client-App".to_string(), "foundry-agents".to_string()),
             ("X-Tenant-Token".to_string(), "from-a-secret".to_string()),
         ];
-        let (names, values) = logged_headers(Some(&auth), &custom, true);
+        let (names, values) = logged_headers(Some(&auth), &custom);
         assert_eq!(
             names,
-            [
-                "api-key",
-                "X-Client-App",
-                "X-Tenant-Token",
-                "Accept",
-                "Content-Type"
-            ]
+            ["Content-Type", "api-key", "X-Client-App", "X-Tenant-Token"]
         );
         for name in ["api-key", "X-Client-App", "X-Tenant-Token"] {
             assert_eq!(values[name], REDACTED, "{name}");
         }
-        assert_eq!(values["Accept"], "application/json");
         assert_eq!(values["Content-Type"], "application/json");
+        assert_eq!(values.len(), 4);
         let text = Value::Object(values).to_string();
         for secret in ["gw-key-123", "foundry-agents", "from-a-secret"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
-        let (names, _) = logged_headers(None, &[], false);
-        assert_eq!(names, ["Accept"]);
+        let (names, values) = logged_headers(None, &[]);
+        assert_eq!(names, ["Content-Type"]);
+        assert_eq!(values["Content-Type"], "application/json");
+    }
+
+    #[test]
+    fn headers_go_content_type_then_auth_then_custom_headers_which_replace_a_same_name_header() {
+        let auth = ("api-key".to_string(), "gw-key-123".to_string());
+        let custom = vec![
+            ("API-Key".to_string(), "custom-wins".to_string()),
+            ("X-Client-App".to_string(), "foundry-agents".to_string()),
+        ];
+        let headers = gateway_headers(Some(&auth), &custom).unwrap();
+        let sent: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("content-type", "application/json"),
+                ("api-key", "custom-wins"),
+                ("x-client-app", "foundry-agents"),
+            ]
+        );
+        assert!(headers["api-key"].is_sensitive());
+        let (names, values) = logged_headers(Some(&auth), &custom);
+        assert_eq!(names, ["Content-Type", "api-key", "X-Client-App"]);
+        assert_eq!(values.len(), 3);
+        assert_eq!(values["api-key"], REDACTED);
+
+        // A custom Content-Type replaces ours, and is redacted like every custom value.
+        let custom = vec![("content-type".to_string(), "text/plain".to_string())];
+        let headers = gateway_headers(None, &custom).unwrap();
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[CONTENT_TYPE], "text/plain");
+        let (names, values) = logged_headers(None, &custom);
+        assert_eq!(names, ["Content-Type"]);
+        assert_eq!(values["Content-Type"], REDACTED);
+
+        let bad = ("api-key".to_string(), "line\nbreak".to_string());
+        let e = gateway_headers(Some(&bad), &[]).unwrap_err();
+        assert!(e.contains("'api-key'") && !e.contains("line"), "{e}");
     }
 }

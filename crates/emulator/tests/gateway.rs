@@ -1017,3 +1017,483 @@ async fn entra_connections_reach_the_gateway_with_a_token_of_the_calling_project
     let text = log.to_string();
     assert!(!text.contains("eyJ") && !text.contains("\"s1\""), "{text}");
 }
+
+// The emulator's gateway calls against the operator's probe: both must send what the Foundry
+// samples' validation scripts send (reference §5), so for the same connection the gateway must
+// receive the same URL, body and headers from either.
+
+use foundry_gateway_client::probe::{
+    PROBE_MESSAGE, api_key_header, bearer_header, chat_completions_body, chat_completions_url,
+    discovery_url, gateway_headers, get_model_url, oauth2_token_form,
+};
+use foundry_gateway_client::{AuthConfig, ConnectionCategory, SecretString};
+
+/// The headers a gateway received that the validation scripts set, in the order received, as
+/// (name, value). Left out: what the HTTP stack adds on its own (`host`, `content-length`,
+/// `user-agent`; reference §4 question 5) and the client's default `accept: */*`, which is what
+/// Python's `requests` sends too. Any other `accept` stays in, and fails the comparison.
+fn received_headers(seen: &Seen) -> Vec<(String, String)> {
+    seen.headers
+        .iter()
+        .filter(|(n, v)| {
+            let transport = matches!(n.as_str(), "host" | "content-length" | "user-agent");
+            let default_accept = n.as_str() == "accept" && *v == "*/*";
+            !transport && !default_accept
+        })
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+        .collect()
+}
+
+/// The probe's headers as (name, value), in its order.
+fn probe_headers(h: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+        .collect()
+}
+
+fn category(name: &str) -> ConnectionCategory {
+    match name {
+        "ApiManagement" => ConnectionCategory::ApiManagement,
+        _ => ConnectionCategory::ModelGateway,
+    }
+}
+
+fn custom_map(custom: &[(&str, &str)]) -> std::collections::BTreeMap<String, SecretString> {
+    custom
+        .iter()
+        .map(|(n, v)| ((*n).to_string(), SecretString::new(*v)))
+        .collect()
+}
+
+/// An API-key connection as the operator would write it and as the probe reads it.
+struct ApiKeyConnection {
+    category: &'static str,
+    /// Target path under the gateway's base; a trailing `/` is trimmed by both.
+    path: &'static str,
+    deployment_in_path: bool,
+    inference_api_version: Option<&'static str>,
+    /// `metadata.authConfig` as JSON, `name` possibly missing or empty.
+    auth_config: Option<Value>,
+    custom_headers: &'static [(&'static str, &'static str)],
+}
+
+impl ApiKeyConnection {
+    fn body(&self, target: &str) -> Value {
+        let mut metadata =
+            json!({"deploymentInPath": self.deployment_in_path.to_string(), "models": MODELS});
+        if let Some(v) = self.inference_api_version {
+            metadata["inferenceAPIVersion"] = json!(v);
+        }
+        if let Some(c) = &self.auth_config {
+            metadata["authConfig"] = json!(c.to_string());
+        }
+        if !self.custom_headers.is_empty() {
+            let custom: serde_json::Map<String, Value> = self
+                .custom_headers
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), json!(v)))
+                .collect();
+            metadata["customHeaders"] = json!(Value::Object(custom).to_string());
+        }
+        gateway_connection(
+            self.category,
+            target,
+            json!({"authType": "ApiKey", "credentials": {"key": "gw-key-1"}}),
+            metadata,
+        )
+    }
+
+    /// The probe's headers for this connection.
+    fn probe_headers(&self) -> Vec<(String, String)> {
+        let auth_config = self.auth_config.as_ref().map(|c| {
+            AuthConfig::new(
+                c["name"].as_str().unwrap_or_default(),
+                c["format"].as_str().unwrap_or("{api_key}"),
+            )
+        });
+        let auth = api_key_header(
+            &SecretString::new("gw-key-1"),
+            auth_config.as_ref(),
+            &category(self.category),
+        )
+        .unwrap();
+        probe_headers(&gateway_headers(Some(auth), &custom_map(self.custom_headers)).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn chat_calls_send_the_probes_url_body_and_headers_for_every_connection_shape() {
+    let h = start().await;
+    let cases = [
+        // ModelGateway defaults: model in the body, an empty inferenceAPIVersion adds nothing.
+        ApiKeyConnection {
+            category: "ModelGateway",
+            path: "/llm/",
+            deployment_in_path: false,
+            inference_api_version: Some(""),
+            auth_config: None,
+            custom_headers: &[("X-Client-App", "foundry-agents"), ("X-Team", "blue")],
+        },
+        // Deployment in the path, an api-version, an authConfig header.
+        ApiKeyConnection {
+            category: "ModelGateway",
+            path: "/openai",
+            deployment_in_path: true,
+            inference_api_version: Some("2025-03-01-preview"),
+            auth_config: Some(
+                json!({"type": "api_key", "name": "x-api-key", "format": "{api_key}"}),
+            ),
+            custom_headers: &[],
+        },
+        // APIM, an authConfig without a name: the APIM script's `api_key` header.
+        ApiKeyConnection {
+            category: "ApiManagement",
+            path: "/foundry/models",
+            deployment_in_path: true,
+            inference_api_version: Some("2024-10-21"),
+            auth_config: Some(json!({"type": "api_key", "format": "Bearer {api_key}"})),
+            custom_headers: &[("X-Client-App", "foundry-agents")],
+        },
+        // ModelGateway, an authConfig with an empty name: the ModelGateway script's `api-key`.
+        ApiKeyConnection {
+            category: "ModelGateway",
+            path: "/llm",
+            deployment_in_path: false,
+            inference_api_version: None,
+            auth_config: Some(json!({"type": "api_key", "name": "", "format": "Key {api_key}"})),
+            custom_headers: &[],
+        },
+        // APIM with the key as a bearer token.
+        ApiKeyConnection {
+            category: "ApiManagement",
+            path: "/aoai",
+            deployment_in_path: true,
+            inference_api_version: None,
+            auth_config: Some(
+                json!({"type": "api_key", "name": "Authorization", "format": "Bearer {api_key}"}),
+            ),
+            custom_headers: &[("X-Env", "prod")],
+        },
+        // A custom header of the auth header's name replaces it: sent once, with its value.
+        ApiKeyConnection {
+            category: "ModelGateway",
+            path: "/llm",
+            deployment_in_path: false,
+            inference_api_version: Some("2024-10-21"),
+            auth_config: None,
+            custom_headers: &[("X-Env", "prod"), ("api-key", "custom-wins")],
+        },
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let gw = FakeGateway::start(&h.pki).await;
+        let target = format!("{}{}", gw.base, case.path);
+        let name = format!("conn-{i}");
+        let (s, v) = h.put_connection(&name, case.body(&target)).await;
+        assert_eq!(s, StatusCode::OK, "case {i}: {v}");
+        let (s, v) = model_response(&h, PROJECT, &format!("{name}/gpt-4o"), PROBE_MESSAGE).await;
+        assert_eq!(s, StatusCode::OK, "case {i}: {v}");
+
+        let seen = gw.seen();
+        assert_eq!(seen.len(), 1, "case {i}: static models, one call");
+        let c = &seen[0];
+        assert_eq!(c.method, Method::POST, "case {i}");
+        let url = chat_completions_url(
+            &target,
+            case.deployment_in_path,
+            "gpt-4o",
+            case.inference_api_version,
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{}{}", gw.base, c.uri),
+            url.as_str(),
+            "case {i}: URL"
+        );
+        let probe_body: Value =
+            serde_json::from_str(&chat_completions_body("gpt-4o", case.deployment_in_path))
+                .unwrap();
+        assert_eq!(c.body, probe_body, "case {i}: body");
+        let expected = case.probe_headers();
+        assert_eq!(received_headers(c), expected, "case {i}: headers");
+        if i == 5 {
+            assert_eq!(c.headers.get_all("api-key").iter().count(), 1);
+            assert_eq!(c.headers["api-key"], "custom-wins");
+        }
+
+        // The call log names the same headers in the same order.
+        let (_, log) = h.control(Method::GET, "/gateway-calls", None).await;
+        let call = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|c| c["connection"] == name.as_str())
+            .unwrap();
+        let logged: Vec<String> = call["headerNames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_ascii_lowercase())
+            .collect();
+        let expected_names: Vec<String> = expected.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(logged, expected_names, "case {i}: logged header names");
+        assert!(!log.to_string().contains("gw-key-1"), "case {i}");
+    }
+}
+
+#[tokio::test]
+async fn discovery_calls_send_the_probes_urls_and_headers() {
+    let h = start().await;
+
+    // ModelGateway, OpenAI-format discovery with a deploymentAPIVersion and a custom header.
+    let gw = FakeGateway::start(&h.pki).await;
+    let custom: &[(&str, &str)] = &[("X-Trace", "on")];
+    let body = gateway_connection(
+        "ModelGateway",
+        &gw.base,
+        json!({"authType": "ApiKey", "credentials": {"key": "gw-key-1"}}),
+        json!({"deploymentAPIVersion": "2024-10-21", "modelDiscovery":
+            "{\"listModelsEndpoint\":\"/v1/models\",\"getModelEndpoint\":\"/v1/models/{deploymentName}\",\"deploymentProvider\":\"OpenAI\"}",
+            "customHeaders": "{\"X-Trace\":\"on\"}"}),
+    );
+    assert_eq!(h.put_connection("disc", body).await.0, StatusCode::OK);
+    let (s, v) = model_response(&h, PROJECT, "disc/hidden-model", PROBE_MESSAGE).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let auth = api_key_header(
+        &SecretString::new("gw-key-1"),
+        None,
+        &ConnectionCategory::ModelGateway,
+    )
+    .unwrap();
+    let expected = probe_headers(&gateway_headers(Some(auth), &custom_map(custom)).unwrap());
+    let seen = gw.seen();
+    let urls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{}{}", gw.base, s.uri))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            discovery_url(&gw.base, "/v1/models", Some("2024-10-21"))
+                .unwrap()
+                .to_string(),
+            get_model_url(
+                &gw.base,
+                "/v1/models/{deploymentName}",
+                "hidden-model",
+                Some("2024-10-21")
+            )
+            .unwrap()
+            .to_string(),
+            chat_completions_url(&gw.base, false, "hidden-model", None)
+                .unwrap()
+                .to_string(),
+        ]
+    );
+    for (s, method) in seen.iter().zip([Method::GET, Method::GET, Method::POST]) {
+        assert_eq!(s.method, method, "{}", s.uri);
+        assert_eq!(received_headers(s), expected, "{}", s.uri);
+    }
+    assert!(seen[0].form.is_empty() && seen[1].form.is_empty());
+
+    // APIM's default discovery without a deploymentAPIVersion, an authConfig without a name.
+    let gw = FakeGateway::start(&h.pki).await;
+    let target = format!("{}/aoai", gw.base);
+    let body = gateway_connection(
+        "ApiManagement",
+        &target,
+        json!({"authType": "ApiKey", "credentials": {"key": "gw-key-1"}}),
+        json!({"authConfig": "{\"type\":\"api_key\",\"format\":\"{api_key}\"}"}),
+    );
+    assert_eq!(h.put_connection("apim-disc", body).await.0, StatusCode::OK);
+    let (s, v) = model_response(&h, PROJECT, "apim-disc/absent", PROBE_MESSAGE).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let auth = api_key_header(
+        &SecretString::new("gw-key-1"),
+        Some(&AuthConfig::new("", "{api_key}")),
+        &ConnectionCategory::ApiManagement,
+    )
+    .unwrap();
+    let expected = probe_headers(&gateway_headers(Some(auth), &custom_map(&[])).unwrap());
+    assert_eq!(expected[1].0, "api_key");
+    let seen = gw.seen();
+    let urls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{}{}", gw.base, s.uri))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            discovery_url(&target, "/deployments", None)
+                .unwrap()
+                .to_string(),
+            get_model_url(&target, "/deployments/{deploymentName}", "absent", None)
+                .unwrap()
+                .to_string(),
+        ]
+    );
+    for s in &seen {
+        assert_eq!(s.method, Method::GET);
+        assert_eq!(received_headers(s), expected, "{}", s.uri);
+    }
+}
+
+#[tokio::test]
+async fn oauth2_connections_send_the_probes_token_form_and_bearer_header() {
+    let h = start().await;
+    for (i, scopes) in [vec!["api://gw/.default", "extra"], vec![]]
+        .into_iter()
+        .enumerate()
+    {
+        let gw = FakeGateway::start(&h.pki).await;
+        let target = format!("{}/llm", gw.base);
+        let name = format!("oauth-{i}");
+        let body = json!({"properties": {"category": "ModelGateway", "target": target, "authType": "OAuth2",
+            "credentials": {"clientId": "gw-client", "clientSecret": "oauth secret&1"},
+            "tokenUrl": format!("{}/oauth2/token", gw.base), "scopes": scopes,
+            "metadata": {"deploymentInPath": "false", "models": MODELS,
+                         "customHeaders": "{\"X-Client-App\":\"foundry-agents\"}"}}});
+        assert_eq!(h.put_connection(&name, body).await.0, StatusCode::OK);
+        let (s, v) = model_response(&h, PROJECT, &format!("{name}/gpt-4o"), PROBE_MESSAGE).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let seen = gw.seen();
+        assert_eq!(seen.len(), 2, "case {i}");
+
+        let token = &seen[0];
+        assert_eq!(token.method, Method::POST);
+        assert_eq!(token.uri.path(), "/oauth2/token");
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_string()).collect();
+        assert_eq!(
+            token.form,
+            oauth2_token_form("gw-client", &SecretString::new("oauth secret&1"), &scopes),
+            "case {i}"
+        );
+        assert_eq!(
+            received_headers(token),
+            [(
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded".to_string()
+            )],
+            "case {i}: only the form's Content-Type"
+        );
+
+        let chat = &seen[1];
+        assert_eq!(
+            format!("{}{}", gw.base, chat.uri),
+            chat_completions_url(&target, false, "gpt-4o", None)
+                .unwrap()
+                .as_str()
+        );
+        let expected = probe_headers(
+            &gateway_headers(
+                Some(bearer_header("gw-access-token-1").unwrap()),
+                &custom_map(&[("X-Client-App", "foundry-agents")]),
+            )
+            .unwrap(),
+        );
+        assert_eq!(received_headers(chat), expected, "case {i}");
+        let probe_body: Value =
+            serde_json::from_str(&chat_completions_body("gpt-4o", false)).unwrap();
+        assert_eq!(chat.body, probe_body, "case {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_chat_call_adds_to_the_probes_body_only_what_the_caller_asked_for() {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let conn = ApiKeyConnection {
+        category: "ModelGateway",
+        path: "/llm",
+        deployment_in_path: false,
+        inference_api_version: None,
+        auth_config: None,
+        custom_headers: &[],
+    };
+    let target = format!("{}{}", gw.base, conn.path);
+    assert_eq!(
+        h.put_connection("my-gw", conn.body(&target)).await.0,
+        StatusCode::OK
+    );
+    let url = h.openai("/responses");
+    for request in [
+        json!({"model": "my-gw/gpt-4o", "input": PROBE_MESSAGE, "stream": true}),
+        json!({"model": "my-gw/gpt-4o", "input": PROBE_MESSAGE, "max_output_tokens": 64}),
+        json!({"model": "my-gw/gpt-4o", "input": PROBE_MESSAGE, "stream": false, "max_output_tokens": null}),
+    ] {
+        let resp = h
+            .client
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{request}");
+        resp.bytes().await.unwrap();
+    }
+    let probe: Value = serde_json::from_str(&chat_completions_body("gpt-4o", false)).unwrap();
+    let with = |k: &str, v: Value| {
+        let mut b = probe.clone();
+        b[k] = v;
+        b
+    };
+    let calls = gw.chat_calls();
+    let bodies: Vec<&Value> = calls.iter().map(|c| &c.body).collect();
+    assert_eq!(
+        bodies,
+        [
+            &with("stream", json!(true)),
+            &with("max_completion_tokens", json!(64)),
+            &probe
+        ]
+    );
+    for c in &calls {
+        assert_eq!(received_headers(c), conn.probe_headers(), "{}", c.body);
+    }
+}
+
+#[tokio::test]
+async fn streamed_responses_tell_apart_a_timeout_a_tls_failure_and_an_unreachable_gateway() {
+    let h = start_with(|c| c.gateway_timeout = std::time::Duration::from_millis(800)).await;
+    let untrusted = FakeGateway::start(&TestPki::new()).await;
+    let silent = silent_listener().await;
+    let cases = [
+        (
+            "tls-gw",
+            untrusted.base.clone(),
+            StatusCode::BAD_GATEWAY,
+            "gateway_tls_error",
+        ),
+        (
+            "slow-gw",
+            format!("https://{silent}"),
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_timeout",
+        ),
+        (
+            "dead-gw",
+            format!("https://127.0.0.1:{}", closed_port().await),
+            StatusCode::BAD_GATEWAY,
+            "gateway_unreachable",
+        ),
+    ];
+    for (name, target, status, code) in cases {
+        let body = gateway_connection(
+            "ModelGateway",
+            &target,
+            json!({"authType": "ApiKey", "credentials": {"key": "k-stream-fail"}}),
+            json!({"models": MODELS}),
+        );
+        assert_eq!(h.put_connection(name, body).await.0, StatusCode::OK);
+        let (s, v) = h
+            .send(
+                Method::POST,
+                &h.openai("/responses"),
+                Some(json!({"model": format!("{name}/gpt-4o"), "input": "Hi", "stream": true})),
+            )
+            .await;
+        assert_eq!(s, status, "{name}: {v}");
+        assert_eq!(v["error"]["code"], code, "{name}: {v}");
+        assert!(!v.to_string().contains("k-stream-fail"), "{v}");
+    }
+}

@@ -10,8 +10,8 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::{
-    CallTarget, Gateway, GatewayError, Reply, call_record, elapsed_ms, error_chain, logged_headers,
-    truncate,
+    CHAT_COMPLETION, CallTarget, Gateway, GatewayError, Reply, elapsed_ms, error_chain,
+    send_failed, truncate,
 };
 use crate::connection::inference_url;
 use crate::control::Control;
@@ -161,41 +161,20 @@ impl Gateway {
         control: &Control,
     ) -> Result<ChatStream, GatewayError> {
         let url = inference_url(&t.target, &t.meta, deployment);
-        let auth = self.auth_header(t, control).await?;
-        let mut record = call_record(t, "inference", "POST", &url);
-        let mut req = self.http.post(&url);
-        if let Some((name, value)) = &auth {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        for (name, value) in &t.meta.custom_headers {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        req = req
-            .header("Accept", "application/json")
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
-        record.request_body = body.clone();
-        (record.header_names, record.headers) =
-            logged_headers(auth.as_ref(), &t.meta.custom_headers, true);
+        let (req, mut record) = self
+            .prepare(
+                t,
+                control,
+                "inference",
+                reqwest::Method::POST,
+                &url,
+                Some(body),
+            )
+            .await?;
         let started = Instant::now();
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => {
-                let msg = t.scrub(&format!(
-                    "calling the gateway of connection '{}' at {url} failed: {}",
-                    t.connection,
-                    error_chain(&e)
-                ));
-                record.error = Some(msg.clone());
-                record.duration_ms = elapsed_ms(started);
-                control.record_gateway_call(record);
-                tracing::warn!(connection = %t.connection, "Failed to call gateway");
-                return Err(if e.is_timeout() {
-                    GatewayError::Timeout(msg)
-                } else {
-                    GatewayError::Failed(msg)
-                });
-            }
+            Err(e) => return Err(send_failed(t, control, record, started, &e)),
         };
         let status = resp.status();
         record.status = Some(status.as_u16());
@@ -215,7 +194,7 @@ impl Gateway {
                 text,
             };
             if !status.is_success() {
-                return Err(Self::upstream_error(t, "the chat completion", &url, &reply));
+                return Err(Self::upstream_error(t, CHAT_COMPLETION, &url, &reply));
             }
             return whole_completion(t, &url, reply).map(ChatStream::Whole);
         }
