@@ -321,7 +321,11 @@ async fn ask_foundry(
     model: &str,
     timeout: Duration,
 ) -> Result<ProbeOutcome, Failure> {
-    let request = CreateResponseRequest::for_model(model, FOUNDRY_PROBE_INPUT);
+    // Not stored: a probe leaves nothing behind in the project.
+    let request = CreateResponseRequest {
+        store: Some(false),
+        ..CreateResponseRequest::for_model(model, FOUNDRY_PROBE_INPUT)
+    };
     match tokio::time::timeout(timeout, project.data.responses_create(&request)).await {
         Ok(answer) => probe_plan::foundry_verdict(model, answer.as_ref().map(|_| ())),
         Err(_) => Ok(ProbeOutcome::Inactive {
