@@ -213,6 +213,25 @@ impl ProjectClient {
         })
     }
 
+    /// One page of `Agents_List` (`GET /agents`).
+    pub async fn list_agents_page(&self, options: &ListOptions) -> Result<ListPage<AgentObject>> {
+        const OP: &str = "Agents_List";
+        let mut url = self.project_url(&["agents"]);
+        append_list_query(&mut url, options);
+        self.pipeline
+            .send(OP, Method::GET, url, None)
+            .await?
+            .json(OP)
+    }
+
+    /// Every agent of the project, following the pages as [`Self::list_versions`] does.
+    pub async fn list_agents(&self, options: &ListOptions) -> Result<Vec<AgentObject>> {
+        collect_pages(options.clone(), |o| async move {
+            self.list_agents_page(&o).await
+        })
+        .await
+    }
+
     /// One page of `Agents_ListVersions`.
     pub async fn list_versions_page(
         &self,
