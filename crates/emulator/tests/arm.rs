@@ -43,7 +43,7 @@ async fn put_creates_and_upserts_with_200_and_never_returns_credentials() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert!(!v2.to_string().contains("super-secret"));
-    let (s, got) = h.send(Method::GET, &h.connection_url("my-gw"), None).await;
+    let (s, got) = h.get(&h.connection_url("my-gw")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got["properties"], v2["properties"]);
     assert!(!got.to_string().contains("super-secret"));
@@ -52,9 +52,7 @@ async fn put_creates_and_upserts_with_200_and_never_returns_credentials() {
 #[tokio::test]
 async fn get_of_a_missing_connection_is_404_resource_not_found() {
     let h = start().await;
-    let (s, v) = h
-        .send(Method::GET, &h.connection_url("nothing-here"), None)
-        .await;
+    let (s, v) = h.get(&h.connection_url("nothing-here")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "ResourceNotFound");
 }
@@ -63,24 +61,12 @@ async fn get_of_a_missing_connection_is_404_resource_not_found() {
 async fn delete_is_200_when_it_existed_and_204_when_missing() {
     let h = start().await;
     h.put_connection("my-gw", apikey_body("k-1")).await;
-    let resp = h
-        .client
-        .delete(h.connection_url("my-gw"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = h.raw(Method::DELETE, &h.connection_url("my-gw")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.bytes().await.unwrap().is_empty());
-    let resp = h
-        .client
-        .delete(h.connection_url("my-gw"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = h.raw(Method::DELETE, &h.connection_url("my-gw")).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let (s, _) = h.send(Method::GET, &h.connection_url("my-gw"), None).await;
+    let (s, _) = h.get(&h.connection_url("my-gw")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -131,16 +117,10 @@ async fn list_pages_with_next_link_and_filters_by_category_and_target() {
     let mut names = Vec::new();
     let mut pages = 0;
     loop {
-        let (s, v) = h.send(Method::GET, &url, None).await;
+        let (s, v) = h.get(&url).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         pages += 1;
-        names.extend(
-            v["value"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["name"].as_str().unwrap().to_string()),
-        );
+        names.extend(strings(&v["value"], "name"));
         match v["nextLink"].as_str() {
             Some(next) => url = next.to_string(),
             None => break,
@@ -149,14 +129,10 @@ async fn list_pages_with_next_link_and_filters_by_category_and_target() {
     assert_eq!(names, vec!["gw-0", "gw-1", "gw-2", "gw-3", "gw-4"]);
     assert_eq!(pages, 3);
     let (_, v) = h
-        .send(
-            Method::GET,
-            &format!(
-                "{}?api-version=2025-12-01&target=https://acr.example.com",
-                h.arm_connections()
-            ),
-            None,
-        )
+        .get(&format!(
+            "{}?api-version=2025-12-01&target=https://acr.example.com",
+            h.arm_connections()
+        ))
         .await;
     assert_eq!(v["value"].as_array().unwrap().len(), 1);
     assert_eq!(v["value"][0]["name"], "acr-1");
@@ -167,12 +143,10 @@ async fn list_pages_with_next_link_and_filters_by_category_and_target() {
 async fn api_version_is_required_and_must_be_a_known_one() {
     let h = start().await;
     let url = format!("{}/my-gw", h.arm_connections());
-    let (s, v) = h.send(Method::GET, &url, None).await;
+    let (s, v) = h.get(&url).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], "MissingApiVersionParameter");
-    let (s, v) = h
-        .send(Method::GET, &format!("{url}?api-version=2023-05-01"), None)
-        .await;
+    let (s, v) = h.get(&format!("{url}?api-version=2023-05-01")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], "InvalidApiVersionParameter");
     let msg = v["error"]["message"].as_str().unwrap();
@@ -181,9 +155,7 @@ async fn api_version_is_required_and_must_be_a_known_one() {
         "{msg}"
     );
     for version in foundry_gateway_emulator::ARM_API_VERSIONS {
-        let (s, _) = h
-            .send(Method::GET, &format!("{url}?api-version={version}"), None)
-            .await;
+        let (s, _) = h.get(&format!("{url}?api-version={version}")).await;
         assert_eq!(
             s,
             StatusCode::NOT_FOUND,
@@ -198,7 +170,7 @@ async fn an_unknown_parent_project_is_404_parent_resource_not_found() {
     let url = h
         .connection_url("my-gw")
         .replace("/projects/local-project/", "/projects/other-project/");
-    let (s, v) = h.send(Method::PUT, &url, Some(apikey_body("k"))).await;
+    let (s, v) = h.put(&url, apikey_body("k")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "ParentResourceNotFound");
 }
@@ -221,10 +193,9 @@ async fn invalid_bodies_are_400_invalid_request_content_with_a_precise_message()
         ),
         (
             "my-gw",
-            gateway_connection(
-                "ModelGateway",
+            api_key_connection(
                 "https://gw.example.com",
-                json!({"authType": "ApiKey", "credentials": {"key": "k"}}),
+                "k",
                 json!({"models": [{"name": "gpt-4o"}]}),
             ),
             "metadata.models must be a string",
@@ -251,20 +222,18 @@ async fn invalid_bodies_are_400_invalid_request_content_with_a_precise_message()
         ),
         (
             "my-gw",
-            gateway_connection(
-                "ModelGateway",
+            api_key_connection(
                 "https://gw.example.com",
-                json!({"authType": "ApiKey", "credentials": {"key": "k"}}),
+                "k",
                 json!({"modelDiscovery": r#"{"listModelsEndpoint":"https://evil.example.com/models","getModelEndpoint":"/models/{deploymentName}","deploymentProvider":"OpenAI"}"#}),
             ),
             "same origin",
         ),
         (
             "my-gw",
-            gateway_connection(
-                "ModelGateway",
+            api_key_connection(
                 "https://gw.example.com",
-                json!({"authType": "ApiKey", "credentials": {"key": "k"}}),
+                "k",
                 json!({"models": MODELS, "modelDiscovery": r#"{"listModelsEndpoint":"/m","getModelEndpoint":"/m/{deploymentName}","deploymentProvider":"OpenAI"}"#}),
             ),
             "mutually exclusive",
@@ -278,9 +247,7 @@ async fn invalid_bodies_are_400_invalid_request_content_with_a_precise_message()
         assert!(msg.contains(expected), "expected '{expected}' in '{msg}'");
     }
     let resp = h
-        .client
-        .put(h.connection_url("my-gw"))
-        .bearer_auth(TOKEN)
+        .authed(Method::PUT, &h.connection_url("my-gw"))
         .body("{not json")
         .send()
         .await
@@ -322,7 +289,7 @@ async fn the_request_log_redacts_credentials_and_hashes_them_so_rotation_is_visi
         .await;
     h.put_connection("my-gw", apikey_body("rotating-key-two"))
         .await;
-    h.send(Method::GET, &h.connection_url("my-gw"), None).await;
+    h.get(&h.connection_url("my-gw")).await;
     let (s, log) = h.control(Method::GET, "/requests", None).await;
     assert_eq!(s, StatusCode::OK);
     let text = log.to_string();
@@ -361,7 +328,7 @@ async fn the_request_log_redacts_credentials_and_hashes_them_so_rotation_is_visi
 async fn arm_names_are_case_insensitive_and_keep_the_first_casing() {
     let h = start().await;
     h.put_connection("My-Gw", apikey_body("k")).await;
-    let (s, v) = h.send(Method::GET, &h.connection_url("my-gw"), None).await;
+    let (s, v) = h.get(&h.connection_url("my-gw")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["name"], "My-Gw");
 }
@@ -380,9 +347,7 @@ fn account_connection_url(h: &Harness, name: &str) -> String {
 async fn account_connections_have_the_same_lifecycle_as_project_connections() {
     let h = start().await;
     let url = account_connection_url(&h, "shared-gw");
-    let (s, v) = h
-        .send(Method::PUT, &url, Some(apikey_body("account-secret-1")))
-        .await;
+    let (s, v) = h.put(&url, apikey_body("account-secret-1")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["name"], "shared-gw");
     assert_eq!(
@@ -393,7 +358,7 @@ async fn account_connections_have_the_same_lifecycle_as_project_connections() {
     assert!(v["properties"].get("credentials").is_none());
     assert!(!v.to_string().contains("account-secret"));
 
-    let (s, got) = h.send(Method::GET, &url, None).await;
+    let (s, got) = h.get(&url).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got["properties"], v["properties"]);
     let (s, v) = h
@@ -408,43 +373,24 @@ async fn account_connections_have_the_same_lifecycle_as_project_connections() {
 
     // The account's connections and the project's are separate collections.
     let (_, listed) = h
-        .send(
-            Method::GET,
-            &format!("{}?api-version=2026-09-01", account_connections(&h)),
-            None,
-        )
+        .get(&format!(
+            "{}?api-version=2026-09-01",
+            account_connections(&h)
+        ))
         .await;
     assert_eq!(listed["value"].as_array().unwrap().len(), 1);
     let (_, project_list) = h
-        .send(
-            Method::GET,
-            &format!("{}?api-version=2026-09-01", h.arm_connections()),
-            None,
-        )
+        .get(&format!("{}?api-version=2026-09-01", h.arm_connections()))
         .await;
     assert_eq!(project_list["value"], json!([]));
-    let (s, _) = h
-        .send(Method::GET, &h.connection_url("shared-gw"), None)
-        .await;
+    let (s, _) = h.get(&h.connection_url("shared-gw")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    let resp = h
-        .client
-        .delete(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = h.raw(Method::DELETE, &url).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = h
-        .client
-        .delete(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = h.raw(Method::DELETE, &url).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let (s, v) = h.send(Method::GET, &url, None).await;
+    let (s, v) = h.get(&url).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "ResourceNotFound");
     assert!(
@@ -460,19 +406,14 @@ async fn account_connections_have_the_same_lifecycle_as_project_connections() {
 async fn account_connections_are_validated_and_checked_like_project_connections() {
     let h = start_with(|c| c.arm_page_size = 1).await;
     let (s, v) = h
-        .send(
-            Method::PUT,
-            &account_connection_url(&h, "ab"),
-            Some(apikey_body("k")),
-        )
+        .put(&account_connection_url(&h, "ab"), apikey_body("k"))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], "InvalidRequestContent");
     let (s, v) = h
-        .send(
-            Method::PUT,
+        .put(
             &account_connection_url(&h, "my-gw"),
-            Some(json!({"properties": {"category": "ModelGateway"}})),
+            json!({"properties": {"category": "ModelGateway"}}),
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -484,12 +425,10 @@ async fn account_connections_are_validated_and_checked_like_project_connections(
     );
 
     let bare = format!("{}/my-gw", account_connections(&h));
-    let (s, v) = h.send(Method::GET, &bare, None).await;
+    let (s, v) = h.get(&bare).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], "MissingApiVersionParameter");
-    let (s, v) = h
-        .send(Method::GET, &format!("{bare}?api-version=2023-05-01"), None)
-        .await;
+    let (s, v) = h.get(&format!("{bare}?api-version=2023-05-01")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], "InvalidApiVersionParameter");
     assert!(
@@ -501,7 +440,7 @@ async fn account_connections_are_validated_and_checked_like_project_connections(
     );
 
     let other = account_connection_url(&h, "my-gw").replace("local-account", "other-account");
-    let (s, v) = h.send(Method::PUT, &other, Some(apikey_body("k"))).await;
+    let (s, v) = h.put(&other, apikey_body("k")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "ParentResourceNotFound");
     assert!(
@@ -513,10 +452,9 @@ async fn account_connections_are_validated_and_checked_like_project_connections(
     );
 
     for i in 0..3 {
-        h.send(
-            Method::PUT,
+        h.put(
             &account_connection_url(&h, &format!("gw-{i}")),
-            Some(apikey_body("k")),
+            apikey_body("k"),
         )
         .await;
     }
@@ -526,15 +464,9 @@ async fn account_connections_are_validated_and_checked_like_project_connections(
     );
     let mut names = Vec::new();
     loop {
-        let (s, v) = h.send(Method::GET, &url, None).await;
+        let (s, v) = h.get(&url).await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        names.extend(
-            v["value"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["name"].as_str().unwrap().to_string()),
-        );
+        names.extend(strings(&v["value"], "name"));
         match v["nextLink"].as_str() {
             Some(next) => {
                 assert!(
@@ -553,35 +485,23 @@ async fn account_connections_are_validated_and_checked_like_project_connections(
 async fn the_request_log_names_account_connection_operations() {
     let h = start().await;
     let url = account_connection_url(&h, "shared-gw");
-    h.send(Method::PUT, &url, Some(apikey_body("account-key-9")))
-        .await;
-    h.send(Method::GET, &url, None).await;
+    h.put(&url, apikey_body("account-key-9")).await;
+    h.get(&url).await;
     h.send(
         Method::PATCH,
         &url,
         Some(json!({"properties": {"isSharedToAll": true}})),
     )
     .await;
-    h.send(
-        Method::GET,
-        &format!("{}?api-version=2026-09-01", account_connections(&h)),
-        None,
-    )
+    h.get(&format!(
+        "{}?api-version=2026-09-01",
+        account_connections(&h)
+    ))
     .await;
-    h.client
-        .delete(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    h.raw(Method::DELETE, &url).await;
     let (_, log) = h.control(Method::GET, "/requests", None).await;
     assert!(!log.to_string().contains("account-key-9"));
-    let ops: Vec<&str> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["operation"].as_str().unwrap())
-        .collect();
+    let ops = strings(&log, "operation");
     assert_eq!(
         ops,
         [
@@ -619,15 +539,11 @@ async fn every_api_version_of_the_reference_is_accepted_for_both_scopes() {
     assert_eq!(foundry_gateway_emulator::ARM_API_VERSIONS, expected);
     for base in [h.arm_connections(), account_connections(&h)] {
         for version in expected {
-            let (s, v) = h
-                .send(Method::GET, &format!("{base}?api-version={version}"), None)
-                .await;
+            let (s, v) = h.get(&format!("{base}?api-version={version}")).await;
             assert_eq!(s, StatusCode::OK, "{version}: {v}");
         }
         for refused in ["2024-10-01", "2025-04-01", "2026-09-01-preview", "v1", ""] {
-            let (s, v) = h
-                .send(Method::GET, &format!("{base}?api-version={refused}"), None)
-                .await;
+            let (s, v) = h.get(&format!("{base}?api-version={refused}")).await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{refused:?}");
             assert_eq!(
                 v["error"]["code"], "InvalidApiVersionParameter",

@@ -18,36 +18,23 @@ async fn a_429_rule_answers_with_retry_after_in_the_planes_envelope_for_its_time
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["rules"][0]["remaining"], 2);
     for _ in 0..2 {
-        let resp = h
-            .client
-            .get(h.connection_url("x-conn"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let resp = h.raw(Method::GET, &h.connection_url("x-conn")).await;
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()["retry-after"], "7");
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "TooManyRequests");
     }
-    let resp = h
-        .client
-        .get(h.connection_url("x-conn"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = h.raw(Method::GET, &h.connection_url("x-conn")).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the rule is used up");
     // Data plane, matched by method and path prefix, with milliseconds.
     h.control(Method::POST, "/faults", Some(json!({"method": "GET", "pathPrefix": "/api/projects/", "status": 503, "retryAfterMs": 1500})))
         .await;
     let resp = h
-        .client
-        .get(format!("{}/agents?api-version=v1", h.project()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .raw(
+            Method::GET,
+            &format!("{}/agents?api-version=v1", h.project()),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(resp.headers()["retry-after"], "2");
     assert_eq!(resp.headers()["retry-after-ms"], "1500");
@@ -72,7 +59,7 @@ async fn a_429_rule_answers_with_retry_after_in_the_planes_envelope_for_its_time
 async fn latency_rules_and_the_default_latency_slow_calls_down() {
     let h = start_with(|c| c.latency = Duration::from_millis(150)).await;
     let t = Instant::now();
-    h.send(Method::GET, &h.connection_url("x-conn"), None).await;
+    h.get(&h.connection_url("x-conn")).await;
     assert!(t.elapsed() >= Duration::from_millis(150));
     let t = Instant::now();
     h.control(Method::GET, "/health", None).await;
@@ -87,7 +74,7 @@ async fn latency_rules_and_the_default_latency_slow_calls_down() {
     )
     .await;
     let t = Instant::now();
-    let (s, _) = h.send(Method::GET, &h.connection_url("x-conn"), None).await;
+    let (s, _) = h.get(&h.connection_url("x-conn")).await;
     assert!(t.elapsed() >= Duration::from_millis(450));
     assert_eq!(
         s,
@@ -106,9 +93,10 @@ async fn a_dropped_connection_is_a_connection_error_for_reqwest() {
     )
     .await;
     let err = h
-        .client
-        .get(format!("{}/agents?api-version=v1", h.project()))
-        .bearer_auth(TOKEN)
+        .authed(
+            Method::GET,
+            &format!("{}/agents?api-version=v1", h.project()),
+        )
         .header("user-agent", "fault-test/1")
         .send()
         .await
@@ -116,11 +104,7 @@ async fn a_dropped_connection_is_a_connection_error_for_reqwest() {
     assert!(err.status().is_none());
     assert!(err.is_request() || err.is_connect(), "{err:?}");
     let (s, _) = h
-        .send(
-            Method::GET,
-            &format!("{}/agents?api-version=v1", h.project()),
-            None,
-        )
+        .get(&format!("{}/agents?api-version=v1", h.project()))
         .await;
     assert_eq!(s, StatusCode::OK, "the next connection is served");
     let (_, log) = h
@@ -151,12 +135,7 @@ async fn probabilistic_faults_are_deterministic_for_a_seed() {
         .await;
         let mut out = Vec::new();
         for _ in 0..24 {
-            out.push(
-                h.send(Method::GET, &h.connection_url("x-conn"), None)
-                    .await
-                    .0
-                    .as_u16(),
-            );
+            out.push(h.get(&h.connection_url("x-conn")).await.0.as_u16());
         }
         out
     }

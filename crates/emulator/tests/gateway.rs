@@ -11,16 +11,15 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_model_gateway_with_an_api_key_gets_the_documented_request() {
-    let h = start().await;
-    let gw = FakeGateway::start(&h.pki).await;
-    let body = gateway_connection(
-        "ModelGateway",
-        &format!("{}/llm/", gw.base),
-        json!({"authType": "ApiKey", "credentials": {"key": "gw-api-key-123"}}),
-        json!({"deploymentInPath": "false", "inferenceAPIVersion": "", "models": MODELS,
+    let (h, gw) = start_with_connection("my-gw", |gw| {
+        api_key_connection(
+            &format!("{}/llm/", gw.base),
+            "gw-api-key-123",
+            json!({"deploymentInPath": "false", "inferenceAPIVersion": "", "models": MODELS,
                "customHeaders": "{\"X-Client-App\":\"foundry-agents\",\"X-Team\":\"blue\"}"}),
-    );
-    assert_eq!(h.put_connection("my-gw", body).await.0, StatusCode::OK);
+        )
+    })
+    .await;
     h.create_agent("helper", "my-gw/gpt-4o").await;
 
     let (s, v) = h.respond("helper", "Ping").await;
@@ -87,16 +86,16 @@ async fn a_model_gateway_with_an_api_key_gets_the_documented_request() {
 
 #[tokio::test]
 async fn apim_puts_the_deployment_in_the_path_with_the_inference_api_version_and_auth_config() {
-    let h = start().await;
-    let gw = FakeGateway::start(&h.pki).await;
-    let body = gateway_connection(
-        "ApiManagement",
-        &format!("{}/foundry/models", gw.base),
-        json!({"authType": "ApiKey", "credentials": {"key": "apim-sub-key"}}),
-        json!({"deploymentInPath": "true", "inferenceAPIVersion": "2024-02-01", "models": MODELS,
-               "authConfig": "{\"type\":\"api_key\",\"name\":\"Authorization\",\"format\":\"Bearer {api_key}\"}"}),
-    );
-    assert_eq!(h.put_connection("apim", body).await.0, StatusCode::OK);
+    let (h, gw) = start_with_connection("apim", |gw| {
+        gateway_connection(
+            "ApiManagement",
+            &format!("{}/foundry/models", gw.base),
+            json!({"authType": "ApiKey", "credentials": {"key": "apim-sub-key"}}),
+            json!({"deploymentInPath": "true", "inferenceAPIVersion": "2024-02-01", "models": MODELS,
+                   "authConfig": "{\"type\":\"api_key\",\"name\":\"Authorization\",\"format\":\"Bearer {api_key}\"}"}),
+        )
+    })
+    .await;
     h.create_agent("apim-agent", "apim/gpt-4o").await;
     let (s, v) = h.respond("apim-agent", "Hi").await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -117,15 +116,10 @@ async fn apim_puts_the_deployment_in_the_path_with_the_inference_api_version_and
 #[tokio::test]
 async fn unknown_connections_are_404_connection_not_found_and_unknown_deployments_model_not_found()
 {
-    let h = start().await;
-    let gw = FakeGateway::start(&h.pki).await;
-    let body = gateway_connection(
-        "ModelGateway",
-        &gw.base,
-        json!({"authType": "ApiKey", "credentials": {"key": "k-1234"}}),
-        json!({"models": MODELS}),
-    );
-    h.put_connection("my-gw", body).await;
+    let (h, gw) = start_with_connection("my-gw", |gw| {
+        api_key_connection(&gw.base, "k-1234", json!({"models": MODELS}))
+    })
+    .await;
     h.create_agent("wrong-model", "my-gw/gpt-5").await;
     h.create_agent("wrong-conn", "nope/gpt-4o").await;
     h.create_agent("no-conn", "gpt-4o").await;
@@ -150,10 +144,9 @@ async fn unknown_connections_are_404_connection_not_found_and_unknown_deployment
 async fn openai_discovery_lists_models_once_and_asks_get_by_name_for_unlisted_ones() {
     let h = start().await;
     let gw = FakeGateway::start(&h.pki).await;
-    let body = gateway_connection(
-        "ModelGateway",
+    let body = api_key_connection(
         &gw.base,
-        json!({"authType": "ApiKey", "credentials": {"key": "k-disc"}}),
+        "k-disc",
         json!({"deploymentAPIVersion": "2024-10-21", "modelDiscovery":
             "{\"listModelsEndpoint\":\"/v1/models\",\"getModelEndpoint\":\"/v1/models/{deploymentName}\",\"deploymentProvider\":\"OpenAI\"}",
             "customHeaders": "{\"X-Trace\":\"on\"}"}),
@@ -205,15 +198,15 @@ async fn openai_discovery_lists_models_once_and_asks_get_by_name_for_unlisted_on
 
 #[tokio::test]
 async fn apim_without_discovery_metadata_uses_the_deployments_defaults() {
-    let h = start().await;
-    let gw = FakeGateway::start(&h.pki).await;
-    let body = gateway_connection(
-        "ApiManagement",
-        &format!("{}/aoai", gw.base),
-        json!({"authType": "ApiKey", "credentials": {"key": "k-apim"}}),
-        json!({"deploymentAPIVersion": "2023-05-01"}),
-    );
-    assert_eq!(h.put_connection("apim", body).await.0, StatusCode::OK);
+    let (h, gw) = start_with_connection("apim", |gw| {
+        gateway_connection(
+            "ApiManagement",
+            &format!("{}/aoai", gw.base),
+            json!({"authType": "ApiKey", "credentials": {"key": "k-apim"}}),
+            json!({"deploymentAPIVersion": "2023-05-01"}),
+        )
+    })
+    .await;
     h.create_agent("a1", "apim/gpt-4o").await;
     let (s, v) = h.respond("a1", "hello").await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -228,13 +221,13 @@ async fn apim_without_discovery_metadata_uses_the_deployments_defaults() {
 
 #[tokio::test]
 async fn oauth2_connections_fetch_a_client_credentials_token_once_and_send_it_as_bearer() {
-    let h = start().await;
-    let gw = FakeGateway::start(&h.pki).await;
-    let body = json!({"properties": {"category": "ModelGateway", "target": format!("{}/llm", gw.base), "authType": "OAuth2",
-        "credentials": {"clientId": "gw-client", "clientSecret": "oauth-client-secret"},
-        "tokenUrl": format!("{}/oauth2/token", gw.base), "scopes": ["api://gw/.default", "extra"],
-        "metadata": {"deploymentInPath": "false", "inferenceAPIVersion": "", "models": MODELS}}});
-    assert_eq!(h.put_connection("mg-oauth", body).await.0, StatusCode::OK);
+    let (h, gw) = start_with_connection("mg-oauth", |gw| {
+        json!({"properties": {"category": "ModelGateway", "target": format!("{}/llm", gw.base), "authType": "OAuth2",
+            "credentials": {"clientId": "gw-client", "clientSecret": "oauth-client-secret"},
+            "tokenUrl": format!("{}/oauth2/token", gw.base), "scopes": ["api://gw/.default", "extra"],
+            "metadata": {"deploymentInPath": "false", "inferenceAPIVersion": "", "models": MODELS}}})
+    })
+    .await;
     h.create_agent("oauth-agent", "mg-oauth/gpt-4o").await;
     assert_eq!(h.respond("oauth-agent", "one").await.0, StatusCode::OK);
     assert_eq!(h.respond("oauth-agent", "two").await.0, StatusCode::OK);
@@ -299,12 +292,7 @@ async fn a_gateway_certificate_from_an_untrusted_ca_fails_with_502_gateway_tls_e
     let gw = FakeGateway::start(&other).await;
     h.put_connection(
         "my-gw",
-        gateway_connection(
-            "ModelGateway",
-            &gw.base,
-            json!({"authType": "ApiKey", "credentials": {"key": "k-tls"}}),
-            json!({"models": MODELS}),
-        ),
+        api_key_connection(&gw.base, "k-tls", json!({"models": MODELS})),
     )
     .await;
     h.create_agent("a1", "my-gw/gpt-4o").await;
@@ -373,15 +361,10 @@ async fn entra_token_url_mode_requests_the_audience_default_scope() {
 #[tokio::test]
 async fn gateway_errors_become_502_with_their_cause_saying_what_the_gateway_said_without_credentials()
  {
-    let h = start().await;
-    let gw = FakeGateway::start(&h.pki).await;
-    let body = gateway_connection(
-        "ModelGateway",
-        &gw.base,
-        json!({"authType": "ApiKey", "credentials": {"key": "leaky-key-999"}}),
-        json!({"models": MODELS}),
-    );
-    h.put_connection("my-gw", body).await;
+    let (h, gw) = start_with_connection("my-gw", |gw| {
+        api_key_connection(&gw.base, "leaky-key-999", json!({"models": MODELS}))
+    })
+    .await;
     h.create_agent("a1", "my-gw/gpt-4o").await;
     gw.reply_next(
         StatusCode::UNAUTHORIZED,
@@ -395,12 +378,7 @@ async fn gateway_errors_become_502_with_their_cause_saying_what_the_gateway_said
     assert!(!msg.contains("leaky-key-999"), "{msg}");
 
     // An unreachable gateway is a 502 too.
-    let dead = gateway_connection(
-        "ModelGateway",
-        "https://127.0.0.1:9",
-        json!({"authType": "ApiKey", "credentials": {"key": "k-dead"}}),
-        json!({"models": MODELS}),
-    );
+    let dead = api_key_connection("https://127.0.0.1:9", "k-dead", json!({"models": MODELS}));
     h.put_connection("dead-gw", dead).await;
     h.create_agent("a2", "dead-gw/gpt-4o").await;
     let (s, v) = h.respond("a2", "x").await;
@@ -414,28 +392,20 @@ async fn responses_in_a_conversation_send_its_history_and_append_input_and_reply
     let gw = FakeGateway::start(&h.pki).await;
     h.put_connection(
         "my-gw",
-        gateway_connection(
-            "ModelGateway",
-            &gw.base,
-            json!({"authType": "ApiKey", "credentials": {"key": "k-conv"}}),
-            json!({"models": MODELS}),
-        ),
+        api_key_connection(&gw.base, "k-conv", json!({"models": MODELS})),
     )
     .await;
     h.create_agent("chatty", "my-gw/gpt-4o").await;
     let (s, conv) = h
-        .send(
-            Method::POST,
+        .post(
             &h.openai("/conversations"),
-            Some(json!({"items": [{"type": "message", "role": "user", "content": "Earlier"}]})),
+            json!({"items": [{"type": "message", "role": "user", "content": "Earlier"}]}),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
     let conv_id = conv["id"].as_str().unwrap();
     // The legacy `agent` key works too, and the version is optional.
-    let (s, v) = h
-        .send(Method::POST, &h.openai("/responses"), Some(json!({"conversation": conv_id, "input": "Now", "agent": {"type": "agent_reference", "name": "chatty"}})))
-        .await;
+    let (s, v) = h.post(&h.openai("/responses"), json!({"conversation": conv_id, "input": "Now", "agent": {"type": "agent_reference", "name": "chatty"}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["conversation"]["id"], conv_id);
     assert_eq!(v["agent_reference"]["name"], "chatty");
@@ -446,46 +416,25 @@ async fn responses_in_a_conversation_send_its_history_and_append_input_and_reply
         json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Earlier"}, {"role": "user", "content": "Now"}])
     );
     let (s, items) = h
-        .send(
-            Method::GET,
-            &h.openai(&format!("/conversations/{conv_id}/items?order=asc")),
-            None,
-        )
+        .get(&h.openai(&format!("/conversations/{conv_id}/items?order=asc")))
         .await;
     assert_eq!(s, StatusCode::OK);
-    let texts: Vec<&str> = items["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["content"][0]["text"].as_str().unwrap())
-        .collect();
+    let texts = item_texts(&items);
     assert_eq!(texts, vec!["Earlier", "Now", "echo: Now"]);
     let (s, got) = h
-        .send(
-            Method::GET,
-            &h.openai(&format!("/responses/{}", v["id"].as_str().unwrap())),
-            None,
-        )
+        .get(&h.openai(&format!("/responses/{}", v["id"].as_str().unwrap())))
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got["id"], v["id"]);
     // A specific version can be named.
-    let (s, _) = h
-        .send(Method::POST, &h.openai("/responses"), Some(json!({"input": "x", "agent_reference": {"type": "agent_reference", "name": "chatty", "version": "9"}})))
-        .await;
+    let (s, _) = h.post(&h.openai("/responses"), json!({"input": "x", "agent_reference": {"type": "agent_reference", "name": "chatty", "version": "9"}})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn responses_without_an_agent_or_with_an_unknown_agent_are_refused() {
     let h = start().await;
-    let (s, v) = h
-        .send(
-            Method::POST,
-            &h.openai("/responses"),
-            Some(json!({"input": "x"})),
-        )
-        .await;
+    let (s, v) = h.post(&h.openai("/responses"), json!({"input": "x"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["param"], "agent_reference");
     let (s, v) = h.respond("ghost", "x").await;
@@ -501,10 +450,9 @@ async fn model_response(
     model: &str,
     input: &str,
 ) -> (StatusCode, Value) {
-    h.send(
-        Method::POST,
+    h.post(
         &format!("{}/openai/v1/responses", h.emu.project_endpoint(project)),
-        Some(json!({"model": model, "input": input})),
+        json!({"model": model, "input": input}),
     )
     .await
 }
@@ -537,16 +485,12 @@ fn arm_url(
 
 #[tokio::test]
 async fn a_response_for_a_model_without_an_agent_calls_that_connections_gateway() {
-    let h = start().await;
-    let gw = FakeGateway::start(&h.pki).await;
-    let body = gateway_connection(
-        "ModelGateway",
+    let (h, gw) = start_with_connection("my-gw", |gw| api_key_connection(
         &format!("{}/llm", gw.base),
-        json!({"authType": "ApiKey", "credentials": {"key": "gw-key-7"}}),
+        "gw-key-7",
         json!({"deploymentInPath": "false", "inferenceAPIVersion": "2024-10-21", "models": MODELS,
                "customHeaders": "{\"X-Client-App\":\"foundry-agents\"}"}),
-    );
-    assert_eq!(h.put_connection("my-gw", body).await.0, StatusCode::OK);
+    )).await;
     let (s, v) = model_response(&h, PROJECT, "my-gw/gpt-4o", "Hi").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["object"], "response");
@@ -749,28 +693,14 @@ async fn an_account_connection_serves_every_project_of_the_account_and_a_project
     let h = start_with(move |c| c.projects = projects).await;
     let shared = FakeGateway::start(&h.pki).await;
     let own = FakeGateway::start(&h.pki).await;
-    let conn = |gw: &FakeGateway| {
-        gateway_connection(
-            "ModelGateway",
-            &gw.base,
-            json!({"authType": "ApiKey", "credentials": {"key": "k-shared"}}),
-            json!({"models": MODELS}),
-        )
-    };
+    let conn =
+        |gw: &FakeGateway| api_key_connection(&gw.base, "k-shared", json!({"models": MODELS}));
     let (s, v) = h
-        .send(
-            Method::PUT,
-            &arm_url(&h, &p1, true, "shared-gw"),
-            Some(conn(&shared)),
-        )
+        .put(&arm_url(&h, &p1, true, "shared-gw"), conn(&shared))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, _) = h
-        .send(
-            Method::PUT,
-            &arm_url(&h, &p2, false, "shared-gw"),
-            Some(conn(&own)),
-        )
+        .put(&arm_url(&h, &p2, false, "shared-gw"), conn(&own))
         .await;
     assert_eq!(s, StatusCode::OK);
 
@@ -778,23 +708,16 @@ async fn an_account_connection_serves_every_project_of_the_account_and_a_project
     let (s, v) = model_response(&h, "p1", "shared-gw/gpt-4o", "from p1").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, _) = h
-        .send(
-            Method::POST,
+        .post(
             &format!(
                 "{}/agents/a1/versions?api-version=v1",
                 h.emu.project_endpoint("p1")
             ),
-            Some(json!({"definition": {"kind": "prompt", "model": "shared-gw/gpt-4o"}})),
+            json!({"definition": {"kind": "prompt", "model": "shared-gw/gpt-4o"}}),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v) = h
-        .send(
-            Method::POST,
-            &format!("{}/openai/v1/responses", h.emu.project_endpoint("p1")),
-            Some(json!({"input": "agent in p1", "agent_reference": {"type": "agent_reference", "name": "a1"}})),
-        )
-        .await;
+    let (s, v) = h.post(&format!("{}/openai/v1/responses", h.emu.project_endpoint("p1")), json!({"input": "agent in p1", "agent_reference": {"type": "agent_reference", "name": "a1"}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // p2's own connection of the same name wins over the account's.
     let (s, v) = model_response(&h, "p2", "shared-gw/gpt-4o", "from p2").await;
@@ -818,22 +741,13 @@ async fn an_account_connection_serves_every_project_of_the_account_and_a_project
     assert_eq!(inputs(&shared), ["from p1", "agent in p1"]);
     assert_eq!(inputs(&own), ["from p2"]);
     let (_, calls) = h.control(Method::GET, "/gateway-calls", None).await;
-    let projects: Vec<&str> = calls
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["project"].as_str().unwrap())
-        .collect();
+    let projects = strings(&calls, "project");
     assert_eq!(projects, ["p1", "p1", "p2"]);
 
     // Deleting the account connection leaves p1 without it.
     let resp = h
-        .client
-        .delete(arm_url(&h, &p1, true, "shared-gw"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .raw(Method::DELETE, &arm_url(&h, &p1, true, "shared-gw"))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let (s, v) = model_response(&h, "p1", "shared-gw/gpt-4o", "again").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
@@ -974,20 +888,10 @@ async fn entra_connections_reach_the_gateway_with_a_token_of_the_calling_project
         "metadata": {"deploymentInPath": "true", "models": MODELS}}});
     // A project connection of p1, and an account connection that p2 uses.
     let (s, v) = h
-        .send(
-            Method::PUT,
-            &arm_url(&h, &p1, false, "apim-mi"),
-            Some(entra.clone()),
-        )
+        .put(&arm_url(&h, &p1, false, "apim-mi"), entra.clone())
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = h
-        .send(
-            Method::PUT,
-            &arm_url(&h, &p1, true, "apim-shared"),
-            Some(entra),
-        )
-        .await;
+    let (s, v) = h.put(&arm_url(&h, &p1, true, "apim-shared"), entra).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 
     let (s, v) = model_response(&h, "p1", "apim-mi/gpt-4o", "one").await;
@@ -1247,10 +1151,9 @@ async fn discovery_calls_send_the_probes_urls_and_headers() {
     // ModelGateway, OpenAI-format discovery with a deploymentAPIVersion and a custom header.
     let gw = FakeGateway::start(&h.pki).await;
     let custom: &[(&str, &str)] = &[("X-Trace", "on")];
-    let body = gateway_connection(
-        "ModelGateway",
+    let body = api_key_connection(
         &gw.base,
-        json!({"authType": "ApiKey", "credentials": {"key": "gw-key-1"}}),
+        "gw-key-1",
         json!({"deploymentAPIVersion": "2024-10-21", "modelDiscovery":
             "{\"listModelsEndpoint\":\"/v1/models\",\"getModelEndpoint\":\"/v1/models/{deploymentName}\",\"deploymentProvider\":\"OpenAI\"}",
             "customHeaders": "{\"X-Trace\":\"on\"}"}),
@@ -1421,9 +1324,7 @@ async fn a_chat_call_adds_to_the_probes_body_only_what_the_caller_asked_for() {
         json!({"model": "my-gw/gpt-4o", "input": PROBE_MESSAGE, "stream": false, "max_output_tokens": null}),
     ] {
         let resp = h
-            .client
-            .post(&url)
-            .bearer_auth(TOKEN)
+            .authed(Method::POST, &url)
             .json(&request)
             .send()
             .await
@@ -1478,18 +1379,12 @@ async fn streamed_responses_tell_apart_a_timeout_a_tls_failure_and_an_unreachabl
         ),
     ];
     for (name, target, status, code) in cases {
-        let body = gateway_connection(
-            "ModelGateway",
-            &target,
-            json!({"authType": "ApiKey", "credentials": {"key": "k-stream-fail"}}),
-            json!({"models": MODELS}),
-        );
+        let body = api_key_connection(&target, "k-stream-fail", json!({"models": MODELS}));
         assert_eq!(h.put_connection(name, body).await.0, StatusCode::OK);
         let (s, v) = h
-            .send(
-                Method::POST,
+            .post(
                 &h.openai("/responses"),
-                Some(json!({"model": format!("{name}/gpt-4o"), "input": "Hi", "stream": true})),
+                json!({"model": format!("{name}/gpt-4o"), "input": "Hi", "stream": true}),
             )
             .await;
         assert_eq!(s, status, "{name}: {v}");

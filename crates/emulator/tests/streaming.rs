@@ -97,10 +97,9 @@ impl StreamingGateway {
 async fn setup() -> (Harness, StreamingGateway) {
     let h = start().await;
     let gw = StreamingGateway::start().await;
-    let conn = gateway_connection(
-        "ModelGateway",
+    let conn = api_key_connection(
         &gw.base,
-        json!({"authType": "ApiKey", "credentials": {"key": "stream-key-1"}}),
+        "stream-key-1",
         json!({"deploymentInPath": "false", "models": STATIC_MODELS}),
     );
     let (s, v) = h.put_connection("sgw", conn).await;
@@ -145,24 +144,30 @@ fn parse_sse(text: &str) -> Vec<Event> {
 /// POSTs and returns the status, the content type and the body text.
 async fn post_raw(h: &Harness, url: &str, body: Value) -> (StatusCode, String, String) {
     let resp = h
-        .client
-        .post(url)
-        .bearer_auth(TOKEN)
+        .authed(Method::POST, url)
         .json(&body)
         .send()
         .await
         .unwrap();
-    let status = resp.status();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, ct, resp.text().await.unwrap())
+    parts(resp).await
+}
+
+/// Streams a response of `agent` to `input`.
+async fn stream_agent(h: &Harness, agent: &str, input: &str) -> (StatusCode, String, String) {
+    post_raw(
+        h,
+        &h.openai("/responses"),
+        json!({"input": input, "stream": true, "agent_reference": {"type": "agent_reference", "name": agent}}),
+    )
+    .await
 }
 
 async fn get_raw(h: &Harness, url: &str) -> (StatusCode, String, String) {
-    let resp = h.client.get(url).bearer_auth(TOKEN).send().await.unwrap();
+    parts(h.raw(Method::GET, url).await).await
+}
+
+/// The status, the content type and the body text of a response.
+async fn parts(resp: reqwest::Response) -> (StatusCode, String, String) {
     let status = resp.status();
     let ct = resp
         .headers()
@@ -202,9 +207,7 @@ fn folded(events: &[Event]) -> Vec<&str> {
 #[tokio::test]
 async fn a_streamed_response_sends_the_documented_events_with_numbered_sequence() {
     let (h, gw) = setup().await;
-    let (s, conv) = h
-        .send(Method::POST, &h.openai("/conversations"), None)
-        .await;
+    let (s, conv) = h.post_empty(&h.openai("/conversations")).await;
     assert_eq!(s, StatusCode::OK);
     let conv_id = conv["id"].as_str().unwrap();
     let (s, ct, text) = post_raw(
@@ -265,24 +268,13 @@ async fn a_streamed_response_sends_the_documented_events_with_numbered_sequence(
     assert_eq!(sent[0]["model"], "gpt-4o");
 
     let id = done["id"].as_str().unwrap();
-    let (s, stored) = h
-        .send(Method::GET, &h.openai(&format!("/responses/{id}")), None)
-        .await;
+    let (s, stored) = h.get(&h.openai(&format!("/responses/{id}"))).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(stored, *done, "the stored response is the completed one");
     let (_, items) = h
-        .send(
-            Method::GET,
-            &h.openai(&format!("/conversations/{conv_id}/items?order=asc")),
-            None,
-        )
+        .get(&h.openai(&format!("/conversations/{conv_id}/items?order=asc")))
         .await;
-    let texts: Vec<&str> = items["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["content"][0]["text"].as_str().unwrap())
-        .collect();
+    let texts = item_texts(&items);
     assert_eq!(
         texts,
         ["Hi", "Hello there"],
@@ -293,12 +285,7 @@ async fn a_streamed_response_sends_the_documented_events_with_numbered_sequence(
 #[tokio::test]
 async fn a_stored_stream_replays_after_a_sequence_number() {
     let (h, _gw) = setup().await;
-    let (_, _, text) = post_raw(
-        &h,
-        &h.openai("/responses"),
-        json!({"input": "Hi", "stream": true, "agent_reference": {"type": "agent_reference", "name": "agent-gpt-4o"}}),
-    )
-    .await;
+    let (_, _, text) = stream_agent(&h, "agent-gpt-4o", "Hi").await;
     let live = parse_sse(&text);
     let id = live[0].data["response"]["id"].as_str().unwrap();
     let (s, ct, text) = get_raw(
@@ -335,12 +322,7 @@ async fn a_stored_stream_replays_after_a_sequence_number() {
 #[tokio::test]
 async fn a_gateway_that_ignores_stream_still_gives_a_streamed_response() {
     let (h, _gw) = setup().await;
-    let (s, _, text) = post_raw(
-        &h,
-        &h.openai("/responses"),
-        json!({"input": "Hi", "stream": true, "agent_reference": {"type": "agent_reference", "name": "agent-json"}}),
-    )
-    .await;
+    let (s, _, text) = stream_agent(&h, "agent-json", "Hi").await;
     assert_eq!(s, StatusCode::OK);
     let events = parse_sse(&text);
     assert_eq!(names(&events), TEXT_EVENTS);
@@ -352,12 +334,7 @@ async fn a_gateway_that_ignores_stream_still_gives_a_streamed_response() {
 #[tokio::test]
 async fn a_stream_that_breaks_midway_ends_with_response_failed() {
     let (h, _gw) = setup().await;
-    let (s, _, text) = post_raw(
-        &h,
-        &h.openai("/responses"),
-        json!({"input": "Hi", "stream": true, "agent_reference": {"type": "agent_reference", "name": "agent-broken"}}),
-    )
-    .await;
+    let (s, _, text) = stream_agent(&h, "agent-broken", "Hi").await;
     assert_eq!(s, StatusCode::OK);
     let events = parse_sse(&text);
     let last = events.last().unwrap();
@@ -369,9 +346,7 @@ async fn a_stream_that_breaks_midway_ends_with_response_failed() {
         "no credential in the error: {text}"
     );
     let id = last.data["response"]["id"].as_str().unwrap();
-    let (_, stored) = h
-        .send(Method::GET, &h.openai(&format!("/responses/{id}")), None)
-        .await;
+    let (_, stored) = h.get(&h.openai(&format!("/responses/{id}"))).await;
     assert_eq!(stored["status"], "failed");
 }
 
@@ -379,12 +354,7 @@ async fn a_stream_that_breaks_midway_ends_with_response_failed() {
 async fn errors_found_before_streaming_are_http_errors() {
     let (h, _gw) = setup().await;
     h.create_agent("agent-missing", "sgw/gpt-5").await;
-    let (s, ct, text) = post_raw(
-        &h,
-        &h.openai("/responses"),
-        json!({"input": "Hi", "stream": true, "agent_reference": {"type": "agent_reference", "name": "agent-missing"}}),
-    )
-    .await;
+    let (s, ct, text) = stream_agent(&h, "agent-missing", "Hi").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{text}");
     assert!(ct.starts_with("application/json"), "{ct}");
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -400,9 +370,7 @@ async fn errors_found_before_streaming_are_http_errors() {
 
 async fn wait_for_status(h: &Harness, id: &str, want: &str) -> Value {
     for _ in 0..100 {
-        let (_, r) = h
-            .send(Method::GET, &h.openai(&format!("/responses/{id}")), None)
-            .await;
+        let (_, r) = h.get(&h.openai(&format!("/responses/{id}"))).await;
         if r["status"] == want {
             return r;
         }
@@ -414,13 +382,7 @@ async fn wait_for_status(h: &Harness, id: &str, want: &str) -> Value {
 #[tokio::test]
 async fn a_background_response_is_queued_then_completes_and_replays_from_queued() {
     let (h, _gw) = setup().await;
-    let (s, r) = h
-        .send(
-            Method::POST,
-            &h.openai("/responses"),
-            Some(json!({"input": "Hi", "background": true, "agent_reference": {"type": "agent_reference", "name": "agent-gpt-4o"}})),
-        )
-        .await;
+    let (s, r) = h.post(&h.openai("/responses"), json!({"input": "Hi", "background": true, "agent_reference": {"type": "agent_reference", "name": "agent-gpt-4o"}})).await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["status"], "queued");
     assert_eq!(r["background"], true);
@@ -433,11 +395,7 @@ async fn a_background_response_is_queued_then_completes_and_replays_from_queued(
     assert_eq!(events[0].data["response"]["status"], "queued");
     assert_eq!(events[1].data["response"]["status"], "in_progress");
     let (s, v) = h
-        .send(
-            Method::POST,
-            &h.openai(&format!("/responses/{id}/cancel")),
-            None,
-        )
+        .post_empty(&h.openai(&format!("/responses/{id}/cancel")))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
@@ -445,11 +403,10 @@ async fn a_background_response_is_queued_then_completes_and_replays_from_queued(
         "a finished response stays as it is"
     );
     let (s, _) = h
-        .send(
-            Method::POST,
+        .post(
             &h.openai("/responses"),
-            Some(json!({"input": "Hi", "background": true, "store": false,
-                        "agent_reference": {"type": "agent_reference", "name": "agent-gpt-4o"}})),
+            json!({"input": "Hi", "background": true, "store": false,
+                        "agent_reference": {"type": "agent_reference", "name": "agent-gpt-4o"}}),
         )
         .await;
     assert_eq!(
@@ -462,18 +419,13 @@ async fn a_background_response_is_queued_then_completes_and_replays_from_queued(
 #[tokio::test]
 async fn a_running_background_response_can_be_cancelled() {
     let (h, gw) = setup().await;
-    let (_, conv) = h
-        .send(Method::POST, &h.openai("/conversations"), None)
-        .await;
+    let (_, conv) = h.post_empty(&h.openai("/conversations")).await;
     let conv_id = conv["id"].as_str().unwrap();
     let (s, r) = h
-        .send(
-            Method::POST,
+        .post(
             &h.openai("/responses"),
-            Some(
-                json!({"input": "Hi", "background": true, "conversation": conv_id,
+            json!({"input": "Hi", "background": true, "conversation": conv_id,
                         "agent_reference": {"type": "agent_reference", "name": "agent-slow"}}),
-            ),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{r}");
@@ -496,20 +448,12 @@ async fn a_running_background_response_can_be_cancelled() {
     }
     assert_eq!(gw.bodies().len(), 1, "the gateway is being asked");
     let (s, v) = h
-        .send(
-            Method::POST,
-            &h.openai(&format!("/responses/{id}/cancel")),
-            None,
-        )
+        .post_empty(&h.openai(&format!("/responses/{id}/cancel")))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "cancelled");
     let (_, again) = h
-        .send(
-            Method::POST,
-            &h.openai(&format!("/responses/{id}/cancel")),
-            None,
-        )
+        .post_empty(&h.openai(&format!("/responses/{id}/cancel")))
         .await;
     assert_eq!(again["status"], "cancelled", "cancel is idempotent");
     let text = tokio::time::timeout(Duration::from_secs(5), replay)
@@ -521,16 +465,10 @@ async fn a_running_background_response_can_be_cancelled() {
         ["response.created", "response.in_progress"]
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, stored) = h
-        .send(Method::GET, &h.openai(&format!("/responses/{id}")), None)
-        .await;
+    let (_, stored) = h.get(&h.openai(&format!("/responses/{id}"))).await;
     assert_eq!(stored["status"], "cancelled");
     let (_, items) = h
-        .send(
-            Method::GET,
-            &h.openai(&format!("/conversations/{conv_id}/items")),
-            None,
-        )
+        .get(&h.openai(&format!("/conversations/{conv_id}/items")))
         .await;
     assert_eq!(
         items["data"],
@@ -542,22 +480,9 @@ async fn a_running_background_response_can_be_cancelled() {
 #[tokio::test]
 async fn a_gateway_that_ignores_stream_on_the_fake_https_gateway_answers_too() {
     // The shared fake gateway never streams: the streaming path accepts its JSON answer.
-    let h = start().await;
-    let gw = FakeGateway::start(&h.pki).await;
-    let conn = gateway_connection(
-        "ModelGateway",
-        &gw.base,
-        json!({"authType": "ApiKey", "credentials": {"key": "k-123456"}}),
-        json!({"deploymentInPath": "false", "models": MODELS}),
-    );
-    h.put_connection("my-gw", conn).await;
+    let (h, gw) = start_with_gateway().await;
     h.create_agent("plain", "my-gw/gpt-4o").await;
-    let (s, _, text) = post_raw(
-        &h,
-        &h.openai("/responses"),
-        json!({"input": "Ping", "stream": true, "agent_reference": {"type": "agent_reference", "name": "plain"}}),
-    )
-    .await;
+    let (s, _, text) = stream_agent(&h, "plain", "Ping").await;
     assert_eq!(s, StatusCode::OK, "{text}");
     let events = parse_sse(&text);
     assert_eq!(

@@ -350,3 +350,93 @@ pub fn gateway_connection(category: &str, target: &str, auth: Value, metadata: V
     }
     json!({"properties": props})
 }
+
+impl Harness {
+    /// A request with the static token as bearer, for the tests that look at headers or send
+    /// extra ones.
+    pub fn authed(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, url).bearer_auth(TOKEN)
+    }
+
+    /// The response itself, for the tests that look at its headers or raw body.
+    pub async fn raw(&self, method: Method, url: &str) -> reqwest::Response {
+        self.authed(method, url).send().await.unwrap()
+    }
+
+    pub async fn get(&self, url: &str) -> (StatusCode, Value) {
+        self.send(Method::GET, url, None).await
+    }
+
+    pub async fn delete(&self, url: &str) -> (StatusCode, Value) {
+        self.send(Method::DELETE, url, None).await
+    }
+
+    pub async fn post(&self, url: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, url, Some(body)).await
+    }
+
+    /// A POST without a body.
+    pub async fn post_empty(&self, url: &str) -> (StatusCode, Value) {
+        self.send(Method::POST, url, None).await
+    }
+
+    pub async fn put(&self, url: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::PUT, url, Some(body)).await
+    }
+}
+
+/// A `ModelGateway` connection with an API key, no deployment in the path and the static
+/// model list [`MODELS`].
+pub fn api_key_gateway(target: &str, key: &str) -> Value {
+    api_key_connection(
+        target,
+        key,
+        json!({"deploymentInPath": "false", "models": MODELS}),
+    )
+}
+
+/// A `ModelGateway` connection with an API key and the given metadata.
+pub fn api_key_connection(target: &str, key: &str, metadata: Value) -> Value {
+    gateway_connection(
+        "ModelGateway",
+        target,
+        json!({"authType": "ApiKey", "credentials": {"key": key}}),
+        metadata,
+    )
+}
+
+/// The string `field` of each element of a JSON array, in order.
+pub fn strings(list: &Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[field].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An emulator, a fake gateway and the API-key connection `my-gw` to it (put with 200).
+pub async fn start_with_gateway() -> (Harness, FakeGateway) {
+    start_with_connection("my-gw", |gw| api_key_gateway(&gw.base, "k-123456")).await
+}
+
+/// An emulator, a fake gateway and the connection `name` made for it by `body` (put with 200).
+pub async fn start_with_connection(
+    name: &str,
+    body: impl FnOnce(&FakeGateway) -> Value,
+) -> (Harness, FakeGateway) {
+    let h = start().await;
+    let gw = FakeGateway::start(&h.pki).await;
+    let (s, v) = h.put_connection(name, body(&gw)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    (h, gw)
+}
+
+/// The text of the first content part of each item of a list page's `data`, in order.
+pub fn item_texts(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["content"][0]["text"].as_str().unwrap().to_string())
+        .collect()
+}
