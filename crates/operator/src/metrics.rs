@@ -1,7 +1,12 @@
 //! Prometheus metrics of the operator, served on the admin server's `/metrics`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+
+use foundry_gateway_api::conditions::types;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt as _;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -44,6 +49,17 @@ pub struct GatewayLabels {
     pub name: String,
 }
 
+/// Labels of one object of the three kinds.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    /// Kind of the object.
+    pub kind: String,
+    /// Namespace of the object.
+    pub namespace: String,
+    /// Name of the object.
+    pub name: String,
+}
+
 /// Every metric family, registered once at start.
 #[derive(Debug)]
 pub struct Metrics {
@@ -61,6 +77,14 @@ pub struct Metrics {
     pub gateway_active: Family<GatewayLabels, Gauge>,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge,
+    /// Ready condition per object: 1 True, 0 False, -1 Unknown or not reported yet. Computed from
+    /// the controllers' caches at each scrape, so deleted objects leave no series behind.
+    pub object_ready: Family<ObjectLabels, Gauge>,
+    /// The caches the per-object gauges are read from, set once the controllers run (a standby
+    /// replica has none and exports no per-object series).
+    stores: OnceLock<crate::context::Stores>,
+    /// Connections seen at the previous scrape, to drop the gauges of deleted ones.
+    scraped: Mutex<HashSet<GatewayLabels>>,
     registry: Registry,
 }
 
@@ -77,6 +101,7 @@ impl Metrics {
         let probe_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let gateway_active = Family::<GatewayLabels, Gauge>::default();
         let leader = Gauge::default();
+        let object_ready = Family::<ObjectLabels, Gauge>::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -108,6 +133,11 @@ impl Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        registry.register(
+            "object_ready",
+            "Ready condition per object: 1 True, 0 False, -1 Unknown or not reported",
+            object_ready.clone(),
+        );
         Arc::new(Self {
             reconciles,
             failures,
@@ -116,6 +146,9 @@ impl Metrics {
             probe_duration,
             gateway_active,
             leader,
+            object_ready,
+            stores: OnceLock::new(),
+            scraped: Mutex::new(HashSet::new()),
             registry,
         })
     }
@@ -150,12 +183,83 @@ impl Metrics {
         self.foundry_calls.get_or_create(&labels).inc();
     }
 
+    /// Reads the per-object gauges from these caches at every scrape from now on.
+    pub fn read_objects_from(&self, stores: crate::context::Stores) {
+        let _ = self.stores.set(stores);
+    }
+
+    /// Sets `object_ready` from the caches and drops the gateway gauges of deleted connections.
+    fn refresh_objects(&self, scraped: &mut HashSet<GatewayLabels>) {
+        let Some(stores) = self.stores.get() else {
+            return;
+        };
+        let mut objects = Vec::new();
+        for project in stores.projects.state() {
+            let conditions = project.status.as_ref().map(|s| s.conditions.as_slice());
+            objects.push(object("FoundryProject", &*project, conditions));
+        }
+        for connection in stores.connections.state() {
+            let conditions = connection.status.as_ref().map(|s| s.conditions.as_slice());
+            objects.push(object("GatewayConnection", &*connection, conditions));
+        }
+        for agent in stores.agents.state() {
+            let conditions = agent.status.as_ref().map(|s| s.conditions.as_slice());
+            objects.push(object("PromptAgent", &*agent, conditions));
+        }
+        let connections: HashSet<GatewayLabels> = objects
+            .iter()
+            .filter(|(labels, _)| labels.kind == "GatewayConnection")
+            .map(|(labels, _)| GatewayLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+            })
+            .collect();
+        for gone in scraped.difference(&connections) {
+            self.gateway_active.remove(gone);
+        }
+        *scraped = connections;
+        self.object_ready.clear();
+        for (labels, ready) in objects {
+            self.object_ready.get_or_create(&labels).set(ready);
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
+        // One scrape at a time: the per-object gauges are cleared and refilled for each.
+        let mut scraped = self.scraped.lock().unwrap_or_else(PoisonError::into_inner);
+        self.refresh_objects(&mut scraped);
         let mut text = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// The labels and Ready gauge value of one object.
+fn object(
+    kind: &str,
+    object: &impl kube::Resource,
+    conditions: Option<&[Condition]>,
+) -> (ObjectLabels, i64) {
+    let labels = ObjectLabels {
+        kind: kind.to_owned(),
+        namespace: object.namespace().unwrap_or_default(),
+        name: object.name_any(),
+    };
+    (labels, ready_value(conditions.unwrap_or_default()))
+}
+
+/// 1 when Ready is True, 0 when False, -1 when Unknown or absent.
+fn ready_value(conditions: &[Condition]) -> i64 {
+    match conditions
+        .iter()
+        .find(|c| c.type_ == types::READY)
+        .map(|c| c.status.as_str())
+    {
+        Some("True") => 1,
+        Some("False") => 0,
+        _ => -1,
     }
 }
 
@@ -176,5 +280,37 @@ mod tests {
         );
         assert!(text.contains(r#"foundry_gateway_reconcile_failures_total{kind="GatewayConnection",error="Throttled"} 1"#), "{text}");
         assert!(text.contains(r#"foundry_gateway_foundry_calls_total{operation="ProjectConnections_Create",status="200"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn the_ready_gauge_is_one_zero_or_minus_one_by_the_ready_condition() {
+        let condition = |type_: &str, status: &str| Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: "Test".to_owned(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+        };
+        assert_eq!(ready_value(&[condition("Ready", "True")]), 1);
+        assert_eq!(
+            ready_value(&[
+                condition("Reconciling", "True"),
+                condition("Ready", "False")
+            ]),
+            0
+        );
+        assert_eq!(ready_value(&[condition("Ready", "Unknown")]), -1);
+        assert_eq!(ready_value(&[condition("Reconciling", "True")]), -1);
+        assert_eq!(ready_value(&[]), -1);
+    }
+
+    #[test]
+    fn without_caches_no_object_series_are_exported() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(!text.contains("foundry_gateway_object_ready"), "{text}");
     }
 }

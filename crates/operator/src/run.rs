@@ -97,6 +97,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         info!(%identity, "Became the leader");
         metrics.leader.set(1);
         elector = Some(e);
+    } else {
+        // Without election the only replica leads.
+        metrics.leader.set(1);
     }
 
     let result = run_controllers(
@@ -163,6 +166,7 @@ async fn run_controllers(
         connections: connection_controller.store(),
         agents: agent_controller.store(),
     };
+    metrics.read_objects_from(stores.clone());
     let digest_key = crate::digest::load(
         &client,
         &settings.lease_namespace,

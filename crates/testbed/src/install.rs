@@ -218,6 +218,82 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
     }
 }
 
+/// Upstream version of the pinned `promtool` (Debian bookworm's `prometheus` package).
+pub const PROMTOOL_VERSION: &str = "2.42.0";
+
+/// Overrides the `promtool` executable (default: the pinned one in the cache).
+pub const ENV_PROMTOOL: &str = "FOUNDRY_PROMTOOL";
+
+/// Prometheus's `promtool` (`$FOUNDRY_PROMTOOL`, else [`PROMTOOL_VERSION`] in the cache): taken
+/// out of Debian's `prometheus` package with `apt-get download` and `dpkg-deb -x`, so no root and
+/// no system install is needed, only the apt package lists (read with `apt-get update` when the
+/// download fails without them). The package's upstream version must be
+/// the pinned one; a Debian revision bump (a security fix) is accepted.
+pub fn promtool() -> StackResult<PathBuf> {
+    if let Some(path) = std::env::var_os(ENV_PROMTOOL).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let name = format!("promtool-{PROMTOOL_VERSION}");
+    let facts = format!("promtool {PROMTOOL_VERSION} from the Debian prometheus package");
+    let fingerprint = fingerprint(&[], &[&facts])?;
+    let dir = ensure_installed(&name, "promtool", &fingerprint, install_promtool)?;
+    Ok(dir.join("promtool"))
+}
+
+fn install_promtool(dir: &Path) -> StackResult<()> {
+    let what = "promtool";
+    let log = dir.join("install.log");
+    let download = dir.join("download");
+    fs::create_dir_all(&download).map_err(|source| StackError::create_dir(&download, source))?;
+    let fetch = || {
+        run_logged(
+            what,
+            Command::new("apt-get")
+                .args(["download", "prometheus"])
+                .current_dir(&download),
+            &log,
+        )
+    };
+    if fetch().is_err() {
+        // A fresh machine may have no package lists yet: read them once, then try again.
+        run_logged(what, Command::new("apt-get").arg("update"), &log)?;
+        fetch()?;
+    }
+    let deb = fs::read_dir(&download)
+        .map_err(|source| StackError::read(&download, source))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|e| e == "deb"))
+        .ok_or_else(|| StackError::Tool {
+            command: "apt-get download prometheus".to_owned(),
+            message: "no .deb was downloaded".to_owned(),
+        })?;
+    let unpacked = dir.join("unpacked");
+    run_logged(
+        what,
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked),
+        &log,
+    )?;
+    let binary = dir.join("promtool");
+    let extracted = unpacked.join("usr").join("bin").join("promtool");
+    fs::rename(&extracted, &binary).map_err(|source| StackError::write(&binary, source))?;
+    let _ = fs::remove_dir_all(&download);
+    let _ = fs::remove_dir_all(&unpacked);
+    let version = output_of(Command::new(&binary).arg("--version"))?;
+    let expected = format!("promtool, version {PROMTOOL_VERSION}");
+    if version.starts_with(&expected) {
+        Ok(())
+    } else {
+        Err(StackError::Tool {
+            command: "promtool --version".to_owned(),
+            message: format!(
+                "the Debian prometheus package ships `{}`, expected {PROMTOOL_VERSION}",
+                version.lines().next().unwrap_or_default()
+            ),
+        })
+    }
+}
+
 /// The Python interpreter virtual environments are made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Python {
