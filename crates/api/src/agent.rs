@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{ConfigMapKeyRef, DeletionPolicy, ProjectRef};
+pub use crate::connection::ManagementPolicy;
 
 /// Metadata keys with this prefix are reserved for the operator (it records the spec hash there).
 pub const RESERVED_METADATA_PREFIX: &str = "gateway.foundry.dev/";
@@ -141,6 +142,17 @@ pub struct PromptAgentSpec {
     /// last knew. Deletion still works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+
+    /// `Full` (the default): the operator creates a version whenever the newest one is not this
+    /// object's with the current definition. `Observe`: it lists the versions and reports in the
+    /// `Drifted` condition whether the newest one matches the spec, but writes nothing to
+    /// Foundry: no version, no verification conversation (`verify` is skipped, `Verified` is
+    /// Unknown with reason Observing), and the agent is never deleted with this object (Observe
+    /// implies `deletionPolicy: Orphan`). An agent another live PromptAgent manages is still
+    /// Stalled `OwnedElsewhere`. Switching to `Full` creates one version unless the newest one
+    /// already is this object's with this definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
 }
 
 /// The gateway model of an agent.

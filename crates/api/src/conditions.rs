@@ -17,6 +17,11 @@ pub mod types {
     pub const MODEL_RESOLVED: &str = "ModelResolved";
     /// PromptAgent: the verification prompt got the expected reply through the gateway.
     pub const VERIFIED: &str = "Verified";
+    /// `managementPolicy: Observe` only: whether what Foundry holds differs from the spec (True,
+    /// the message names the fields) or not (False, reason InSync). Information, not health: it
+    /// never makes an object not Ready. Absent under `managementPolicy: Full`, which corrects
+    /// drift instead of reporting it.
+    pub const DRIFTED: &str = "Drifted";
 }
 
 /// Condition reasons (PascalCase, stable: alerts and runbooks match on them).
@@ -80,4 +85,13 @@ pub mod reasons {
     /// A host that would receive a credential (authority, ARM, Foundry) is not on the
     /// installation's allow-list.
     pub const HOST_NOT_ALLOWED: &str = "HostNotAllowed";
+    /// `managementPolicy: Observe`: the Foundry connection or agent does not exist (Ready=False,
+    /// Drifted=True). Create it in Foundry, or switch to `Full` to let the operator create it.
+    pub const NOT_FOUND_IN_FOUNDRY: &str = "NotFoundInFoundry";
+    /// `Drifted=True`: Foundry holds something other than the spec; the message names what.
+    pub const DRIFTED: &str = "Drifted";
+    /// `Drifted=False`: Foundry holds what the spec asks for.
+    pub const IN_SYNC: &str = "InSync";
+    /// `managementPolicy: Observe`: a step that would write to Foundry (verification) is skipped.
+    pub const OBSERVING: &str = "Observing";
 }

@@ -151,6 +151,26 @@ pub struct GatewayConnectionSpec {
     /// last knew. Deletion still works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+
+    /// `Full` (the default): the operator creates and corrects the Foundry connection. `Observe`:
+    /// it reads the connection, probes the gateway and reports differences in the `Drifted`
+    /// condition, but writes nothing to Foundry, and never deletes the connection when this
+    /// object is deleted (Observe implies `deletionPolicy: Orphan`). A connection without a
+    /// marker is observed without `adopt`; one managed by another live object is still Stalled
+    /// `OwnedElsewhere`. Switching to `Full` writes once if anything differs (or to record this
+    /// object as the owner, which needs `adopt: true` for a connection made elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
+}
+
+/// Whether the operator may write to Foundry for an object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Create, update and (per `deletionPolicy`) delete the Foundry object.
+    #[default]
+    Full,
+    /// Read Foundry and report drift in the `Drifted` condition; write and delete nothing.
+    Observe,
 }
 
 /// The category of a gateway connection.

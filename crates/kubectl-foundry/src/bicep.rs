@@ -541,6 +541,7 @@ pub fn import(parameters: Parameters, options: &ImportOptions) -> Imported {
         deletion_policy: None,
         adopt: Some(true),
         suspend: None,
+        management_policy: None,
     };
     Imported {
         parameters,

@@ -167,6 +167,26 @@ pub const FIXES: &[Fix] = &[
         None,
         "delete those agents or point them at another connection; the deletion then finishes",
     ),
+    fix(
+        r::NOT_FOUND_IN_FOUNDRY,
+        None,
+        "create it in Foundry, fix connectionName/agentName, or set managementPolicy: Full to let the operator create it",
+    ),
+    fix(
+        r::DRIFTED,
+        None,
+        "change the spec to match Foundry, or set managementPolicy: Full to write the spec (one PUT, or one new version)",
+    ),
+    fix(
+        r::IN_SYNC,
+        None,
+        "nothing; if the message says the object is not marked as its owner, switching to Full writes once to record it (adopt: true for a connection)",
+    ),
+    fix(
+        r::OBSERVING,
+        None,
+        "nothing; it runs after switching to Full",
+    ),
 ];
 
 /// The transient error labels `Ready=False` may carry while the operator retries.

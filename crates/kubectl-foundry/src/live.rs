@@ -244,6 +244,7 @@ pub fn connection_spec(
         deletion_policy: None,
         adopt: Some(true),
         suspend: None,
+        management_policy: None,
     };
     if spec.deployment_in_path.is_none() {
         comments.push(

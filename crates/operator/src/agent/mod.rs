@@ -18,6 +18,13 @@
 //!   the reply checked, the conversation deleted; a failure is retried with backoff.
 //! - status: computed in full ([`report::desired_status`]) and written only when it differs.
 //!
+//! `managementPolicy: Observe`: resolve, validate, build and hash as above, then list the
+//! versions and check the owner (another live owner is Stalled `OwnedElsewhere`), and report in
+//! `Drifted` whether the newest version is this object's with this hash and, when not, what of
+//! its content differs ([`agent_definition::observe_versions`]). No version is created, no
+//! verification runs (`Verified` Unknown, reason Observing), a missing agent is Ready=False
+//! `NotFoundInFoundry`, and deletion leaves the agent in place. Under Full there is no `Drifted`.
+//!
 //! Deletion: a finalizer deletes the agent in Foundry (`deletionPolicy: Delete`, 404 counts as
 //! done; every version when Foundry refuses to delete the agent) when its versions name this
 //! object and the newest one was made by the operator; never when they name another object. It
@@ -29,7 +36,7 @@ pub mod tracker;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use foundry_gateway_api::agent::{AgentVersionRef, VerifySpec};
+use foundry_gateway_api::agent::{AgentVersionRef, ManagementPolicy, VerifySpec};
 use foundry_gateway_api::common::DeletionPolicy;
 use foundry_gateway_api::conditions::{reasons, types};
 use foundry_gateway_api::connection::ConnectionScope;
@@ -46,8 +53,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
-use self::report::{Check, Report, Served, VerifiedCondition};
-use self::tracker::{Subject, Synced, Tracker, Trackers, Verification};
+use self::report::{Check, DriftedCondition, Report, Served, VerifiedCondition};
+use self::tracker::{Observed, Subject, Synced, Tracker, Trackers, Verification};
 use crate::agent_definition::{
     self, Deletion, DesiredVersion, ValidationError, agent_marker, needs_new_version,
     newest_version,
@@ -204,6 +211,10 @@ async fn pipeline(
 ) -> Result<Pass, Failure> {
     let namespace = agent.namespace().unwrap_or_default();
     let generation = agent.metadata.generation.unwrap_or(0);
+    let observe = observing(agent);
+    if !observe {
+        report.drifted = DriftedCondition::Remove;
+    }
 
     // resolve: instructions; validate
     let instructions = resolve_instructions(ctx, agent, keys).await?;
@@ -265,8 +276,23 @@ async fn pipeline(
     )
     .map_err(invalid)?;
 
-    // apply
     let target = format!("{}#{agent_name}", project.endpoint);
+    if observe {
+        return observe_pass(
+            ctx,
+            agent,
+            &project,
+            &agent_name,
+            &desired,
+            &target,
+            tracker,
+            report,
+            forced,
+        )
+        .await;
+    }
+
+    // apply
     if forced || tracker.foundry_check_due(&target, &desired.spec_hash, ctx.settings.resync) {
         sync(
             ctx,
@@ -377,6 +403,149 @@ async fn pipeline(
             next: retry.min(ctx.settings.resync),
         })
     }
+}
+
+/// Whether the object only observes Foundry (`managementPolicy: Observe`).
+fn observing(agent: &PromptAgent) -> bool {
+    agent.spec.management_policy.unwrap_or_default() == ManagementPolicy::Observe
+}
+
+/// The rest of the pipeline under `managementPolicy: Observe`: list the versions (when due),
+/// compare, report. Writes nothing to Foundry.
+#[allow(clippy::too_many_arguments)]
+async fn observe_pass(
+    ctx: &Context,
+    agent: &PromptAgent,
+    project: &ResolvedProject,
+    agent_name: &str,
+    desired: &DesiredVersion,
+    target: &str,
+    tracker: &mut Tracker,
+    report: &mut Report,
+    forced: bool,
+) -> Result<Pass, Failure> {
+    if forced || tracker.observe_check_due(target, &desired.spec_hash, ctx.settings.resync) {
+        let versions = project
+            .data
+            .list_versions(agent_name, &list_options())
+            .await
+            .map_err(|e| Failure::from_foundry("list the agent's versions", &e))?;
+        check_owner(ctx, agent, agent_name, &versions).await?;
+        let me = ObjectId::of(agent);
+        let observation = agent_definition::observe_versions(&versions, desired, &me);
+        let newest = newest_version(&versions);
+        let served = newest.map(|v| Served {
+            agent: AgentVersionRef {
+                name: agent_name.to_owned(),
+                version: v.version.clone(),
+            },
+            model: v
+                .definition
+                .as_prompt()
+                .map_or_else(|| desired.model.clone(), |p| p.model.clone()),
+            spec_hash: desired.spec_hash.clone(),
+        });
+        if tracker.observed.as_ref().map(|o| &o.observation) != Some(&observation) {
+            info!(agent = %agent_name, ?observation, "Observed agent");
+        }
+        let creating = newest.and_then(|v| v.status.as_deref()) == Some("creating");
+        tracker.observed = Some(Observed {
+            target: target.to_owned(),
+            spec_hash: desired.spec_hash.clone(),
+            observation,
+            served,
+            state: newest.and_then(|v| v.status.clone()),
+        });
+        tracker.synced = None;
+        tracker.last_foundry_check = (!creating).then(Instant::now);
+    }
+    let Some(observed) = tracker.observed.clone() else {
+        return Err(Failure::transient(
+            reasons::PROGRESSING,
+            "The agent's versions were not read",
+        ));
+    };
+    let (drifted, reason, message) =
+        agent_definition::drifted_condition(&observed.observation, agent_name);
+    report.drifted = DriftedCondition::Set(drifted, reason.to_owned(), message);
+    report.verified = if agent.spec.verify.is_some() {
+        VerifiedCondition::Observing
+    } else {
+        VerifiedCondition::Remove
+    };
+    let Some(served) = observed.served else {
+        return Ok(Pass {
+            outcome: Outcome::NotReady {
+                reason: reasons::NOT_FOUND_IN_FOUNDRY.to_owned(),
+                message: format!(
+                    "Foundry agent {agent_name} does not exist in Foundry and managementPolicy is Observe: create it in Foundry, or set managementPolicy: Full to let the operator create it"
+                ),
+            },
+            next: ctx.settings.resync,
+        });
+    };
+    report.served = Some(served.clone());
+    let who = format!(
+        "Agent {} version {}",
+        served.agent.name, served.agent.version
+    );
+    let pass = match observed.state.as_deref() {
+        Some("failed") => Pass {
+            outcome: Outcome::NotReady {
+                reason: reasons::REJECTED_BY_FOUNDRY.to_owned(),
+                message: format!("{who} failed in Foundry"),
+            },
+            next: ctx.settings.resync,
+        },
+        Some("creating") => Pass {
+            outcome: Outcome::Progressing {
+                message: format!("{who} is being created in Foundry"),
+            },
+            next: CREATING_POLL,
+        },
+        _ => Pass {
+            outcome: Outcome::Ready {
+                message: format!(
+                    "{who} runs on {} (observed: managementPolicy is Observe, nothing is written)",
+                    served.model
+                ),
+            },
+            next: ctx.settings.resync,
+        },
+    };
+    Ok(pass)
+}
+
+/// Refuses an agent whose versions name another PromptAgent that still exists (or cannot be
+/// looked up): Stalled `OwnedElsewhere`.
+async fn check_owner(
+    ctx: &Context,
+    agent: &PromptAgent,
+    agent_name: &str,
+    versions: &[foundry_gateway_client::project::AgentVersionObject],
+) -> Result<(), Failure> {
+    let me = ObjectId::of(agent);
+    // An agent without a marker, or with the constant marker of earlier releases, is treated as
+    // ours, so that agents made before ownership was recorded per object keep working after an
+    // upgrade (the next version records this object).
+    if let Ownership::Foreign(owner) = ownership(agent_marker(versions).as_ref(), &me) {
+        let state = owner_state(&ctx.client, &ctx.stores.agents, &owner).await;
+        if state.blocks() {
+            return Err(Failure::permanent(
+                reasons::OWNED_ELSEWHERE,
+                owned_elsewhere_message(
+                    &format!("Foundry agent \"{agent_name}\""),
+                    KIND,
+                    &owner,
+                    &state,
+                    "spec.agentName",
+                    false,
+                ),
+            ));
+        }
+        info!(agent = %agent_name, previous_owner = %owner, "Taking over an agent whose owner is gone");
+    }
+    Ok(())
 }
 
 fn invalid(error: ValidationError) -> Failure {
@@ -530,26 +699,7 @@ async fn sync(
         .await
         .map_err(|e| Failure::from_foundry("list the agent's versions", &e))?;
     let me = ObjectId::of(agent);
-    // An agent without a marker, or with the constant marker of earlier releases, is treated as
-    // ours, so that agents made before ownership was recorded per object keep working after an
-    // upgrade (the next version records this object).
-    if let Ownership::Foreign(owner) = ownership(agent_marker(&versions).as_ref(), &me) {
-        let state = owner_state(&ctx.client, &ctx.stores.agents, &owner).await;
-        if state.blocks() {
-            return Err(Failure::permanent(
-                reasons::OWNED_ELSEWHERE,
-                owned_elsewhere_message(
-                    &format!("Foundry agent \"{agent_name}\""),
-                    KIND,
-                    &owner,
-                    &state,
-                    "spec.agentName",
-                    false,
-                ),
-            ));
-        }
-        info!(agent = %agent_name, previous_owner = %owner, "Taking over an agent whose owner is gone");
-    }
+    check_owner(ctx, agent, agent_name, &versions).await?;
     let (version, state) = match newest_version(&versions) {
         Some(newest) if !needs_new_version(&versions, &desired.spec_hash, &me) => {
             (newest.version.clone(), newest.status.clone())
@@ -577,6 +727,7 @@ async fn sync(
         }
     };
     let creating = state.as_deref() == Some("creating");
+    tracker.observed = None;
     tracker.synced = Some(Synced {
         target: target.to_owned(),
         served: Served {
@@ -720,7 +871,9 @@ async fn cleanup(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
     let namespace = agent.namespace().unwrap_or_default();
     let name = agent.name_any();
     let keys = Keys::of(agent);
-    if agent.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Delete {
+    if observing(agent) {
+        info!("Left agent in Foundry: managementPolicy is Observe");
+    } else if agent.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Delete {
         // A name Foundry cannot hold was never created there.
         if let Ok(agent_name) = agent_definition::agent_name(&agent.spec, &name) {
             match project::find(ctx, &namespace, &agent.spec.project_ref.name).await? {

@@ -64,6 +64,21 @@ pub enum VerifiedCondition {
     Remove,
     /// The verdict for the version in status.
     Set(Check),
+    /// `managementPolicy: Observe`: verification writes a conversation, so it does not run
+    /// (Unknown, reason Observing).
+    Observing,
+}
+
+/// What happens to the `Drifted` condition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DriftedCondition {
+    /// The compare step did not run: the condition stays as it is.
+    #[default]
+    Keep,
+    /// `managementPolicy: Full`: no condition.
+    Remove,
+    /// `managementPolicy: Observe`: status, reason, message.
+    Set(bool, String, String),
 }
 
 /// The version Foundry serves for the spec.
@@ -89,6 +104,8 @@ pub struct Report {
     pub verified: VerifiedCondition,
     /// The version in place.
     pub served: Option<Served>,
+    /// `Drifted`.
+    pub drifted: DriftedCondition,
 }
 
 /// The status after a reconcile: the live status with the report's conditions and facts, and the
@@ -130,6 +147,20 @@ pub fn desired_status(
             generation,
             now,
         ),
+        VerifiedCondition::Observing => conditions.set_unknown(
+            types::VERIFIED,
+            reasons::OBSERVING,
+            "Verification is skipped: managementPolicy is Observe and a verification writes a conversation to Foundry",
+            generation,
+            now,
+        ),
+    }
+    match &report.drifted {
+        DriftedCondition::Keep => {}
+        DriftedCondition::Remove => conditions.remove(types::DRIFTED),
+        DriftedCondition::Set(drifted, reason, message) => {
+            conditions.set(types::DRIFTED, *drifted, reason, message, generation, now);
+        }
     }
     conditions.apply_outcome(outcome, generation, now);
     let mut status = PromptAgentStatus {
@@ -372,6 +403,67 @@ mod tests {
             model: Some(Check::pass(MODEL_FOUND, "model ok")),
             verified: VerifiedCondition::Set(Check::pass(REPLY_MATCHED, "replied")),
             served: Some(served(version)),
+            drifted: DriftedCondition::Keep,
+        }
+    }
+
+    #[test]
+    fn observe_reports_drift_and_skipped_verification_without_blocking_ready_and_full_drops_drift()
+    {
+        let live = PromptAgentStatus::default();
+        let drifted = DriftedCondition::Set(true, reasons::DRIFTED.into(), "differs".into());
+        let in_sync = DriftedCondition::Set(false, reasons::IN_SYNC.into(), "same".into());
+        // (case, drifted, verified, Drifted status, Verified status, Ready)
+        let cases = [
+            (
+                "observe, drifted",
+                drifted.clone(),
+                VerifiedCondition::Observing,
+                Some("True"),
+                Some("Unknown"),
+                "True",
+            ),
+            (
+                "observe, in sync",
+                in_sync,
+                VerifiedCondition::Remove,
+                Some("False"),
+                None,
+                "True",
+            ),
+            (
+                "full",
+                DriftedCondition::Remove,
+                VerifiedCondition::Remove,
+                None,
+                None,
+                "True",
+            ),
+        ];
+        for (case, drifted_condition, verified, want_drifted, want_verified, want_ready) in cases {
+            // Start from a status that has both conditions, as after an earlier Observe pass.
+            let before = desired_status(
+                &live,
+                &Report {
+                    drifted: drifted.clone(),
+                    verified: VerifiedCondition::Observing,
+                    ..healthy_report("1")
+                },
+                &ready("ok"),
+                1,
+                None,
+                t(0),
+            );
+            let report = Report {
+                drifted: drifted_condition,
+                verified,
+                ..healthy_report("1")
+            };
+            let status = desired_status(&before, &report, &ready("ok"), 2, None, t(1));
+            let status_of = |type_: &str| condition(&status, type_).map(|c| c.status.as_str());
+            assert_eq!(status_of(types::DRIFTED), want_drifted, "{case}");
+            assert_eq!(status_of(types::VERIFIED), want_verified, "{case}");
+            assert_eq!(status_of(types::READY), Some(want_ready), "{case}");
         }
     }
 

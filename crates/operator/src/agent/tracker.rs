@@ -21,6 +21,21 @@ pub struct Synced {
     pub state: Option<String>,
 }
 
+/// What the last look at Foundry found under `managementPolicy: Observe`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// Project endpoint and agent name the look was made against.
+    pub target: String,
+    /// The spec hash it compared with.
+    pub spec_hash: String,
+    /// What it found.
+    pub observation: crate::agent_definition::AgentObservation,
+    /// The newest version (None when the agent does not exist).
+    pub served: Option<Served>,
+    /// Its Foundry `status`.
+    pub state: Option<String>,
+}
+
 /// What a verification ran against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
@@ -48,8 +63,11 @@ pub struct Verification {
 /// What the controller remembers about one agent.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
-    /// The last look at Foundry.
+    /// The last look at Foundry under `managementPolicy: Full`.
     pub synced: Option<Synced>,
+    /// The last look at Foundry under `managementPolicy: Observe` (None after one under Full,
+    /// and `synced` None after one under Observe, so a switch of policy always looks again).
+    pub observed: Option<Observed>,
     /// When Foundry was last read.
     pub last_foundry_check: Option<Instant>,
     /// The last verification.
@@ -65,6 +83,16 @@ impl Tracker {
         self.synced
             .as_ref()
             .is_none_or(|s| s.target != target || s.served.spec_hash != spec_hash)
+            || self
+                .last_foundry_check
+                .is_none_or(|t| t.elapsed() >= resync)
+    }
+
+    /// [`Self::foundry_check_due`] under `managementPolicy: Observe`.
+    pub fn observe_check_due(&self, target: &str, spec_hash: &str, resync: Duration) -> bool {
+        self.observed
+            .as_ref()
+            .is_none_or(|o| o.target != target || o.spec_hash != spec_hash)
             || self
                 .last_foundry_check
                 .is_none_or(|t| t.elapsed() >= resync)

@@ -27,6 +27,7 @@
 mod build;
 mod error;
 mod hash;
+mod observe;
 mod validate;
 mod versions;
 
@@ -38,6 +39,7 @@ use crate::ownership::ObjectId;
 pub use build::{build_definition, model_string};
 pub use error::ValidationError;
 pub use hash::{canonical_json, definition_hash, version_request};
+pub use observe::{AgentObservation, content_drift, drifted_condition, observe_versions};
 pub use validate::{agent_name, validate};
 pub use versions::{
     Deletion, agent_marker, deletion, is_managed, latest_managed_version, needs_new_version,

@@ -6,8 +6,15 @@
 //! `probe.interval`, damped by `probe.failureThreshold`) → status, written only when it differs.
 //! Deletion: a finalizer waits for the PromptAgents that use the connection, then deletes it in
 //! Foundry (`deletionPolicy: Delete`, 404 counts as done) or leaves it (`Orphan`).
+//!
+//! `managementPolicy: Observe` ([`observe`]): the read, the owner check (another live owner is
+//! Stalled `OwnedElsewhere`; an unmarked connection is simply observed) and the probe run as
+//! above, but nothing is written: the difference goes to the `Drifted` condition, a missing
+//! connection is Ready=False `NotFoundInFoundry`, and deletion leaves the connection in place.
+//! Under `Full` there is no `Drifted` condition.
 
 pub mod build;
+pub mod observe;
 pub mod probe_plan;
 pub mod tracker;
 
@@ -18,7 +25,7 @@ use std::time::{Duration, Instant};
 use foundry_gateway_api::common::DeletionPolicy;
 use foundry_gateway_api::conditions::{reasons, types};
 use foundry_gateway_api::connection::{
-    ConnectionScope, GatewayState, ModelFormat, ProbeMode as SpecProbeMode,
+    ConnectionScope, GatewayState, ManagementPolicy, ModelFormat, ProbeMode as SpecProbeMode,
 };
 use foundry_gateway_api::{FoundryProject, GatewayConnection, GatewayConnectionStatus};
 use foundry_gateway_client::SecretString;
@@ -99,6 +106,11 @@ fn probe_settings(gc: &GatewayConnection) -> (SpecProbeMode, Option<Duration>, D
     let mode = probe.mode.unwrap_or_default();
     let interval = (mode != SpecProbeMode::Off).then_some(interval);
     (mode, interval, timeout, threshold)
+}
+
+/// Whether the object only observes Foundry (`managementPolicy: Observe`).
+fn observing(gc: &GatewayConnection) -> bool {
+    gc.spec.management_policy.unwrap_or_default() == ManagementPolicy::Observe
 }
 
 /// Where the Foundry connection lives.
@@ -342,10 +354,27 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
         threshold,
     )
     .await;
+    let outcome_is_ok = step.is_ok();
+    let observe = observing(gc);
+    if !observe {
+        conditions.remove(types::DRIFTED);
+    }
+    // Observe: a connection missing in Foundry rules Ready out whatever the probe says.
+    let missing = tracker.observed.as_ref().filter(|_| observe).and_then(|o| {
+        observe::not_ready(o, new_status.connection_name.as_deref().unwrap_or_default())
+    });
     let outcome = match step {
-        Ok(probing)
-            if probing && !tracker.probed_at(generation, status_credentials(&new_status)) =>
-        {
+        Ok(_) if let Some((reason, message)) = missing => {
+            ctx.reset_backoff(&key);
+            Outcome::NotReady {
+                reason: reason.into(),
+                message,
+            }
+        }
+        Ok(Probing {
+            running: probing,
+            credentials,
+        }) if probing && !tracker.probed_at(generation, &credentials) => {
             // The first probe of these inputs is running: say so rather than guess.
             ctx.reset_backoff(&key);
             if tracker.verdict.state == GatewayState::Unknown {
@@ -361,7 +390,9 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
                 message: "Probing the gateway".into(),
             }
         }
-        Ok(probing) => {
+        Ok(Probing {
+            running: probing, ..
+        }) => {
             ctx.reset_backoff(&key);
             let verdict = &tracker.verdict;
             match verdict.state {
@@ -413,6 +444,12 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
                         verdict.reason, verdict.message
                     ),
                 },
+                _ if observe => Outcome::Ready {
+                    message: format!(
+                        "Foundry connection {} is in place (observed: managementPolicy is Observe, nothing is written)",
+                        new_status.connection_name.as_deref().unwrap_or_default()
+                    ),
+                },
                 _ => Outcome::Ready {
                     message: format!(
                         "Foundry connection {} is in place",
@@ -437,6 +474,16 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
             failure.outcome()
         }
     };
+    if observe
+        && outcome_is_ok
+        && let Some(observation) = &tracker.observed
+    {
+        let (drifted, reason, message) = observe::drifted_condition(
+            observation,
+            new_status.connection_name.as_deref().unwrap_or_default(),
+        );
+        conditions.set(types::DRIFTED, drifted, reason, &message, generation, now);
+    }
     conditions.apply_outcome(&outcome, generation, now);
     new_status.conditions = conditions.into_vec();
     tracker.handled_request = requested;
@@ -455,9 +502,11 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
     })
 }
 
-/// Events for what a user should see: only on transitions, so a quiet resync publishes nothing.
-fn status_credentials(status: &GatewayConnectionStatus) -> &str {
-    status.credentials_hash.as_deref().unwrap_or_default()
+/// What the probe step left: whether a probe is running, and the credentials hash it is stamped
+/// with.
+struct Probing {
+    running: bool,
+    credentials: String,
 }
 
 async fn announce(
@@ -526,7 +575,7 @@ async fn sync_and_probe(
     interval: Option<Duration>,
     timeout: Duration,
     threshold: u32,
-) -> Result<bool, Failure> {
+) -> Result<Probing, Failure> {
     let namespace = gc.namespace().unwrap_or_default();
     let name = gc.name_any();
     let key = object_key(&namespace, &name);
@@ -568,7 +617,57 @@ async fn sync_and_probe(
     // read live → compare → PUT on drift or new credentials
     // The tracker, not the (possibly stale) cached status, says what was last written: a
     // reconcile that sees its own previous status write late must not write again.
-    if forced
+    let observe = observing(gc);
+    if observe
+        && (forced
+            || tracker.foundry_check_due(
+                generation,
+                &desired.credentials_hash,
+                ctx.settings.resync,
+            ))
+    {
+        // Observe: read, check the owner, compare; write nothing. status.credentialsHash keeps
+        // what was last applied (nothing is applied here), so Full later knows whether to write.
+        let connections = project.connections_in(scope_of(gc));
+        let live = connections
+            .get(&desired.name)
+            .await
+            .map_err(|e| Failure::from_foundry("read the Foundry connection", &e))?;
+        let ours = match &live {
+            Some(live) => {
+                observe_claim(
+                    ctx,
+                    gc,
+                    &desired.name,
+                    &project.resource_id.project,
+                    &live.properties,
+                )
+                .await?
+            }
+            None => false,
+        };
+        let observation = observe::observe(
+            &desired.properties,
+            live.as_ref().map(|l| &l.properties),
+            ours,
+        );
+        if tracker.observed.as_ref() != Some(&observation) {
+            info!(connection = %desired.name, ?observation, "Observed Foundry connection");
+        }
+        status.connection_id = live
+            .and_then(|l| l.id)
+            .or_else(|| Some(project.connection_id(scope_of(gc), &desired.name)));
+        tracker.observed = Some(observation);
+        tracker.synced_generation = Some(generation);
+        tracker.synced_credentials = Some(desired.credentials_hash.clone());
+        tracker.connection_id.clone_from(&status.connection_id);
+        tracker.last_foundry_check = Some(Instant::now());
+    } else if observe {
+        status.connection_id = tracker
+            .connection_id
+            .clone()
+            .or_else(|| Some(project.connection_id(scope_of(gc), &desired.name)));
+    } else if forced
         || tracker.foundry_check_due(generation, &desired.credentials_hash, ctx.settings.resync)
     {
         let connections = project.connections_in(scope_of(gc));
@@ -588,10 +687,16 @@ async fn sync_and_probe(
                 )
                 .await?;
                 let drift = build::drift(&desired.properties, &live.properties);
-                let applied = tracker
-                    .synced_credentials
-                    .as_deref()
-                    .or(status.credentials_hash.as_deref());
+                // After a read under Observe, the tracker holds what was read with, not what
+                // was written: only status says what was last applied.
+                let applied = if tracker.observed.is_some() {
+                    status.credentials_hash.as_deref()
+                } else {
+                    tracker
+                        .synced_credentials
+                        .as_deref()
+                        .or(status.credentials_hash.as_deref())
+                };
                 let new_credentials = applied != Some(desired.credentials_hash.as_str());
                 match (ours, drift, new_credentials) {
                     (false, _, _) => Some("Adopted".to_owned()),
@@ -631,6 +736,7 @@ async fn sync_and_probe(
         tracker.synced_credentials = Some(desired.credentials_hash.clone());
         tracker.connection_id.clone_from(&status.connection_id);
         tracker.last_foundry_check = Some(Instant::now());
+        tracker.observed = None;
     } else {
         // Not re-read this time: status says what the last check found.
         status.connection_id = tracker
@@ -687,6 +793,7 @@ async fn sync_and_probe(
             probing = ctx.probes.pending(&key);
         }
     }
+    let credentials = desired.credentials_hash;
     let gauge = match tracker.verdict.state {
         GatewayState::Active => 1,
         GatewayState::Inactive => 0,
@@ -696,7 +803,45 @@ async fn sync_and_probe(
         .gateway_active
         .get_or_create(&crate::metrics::GatewayLabels { namespace, name })
         .set(gauge);
-    Ok(probing)
+    Ok(Probing {
+        running: probing,
+        credentials,
+    })
+}
+
+/// [`claim`] for `managementPolicy: Observe`: nothing is written, so nothing needs adopting;
+/// only another live owner refuses (`OwnedElsewhere`, as in Full). `Ok(true)` when the marker
+/// names this object.
+async fn observe_claim(
+    ctx: &Context,
+    gc: &GatewayConnection,
+    connection: &str,
+    project: &str,
+    live: &foundry_gateway_client::connections::ConnectionProperties,
+) -> Result<bool, Failure> {
+    use crate::ownership::{Ownership, owned_elsewhere_message, owner_state, ownership};
+    let me = crate::ownership::ObjectId::of(gc);
+    match ownership(build::marker(live).as_ref(), &me) {
+        Ownership::Ours => Ok(true),
+        Ownership::Foreign(owner) => {
+            let state = owner_state(&ctx.client, &ctx.stores.connections, &owner).await;
+            if state.blocks() {
+                return Err(Failure::permanent(
+                    reasons::OWNED_ELSEWHERE,
+                    owned_elsewhere_message(
+                        &format!("Foundry connection \"{connection}\" of project {project}"),
+                        KIND,
+                        &owner,
+                        &state,
+                        "spec.connectionName",
+                        gc.spec.adopt == Some(true),
+                    ),
+                ));
+            }
+            Ok(false)
+        }
+        Ownership::Unmarked | Ownership::Legacy => Ok(false),
+    }
 }
 
 /// Whether this object may write the live connection of that name: `Ok(true)` when its marker
@@ -785,7 +930,9 @@ async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error>
             retry_after: Duration::from_secs(10),
         });
     }
-    if gc.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Delete {
+    if observing(gc) {
+        info!("Left Foundry connection in place: managementPolicy is Observe");
+    } else if gc.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Delete {
         let connection_name = build::connection_name(&gc.spec, &name);
         match project::find(ctx, &namespace, &gc.spec.project_ref.name).await? {
             Some(project) => {

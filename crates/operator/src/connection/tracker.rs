@@ -44,6 +44,10 @@ pub struct Tracker {
     pub verdict: Verdict,
     /// The `reconcile.fluxcd.io/requestedAt` value last handled.
     pub handled_request: Option<String>,
+    /// What the last read of Foundry found, when it was made under `managementPolicy: Observe`
+    /// (then `synced_*` say what the read was made with, not what was written). None after a
+    /// read under `Full`.
+    pub observed: Option<super::observe::Observation>,
 }
 
 impl Tracker {
