@@ -127,14 +127,12 @@ fn probe_model(gc: &GatewayConnection, desired: &Desired) -> Option<String> {
         .or_else(|| desired.static_models.first().cloned())
 }
 
-/// What the probe is: see [`probe_plan`].
-fn probe_job(
+/// Which probe the connection gets (see [`probe_plan`]), and the model it asks for.
+fn probe_plan_of(
     gc: &GatewayConnection,
     desired: &Desired,
-    secrets: &ResolvedSecrets,
-    project: &Arc<ResolvedProject>,
-    (mode, timeout): (SpecProbeMode, Duration),
-) -> Option<(Plan, ProbeKind)> {
+    mode: SpecProbeMode,
+) -> (Option<Plan>, Option<String>) {
     let model = probe_model(gc, desired);
     let anthropic = gc
         .spec
@@ -149,23 +147,32 @@ fn probe_job(
         discovers: desired.discovery.is_some(),
         anthropic,
     };
-    let plan = probe_plan::plan(mode, facts)?;
-    let kind = match (plan, model) {
-        (Plan::Foundry, Some(model)) => ProbeKind::Foundry {
+    (probe_plan::plan(mode, facts), model)
+}
+
+/// The probe to submit for the connection.
+fn probe_job(
+    gc: &GatewayConnection,
+    desired: &Desired,
+    secrets: &ResolvedSecrets,
+    project: &Arc<ResolvedProject>,
+    (mode, timeout): (SpecProbeMode, Duration),
+) -> Option<ProbeKind> {
+    match probe_plan_of(gc, desired, mode) {
+        (Some(Plan::Foundry), Some(model)) => Some(ProbeKind::Foundry {
             project: Arc::clone(project),
             model: format!("{}/{model}", desired.name),
             timeout: timeout.min(MAX_PROBE_TIMEOUT),
-        },
-        (Plan::Direct(direct), model) => ProbeKind::Gateway(Box::new(ProbeRequest {
+        }),
+        (Some(Plan::Direct(direct)), model) => Some(ProbeKind::Gateway(Box::new(ProbeRequest {
             settings: gateway_settings(gc, desired, secrets, project),
             mode: direct,
             model,
             timeout,
-        })),
-        // The CRD refuses mode Foundry without a model; Auto never plans it without one.
-        (Plan::Foundry, None) => return None,
-    };
-    Some((plan, kind))
+        }))),
+        // Off; or mode Foundry without a model, which the CRD refuses and Auto never plans.
+        (None, _) | (Some(Plan::Foundry), None) => None,
+    }
 }
 
 /// Reads every Secret value the spec refers to.
@@ -766,8 +773,7 @@ async fn sync_and_probe(
                 ctx.metrics
                     .probe_duration
                     .observe(result.elapsed.as_secs_f64());
-                let plan = probe_job(gc, &desired, &secrets, &project, (mode, timeout))
-                    .map(|(plan, _)| plan);
+                let (plan, _) = probe_plan_of(gc, &desired, mode);
                 if plan.is_some_and(|plan| {
                     probe_plan::inconclusive(plan, gc.spec.auth.entra_id.is_some(), &outcome)
                 }) {
@@ -780,8 +786,7 @@ async fn sync_and_probe(
                 }
             }
             if (forced || tracker.probe_due(generation, &desired.credentials_hash, interval))
-                && let Some((_, kind)) =
-                    probe_job(gc, &desired, &secrets, &project, (mode, timeout))
+                && let Some(kind) = probe_job(gc, &desired, &secrets, &project, (mode, timeout))
             {
                 ctx.probes.submit(ProbeJob {
                     namespace: namespace.clone(),
