@@ -25,7 +25,7 @@ use kubectl_foundry::operator::agent_definition;
 use kubectl_foundry::operator::connection::build::{self, ResolvedSecrets};
 use kubectl_foundry::operator::digest::DigestKey;
 use kubectl_foundry::operator::ownership::ObjectId;
-use kubectl_foundry::{Cli, Command, Env, FoundryArgs, ImportCommand, execute};
+use kubectl_foundry::{Cli, Command, Env, FoundryArgs, ImportCommand, Policy, execute};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
@@ -94,6 +94,7 @@ async fn imported_bicep_samples_are_accepted_by_the_apiserver_and_build_the_temp
             files: files.clone(),
             project: Some("main".into()),
             namespace: Some(ns.name().to_owned()),
+            management_policy: Policy::Observe,
         }),
     };
     let out = execute(cli, Env::default()).await.unwrap();
@@ -118,6 +119,10 @@ async fn imported_bicep_samples_are_accepted_by_the_apiserver_and_build_the_temp
         let spec: foundry_gateway_api::GatewayConnectionSpec =
             serde_json::from_value(object["spec"].clone()).unwrap();
         assert_eq!(spec.adopt, Some(true));
+        assert_eq!(
+            spec.management_policy,
+            Some(foundry_gateway_api::connection::ManagementPolicy::Observe)
+        );
         let secret = SecretString::new("s");
         let secrets = ResolvedSecrets {
             api_key: spec.auth.api_key.as_ref().map(|_| secret.clone()),
@@ -304,6 +309,7 @@ async fn import_project_prints_the_emulators_connections_and_agent_as_accepted_m
             project_ref: None,
             // No --agent: every agent of the project is listed (`Agents_List`).
             agents: vec![],
+            management_policy: Policy::Observe,
             foundry: foundry_args(),
         }),
     };
@@ -317,6 +323,7 @@ async fn import_project_prints_the_emulators_connections_and_agent_as_accepted_m
     };
     let c = find("GatewayConnection", &mg);
     assert_eq!(c["spec"]["adopt"], true);
+    assert_eq!(c["spec"]["managementPolicy"], "Observe");
     assert_eq!(c["spec"]["auth"]["apiKey"]["header"], "Authorization");
     assert_eq!(c["spec"]["models"]["static"][0]["name"], "gpt-4o");
     assert_eq!(find("GatewayConnection", &apim)["spec"]["scope"], "Account");
@@ -337,6 +344,7 @@ async fn import_project_prints_the_emulators_connections_and_agent_as_accepted_m
     let a = find("PromptAgent", &agent);
     assert_eq!(a["spec"]["model"]["connectionRef"]["name"], mg);
     assert_eq!(a["spec"]["instructions"], "Answer briefly.");
+    assert_eq!(a["spec"]["managementPolicy"], "Observe");
     let secret = find("Secret", &format!("{mg}-gateway-key"));
     assert!(secret.get("data").is_none() && secret.get("stringData").is_none());
     assert!(out.contains(&format!("{mg}-gateway-key --from-literal=apiKey=")));

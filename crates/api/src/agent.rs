@@ -150,7 +150,8 @@ pub struct PromptAgentSpec {
     /// Unknown with reason Observing), and the agent is never deleted with this object (Observe
     /// implies `deletionPolicy: Orphan`). An agent another live PromptAgent manages is still
     /// Stalled `OwnedElsewhere`. Switching to `Full` creates one version unless the newest one
-    /// already is this object's with this definition.
+    /// already is this object's with this definition, or the operator never wrote the agent and
+    /// its newest version holds what the spec would send (then it is served as it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
 }

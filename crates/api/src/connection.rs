@@ -157,8 +157,9 @@ pub struct GatewayConnectionSpec {
     /// condition, but writes nothing to Foundry, and never deletes the connection when this
     /// object is deleted (Observe implies `deletionPolicy: Orphan`). A connection without a
     /// marker is observed without `adopt`; one managed by another live object is still Stalled
-    /// `OwnedElsewhere`. Switching to `Full` writes once if anything differs (or to record this
-    /// object as the owner, which needs `adopt: true` for a connection made elsewhere).
+    /// `OwnedElsewhere`. Switching to `Full` writes only if something differs: a connection made
+    /// elsewhere (no marker, `adopt: true`) that matches is taken over as it is, and one marked
+    /// by an object that is gone gets one PUT to record this object as the owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
 }

@@ -90,6 +90,10 @@ pub enum ImportCommand {
         /// Namespace written into the manifests.
         #[arg(short, long)]
         namespace: Option<String>,
+        /// `spec.managementPolicy` of the manifests: Observe (read and report, write nothing) until
+        /// you have checked `kubectl foundry plan` and the status, then Full.
+        #[arg(long, value_enum, default_value_t = Policy::Observe)]
+        management_policy: Policy,
     },
     /// The gateway connections (project and account) and agents of a live project.
     Project {
@@ -102,10 +106,51 @@ pub enum ImportCommand {
         /// Agents to import (default: every agent of the project).
         #[arg(long = "agent")]
         agents: Vec<String>,
+        /// `spec.managementPolicy` of the manifests: Observe (read and report, write nothing) until
+        /// you have checked `kubectl foundry plan` and the status, then Full.
+        #[arg(long, value_enum, default_value_t = Policy::Observe)]
+        management_policy: Policy,
         /// Foundry access.
         #[command(flatten)]
         foundry: FoundryArgs,
     },
+}
+
+/// `spec.managementPolicy` of imported objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    /// Read, probe and report drift; write nothing to Foundry (the safe first step).
+    #[value(name = "Observe")]
+    Observe,
+    /// Write the spec to Foundry (only what differs).
+    #[value(name = "Full")]
+    Full,
+}
+
+impl Policy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Observe => "Observe",
+            Self::Full => "Full",
+        }
+    }
+}
+
+/// Sets `spec.managementPolicy` on the imported GatewayConnections and PromptAgents.
+fn with_policy(docs: &mut [Document], policy: Policy) {
+    for doc in docs {
+        let kind = doc.object["kind"].as_str().unwrap_or_default();
+        if matches!(kind, "GatewayConnection" | "PromptAgent")
+            && let Some(spec) = doc.object.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert("managementPolicy".into(), json!(policy.as_str()));
+            if policy == Policy::Observe {
+                doc.comments.push(
+                    "managementPolicy: Observe: the operator reads, probes and reports drift, and writes nothing; set Full once `kubectl foundry plan` shows what you expect (only what differs is written).".into(),
+                );
+            }
+        }
+    }
 }
 
 /// Where Foundry is and how to reach it (overrides what a FoundryProject says).
@@ -199,13 +244,23 @@ pub async fn execute(cli: Cli, env: Env) -> anyhow::Result<String> {
             files,
             project,
             namespace,
-        }) => import_bicep(&files, project, namespace),
+            management_policy,
+        }) => import_bicep(&files, project, namespace, management_policy),
         Command::Import(ImportCommand::Project {
             namespace,
             project_ref,
             agents,
+            management_policy,
             foundry,
-        }) => import_project(&env, namespace, project_ref, &agents, &foundry).await,
+        }) => {
+            let request = ImportRequest {
+                namespace,
+                project_ref,
+                agents,
+                policy: management_policy,
+            };
+            import_project(&env, request, &foundry).await
+        }
         Command::Status {
             namespace,
             all_namespaces,
@@ -225,6 +280,7 @@ fn import_bicep(
     files: &[PathBuf],
     project: Option<String>,
     namespace: Option<String>,
+    policy: Policy,
 ) -> anyhow::Result<String> {
     let options = ImportOptions {
         project: project.clone(),
@@ -238,7 +294,8 @@ fn import_bicep(
         let params = Parameters::parse(&name, &text)?;
         imported.push((name, bicep::import(params, &options)));
     }
-    let docs = bicep::manifests(&mut imported, &options, project.is_some());
+    let mut docs = bicep::manifests(&mut imported, &options, project.is_some());
+    with_policy(&mut docs, policy);
     Ok(render(&docs))
 }
 
@@ -429,13 +486,26 @@ fn document(
     }
 }
 
-async fn import_project(
-    env: &Env,
+/// What `import project` was asked for.
+struct ImportRequest {
     namespace: Option<String>,
     project_ref: Option<String>,
-    agents: &[String],
+    agents: Vec<String>,
+    policy: Policy,
+}
+
+async fn import_project(
+    env: &Env,
+    request: ImportRequest,
     args: &FoundryArgs,
 ) -> anyhow::Result<String> {
+    let ImportRequest {
+        namespace,
+        project_ref,
+        agents,
+        policy,
+    } = request;
+    let agents = agents.as_slice();
     let namespace = match (&namespace, &env.kube) {
         (Some(ns), _) => Some(ns.clone()),
         (None, Some(k)) => Some(k.default_namespace().to_owned()),
@@ -549,6 +619,7 @@ async fn import_project(
             }
         }
     }
+    with_policy(&mut docs, policy);
     Ok(format!("{notes}{}", render(&docs)))
 }
 
@@ -774,7 +845,11 @@ async fn run_plan(
         } else {
             "project"
         };
-        let plan = plan_connection(&desired.properties, live.as_ref().map(|r| &r.properties));
+        let plan = plan_connection(
+            &desired.properties,
+            live.as_ref().map(|r| &r.properties),
+            spec.adopt == Some(true),
+        );
         match plan {
             ConnectionPlan::Create => {
                 let _ = writeln!(

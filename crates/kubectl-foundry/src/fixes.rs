@@ -180,7 +180,7 @@ pub const FIXES: &[Fix] = &[
     fix(
         r::IN_SYNC,
         None,
-        "nothing; if the message says the object is not marked as its owner, switching to Full writes once to record it (adopt: true for a connection)",
+        "nothing; if the message says the object is not marked as its owner, switching to Full takes it over as it is (adopt: true for a connection) and writes only what differs",
     ),
     fix(
         r::OBSERVING,

@@ -20,6 +20,6 @@ pub mod status;
 
 mod cmd;
 
-pub use cmd::{Cli, Command, Env, FoundryArgs, ImportCommand, execute};
+pub use cmd::{Cli, Command, Env, FoundryArgs, ImportCommand, Policy, execute};
 /// The operator crate whose pure functions `plan` uses (re-exported for tests).
 pub use foundry_gateway_operator as operator;

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 
 use foundry_gateway_client::connections::{CUSTOM_HEADERS, ConnectionAuth, ConnectionProperties};
 use foundry_gateway_client::project::AgentVersionObject;
-use foundry_gateway_operator::agent_definition::{self, DesiredVersion, SPEC_HASH_KEY};
-use foundry_gateway_operator::connection::build;
+use foundry_gateway_operator::agent_definition::{
+    self, DesiredVersion, SPEC_HASH_KEY, VersionPlan,
+};
+use foundry_gateway_operator::connection::{build, observe};
 use foundry_gateway_operator::ownership::ObjectId;
 use serde_json::Value;
 
@@ -36,15 +38,22 @@ pub enum AgentPlan {
     },
 }
 
-/// The connection plan.
+/// The connection plan. With `adopt`, a connection without any marker is compared without the
+/// marker, as the operator takes it over as it is when nothing else differs.
 pub fn plan_connection(
     desired: &ConnectionProperties,
     live: Option<&ConnectionProperties>,
+    adopt: bool,
 ) -> ConnectionPlan {
     let Some(live) = live else {
         return ConnectionPlan::Create;
     };
-    match build::drift(desired, live) {
+    let drift = if adopt && build::marker(live).is_none() {
+        observe::content_drift(desired, live)
+    } else {
+        build::drift(desired, live)
+    };
+    match drift {
         None => ConnectionPlan::Nothing,
         Some(_) => ConnectionPlan::Update(connection_diff(desired, live)),
     }
@@ -199,14 +208,18 @@ pub fn plan_agent(
     me: &ObjectId,
 ) -> AgentPlan {
     let newest = agent_definition::newest_version(versions);
+    let plan = agent_definition::plan_version(versions, desired, me);
     let matches = match &me.uid {
-        Some(_) => !agent_definition::needs_new_version(versions, &desired.spec_hash, me),
-        None => newest.is_some_and(|v| {
-            v.metadata
-                .get(SPEC_HASH_KEY)
-                .and_then(|h| h.split(' ').next())
-                == Some(desired.spec_hash.as_str())
-        }),
+        Some(_) => plan.served().is_some(),
+        None => {
+            matches!(plan, VersionPlan::AdoptAsIs(_))
+                || newest.is_some_and(|v| {
+                    v.metadata
+                        .get(SPEC_HASH_KEY)
+                        .and_then(|h| h.split(' ').next())
+                        == Some(desired.spec_hash.as_str())
+                })
+        }
     };
     match newest {
         Some(v) if matches => AgentPlan::Nothing {
@@ -292,7 +305,7 @@ mod tests {
     #[test]
     fn a_missing_connection_is_created() {
         assert_eq!(
-            plan_connection(&props("https://a.example.com"), None),
+            plan_connection(&props("https://a.example.com"), None, false),
             ConnectionPlan::Create
         );
     }
@@ -302,6 +315,7 @@ mod tests {
         let plan = plan_connection(
             &props("https://b.example.com"),
             Some(&props("https://a.example.com")),
+            false,
         );
         assert_eq!(
             plan,
@@ -318,9 +332,33 @@ mod tests {
             key: Some("k".into()),
         };
         assert_eq!(
-            plan_connection(&desired, Some(&props("https://a.example.com"))),
+            plan_connection(&desired, Some(&props("https://a.example.com")), false),
             ConnectionPlan::Nothing
         );
+    }
+
+    #[test]
+    fn an_unmarked_connection_is_adopted_as_it_is_only_with_adopt() {
+        let mut desired = props("https://a.example.com");
+        desired.metadata.insert(
+            build::MANAGED_BY_KEY.into(),
+            "foundry-gateway-operator:team-a/gw".into(),
+        );
+        let live = props("https://a.example.com");
+        assert_eq!(
+            plan_connection(&desired, Some(&live), true),
+            ConnectionPlan::Nothing
+        );
+        assert!(matches!(
+            plan_connection(&desired, Some(&live), false),
+            ConnectionPlan::Update(lines) if lines.iter().any(|l| l.contains("managedBy"))
+        ));
+        let mut moved = desired.clone();
+        moved.target = "https://b.example.com".into();
+        assert!(matches!(
+            plan_connection(&moved, Some(&live), true),
+            ConnectionPlan::Update(_)
+        ));
     }
 
     #[test]

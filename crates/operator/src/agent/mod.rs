@@ -56,8 +56,7 @@ use tracing::{info, instrument, warn};
 use self::report::{Check, DriftedCondition, Report, Served, VerifiedCondition};
 use self::tracker::{Observed, Subject, Synced, Tracker, Trackers, Verification};
 use crate::agent_definition::{
-    self, Deletion, DesiredVersion, ValidationError, agent_marker, needs_new_version,
-    newest_version,
+    self, Deletion, DesiredVersion, ValidationError, VersionPlan, agent_marker, newest_version,
 };
 use crate::context::{Context, REQUESTED_AT_ANNOTATION, object_key, same_status};
 use crate::failure::Failure;
@@ -700,11 +699,33 @@ async fn sync(
         .map_err(|e| Failure::from_foundry("list the agent's versions", &e))?;
     let me = ObjectId::of(agent);
     check_owner(ctx, agent, agent_name, &versions).await?;
-    let (version, state) = match newest_version(&versions) {
-        Some(newest) if !needs_new_version(&versions, &desired.spec_hash, &me) => {
+    let plan = agent_definition::plan_version(&versions, desired, &me);
+    let served = plan
+        .served()
+        .and_then(|v| versions.iter().find(|live| live.version == v));
+    let (version, state) = match served {
+        Some(newest) => {
+            let announced = tracker
+                .synced
+                .as_ref()
+                .is_some_and(|s| s.served.agent.version == newest.version);
+            if matches!(plan, VersionPlan::AdoptAsIs(_)) && !announced {
+                info!(agent = %agent_name, version = %newest.version, "Adopted agent as it is: its newest version holds what the spec would send");
+                publish(
+                    ctx,
+                    agent,
+                    EventType::Normal,
+                    "VersionAdopted",
+                    format!(
+                        "Serving agent version {agent_name}:{} as it is: it holds what the spec would send, so no version was created",
+                        newest.version
+                    ),
+                )
+                .await;
+            }
             (newest.version.clone(), newest.status.clone())
         }
-        _ => {
+        None => {
             let why = report::why_new_version(&versions, &me);
             let created = project
                 .data

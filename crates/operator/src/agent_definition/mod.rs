@@ -8,7 +8,7 @@
 //!   → build_definition(spec, connection, instructions) the Foundry wire definition
 //!   → definition_hash(definition, description, meta)   what is sent, canonically hashed
 //!   → agent_marker(listed versions)                    whose agent it is (crate::ownership)
-//!   → needs_new_version(listed versions, hash, owner)  nothing to do, or …
+//!   → plan_version(listed versions, desired, owner)    serve, adopt as it is, or …
 //!   → version_request(spec, definition, hash, owner)   … POST /agents/{name}/versions
 //!   → verify (IO) → reply_matches(reply, expect)
 //! ```
@@ -28,6 +28,7 @@ mod build;
 mod error;
 mod hash;
 mod observe;
+mod plan;
 mod validate;
 mod versions;
 
@@ -40,6 +41,7 @@ pub use build::{build_definition, model_string};
 pub use error::ValidationError;
 pub use hash::{canonical_json, definition_hash, version_request};
 pub use observe::{AgentObservation, content_drift, drifted_condition, observe_versions};
+pub use plan::{VersionPlan, plan_version};
 pub use validate::{agent_name, validate};
 pub use versions::{
     Deletion, agent_marker, deletion, is_managed, latest_managed_version, needs_new_version,

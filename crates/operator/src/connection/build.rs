@@ -272,7 +272,8 @@ pub fn build(
     let mut properties = ConnectionProperties::new(category(spec), spec.target.clone(), auth);
     properties.metadata = metadata.to_map();
     properties.is_shared_to_all = Some(spec.shared_to_all.unwrap_or(false));
-    let credentials_hash = credentials_hash(key, uid, secrets);
+    let client_id = spec.auth.oauth2.as_ref().map(|o| o.client_id.as_str());
+    let credentials_hash = credentials_hash(key, uid, secrets, client_id);
     Ok(Desired {
         name: connection_name(spec, object_name),
         properties,
@@ -317,7 +318,15 @@ pub fn header_values(
 /// An HMAC-SHA256 of the credentials sent to Foundry, keyed by the operator's digest key and
 /// bound to the object's uid: it changes when a key rotates, and without the digest key it
 /// cannot be tested against guessed credentials. 96 bits of the tag are kept.
-pub fn credentials_hash(key: &DigestKey, uid: &str, secrets: &ResolvedSecrets) -> String {
+///
+/// An OAuth2 `clientId` is hashed too: it travels in `credentials`, which ARM does not return,
+/// so [`drift`] cannot see it change.
+pub fn credentials_hash(
+    key: &DigestKey,
+    uid: &str,
+    secrets: &ResolvedSecrets,
+    oauth2_client_id: Option<&str>,
+) -> String {
     let mut hasher = key.mac();
     hasher.update(b"foundry-gateway-operator/credentials/v2\0");
     // Every field is length-prefixed, so no two inputs run into each other.
@@ -335,6 +344,11 @@ pub fn credentials_hash(key: &DigestKey, uid: &str, secrets: &ResolvedSecrets) -
             Some(v) => field(v.expose().as_bytes()),
             None => field(b"\xff(none)"),
         }
+    }
+    // Only when there is one, so that the digests of other connections stay as they were.
+    if let Some(id) = oauth2_client_id {
+        field(b"oauth2ClientId");
+        field(id.as_bytes());
     }
     let digest = hasher.finalize();
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
@@ -376,15 +390,14 @@ pub fn drift(desired: &ConnectionProperties, live: &ConnectionProperties) -> Opt
 fn strip_secrets(auth: &ConnectionAuth) -> ConnectionAuth {
     match auth {
         ConnectionAuth::ApiKey { .. } => ConnectionAuth::ApiKey { key: None },
+        // The client id travels in `credentials` too, which ARM does not return: its changes
+        // are tracked by [`credentials_hash`].
         ConnectionAuth::OAuth2 {
-            token_url,
-            scopes,
-            client_id,
-            ..
+            token_url, scopes, ..
         } => ConnectionAuth::OAuth2 {
             token_url: token_url.clone(),
             scopes: scopes.clone(),
-            client_id: client_id.clone(),
+            client_id: None,
             client_secret: None,
         },
         other => other.clone(),
@@ -506,6 +519,38 @@ mod tests {
             desired.properties.metadata["modelDiscovery"],
             r#"{"listModelsEndpoint":"/deployments","getModelEndpoint":"/deployments/{deploymentName}","deploymentProvider":"AzureOpenAI"}"#
         );
+    }
+
+    #[test]
+    fn an_oauth2_connection_as_arm_returns_it_has_no_drift_and_its_client_id_is_in_the_digest() {
+        let mut spec = model_gateway();
+        let oauth = |client_id: &str| OAuth2Auth {
+            token_url: "https://login.example.com/token".into(),
+            scopes: vec!["api://gw/.default".into()],
+            client_id: client_id.into(),
+            client_secret_ref: secret_ref(),
+        };
+        spec.auth = GatewayAuth {
+            oauth2: Some(oauth("app")),
+            ..GatewayAuth::default()
+        };
+        let resolved = ResolvedSecrets {
+            oauth_client_secret: Some("s3cret".into()),
+            ..ResolvedSecrets::default()
+        };
+        let desired = build(&spec, "ns", "gateway", "u", &resolved, &key()).expect("valid");
+        // ARM returns no `credentials`: neither the secret nor the client id.
+        let mut live = desired.properties.clone();
+        live.auth = ConnectionAuth::OAuth2 {
+            token_url: Some("https://login.example.com/token".into()),
+            scopes: vec!["api://gw/.default".into()],
+            client_id: None,
+            client_secret: None,
+        };
+        assert_eq!(drift(&desired.properties, &live), None);
+        spec.auth.oauth2 = Some(oauth("another-app"));
+        let moved = build(&spec, "ns", "gateway", "u", &resolved, &key()).expect("valid");
+        assert_ne!(moved.credentials_hash, desired.credentials_hash);
     }
 
     #[test]
@@ -647,8 +692,8 @@ mod tests {
             ..ResolvedSecrets::default()
         };
         assert_ne!(
-            credentials_hash(&key(), "u", &secrets("k")),
-            credentials_hash(&key(), "u", &oauth)
+            credentials_hash(&key(), "u", &secrets("k"), None),
+            credentials_hash(&key(), "u", &oauth, None)
         );
     }
 

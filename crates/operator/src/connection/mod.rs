@@ -17,6 +17,7 @@ pub mod build;
 pub mod observe;
 pub mod probe_plan;
 pub mod tracker;
+pub mod write_plan;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,7 @@ use tracing::{info, instrument, warn};
 
 use self::build::{Desired, ResolvedSecrets};
 use self::tracker::Tracker;
+use self::write_plan::{Claim, WritePlan};
 use crate::context::{Context, REQUESTED_AT_ANNOTATION, object_key, same_status};
 use crate::failure::Failure;
 use crate::project::{self, ResolvedProject};
@@ -111,6 +113,24 @@ fn probe_settings(gc: &GatewayConnection) -> (SpecProbeMode, Option<Duration>, D
 /// Whether the object only observes Foundry (`managementPolicy: Observe`).
 fn observing(gc: &GatewayConnection) -> bool {
     gc.spec.management_policy.unwrap_or_default() == ManagementPolicy::Observe
+}
+
+/// Whether another GatewayConnection of the installation names the same Foundry connection
+/// (same FoundryProject name, scope and connection name; over-approximated across namespaces).
+fn named_elsewhere(ctx: &Context, gc: &GatewayConnection, connection: &str) -> bool {
+    let me = (gc.namespace(), gc.name_any());
+    ctx.stores.connections.state().iter().any(|other| {
+        (other.namespace(), other.name_any()) != me
+            && other.spec.scope.unwrap_or_default() == scope_of(gc)
+            && other.spec.project_ref.name == gc.spec.project_ref.name
+            && other
+                .status
+                .as_ref()
+                .and_then(|s| s.connection_name.as_deref())
+                .or(other.spec.connection_name.as_deref())
+                .unwrap_or(other.meta().name.as_deref().unwrap_or_default())
+                == connection
+    })
 }
 
 /// Where the Foundry connection lives.
@@ -682,10 +702,10 @@ async fn sync_and_probe(
             .get(&desired.name)
             .await
             .map_err(|e| Failure::from_foundry("read the Foundry connection", &e))?;
-        let reason_to_write = match &live {
-            None => Some("Created".to_owned()),
+        let found = match &live {
+            None => None,
             Some(live) => {
-                let ours = claim(
+                let claim = claim(
                     ctx,
                     gc,
                     &desired.name,
@@ -693,26 +713,46 @@ async fn sync_and_probe(
                     &live.properties,
                 )
                 .await?;
-                let drift = build::drift(&desired.properties, &live.properties);
-                // After a read under Observe, the tracker holds what was read with, not what
-                // was written: only status says what was last applied.
-                let applied = if tracker.observed.is_some() {
-                    status.credentials_hash.as_deref()
+                // An unmarked connection lacks the marker the desired body carries.
+                let drift = if claim == Claim::Unmarked {
+                    observe::content_drift(&desired.properties, &live.properties)
                 } else {
-                    tracker
-                        .synced_credentials
-                        .as_deref()
-                        .or(status.credentials_hash.as_deref())
+                    build::drift(&desired.properties, &live.properties)
                 };
-                let new_credentials = applied != Some(desired.credentials_hash.as_str());
-                match (ours, drift, new_credentials) {
-                    (false, _, _) => Some("Adopted".to_owned()),
-                    (true, Some(fields), _) => Some(format!("Updated ({fields} differed)")),
-                    (true, None, true) => Some("Updated (credentials changed)".to_owned()),
-                    (true, None, false) => None,
-                }
+                Some(write_plan::Live { claim, drift })
             }
         };
+        // After a read under Observe, the tracker holds what was read with, not what was
+        // written: only status says what was last applied.
+        let applied = if tracker.observed.is_some() {
+            status.credentials_hash.as_deref()
+        } else {
+            tracker
+                .synced_credentials
+                .as_deref()
+                .or(status.credentials_hash.as_deref())
+        };
+        let plan = write_plan::plan_write(
+            found.as_ref(),
+            applied,
+            &desired.credentials_hash,
+            named_elsewhere(ctx, gc, &desired.name),
+        );
+        if plan == WritePlan::AdoptAsIs && applied.is_none() {
+            info!(connection = %desired.name, "Adopted Foundry connection as it is: nothing readable differs");
+            publish(
+                ctx,
+                gc,
+                EventType::Normal,
+                "ConnectionAdopted",
+                format!(
+                    "Adopted Foundry connection {} as it is: nothing readable differs, so nothing was written (its credentials are taken as the Secret's until the Secret changes)",
+                    desired.name
+                ),
+            )
+            .await;
+        }
+        let reason_to_write = plan.reason();
         let resource = match reason_to_write {
             Some(what) => {
                 let written = connections
@@ -849,9 +889,9 @@ async fn observe_claim(
     }
 }
 
-/// Whether this object may write the live connection of that name: `Ok(true)` when its marker
-/// names this object, `Ok(false)` when it may be adopted (`adopt: true`, and no marker of ours or
-/// a recorded owner that is confirmed gone). Refused with `OwnedElsewhere` while another object
+/// Whether this object may write the live connection of that name, and whose it is
+/// ([`Claim`]): ours when its marker names this object; else it may be adopted (`adopt: true`,
+/// and no marker, or a recorded owner that is confirmed gone). Refused with `OwnedElsewhere` while another object
 /// that owns it exists or cannot be looked up, even with `adopt: true`; with `AlreadyExists`
 /// otherwise without `adopt`.
 async fn claim(
@@ -860,12 +900,12 @@ async fn claim(
     connection: &str,
     project: &str,
     live: &foundry_gateway_client::connections::ConnectionProperties,
-) -> Result<bool, Failure> {
+) -> Result<Claim, Failure> {
     use crate::ownership::{Ownership, owned_elsewhere_message, owner_state, ownership};
     let me = crate::ownership::ObjectId::of(gc);
     let adopt = gc.spec.adopt == Some(true);
     let previous = match ownership(build::marker(live).as_ref(), &me) {
-        Ownership::Ours => return Ok(true),
+        Ownership::Ours => return Ok(Claim::Ours),
         Ownership::Foreign(owner) => {
             let state = owner_state(&ctx.client, &ctx.stores.connections, &owner).await;
             if state.blocks() {
@@ -889,7 +929,12 @@ async fn claim(
         if let Some(owner) = &previous {
             info!(%connection, previous_owner = %owner, "Adopting a Foundry connection whose owner is gone");
         }
-        return Ok(false);
+        let legacy = build::marker(live).is_some();
+        return Ok(if legacy || previous.is_some() {
+            Claim::OwnerGone
+        } else {
+            Claim::Unmarked
+        });
     }
     let why = match previous {
         Some(owner) => format!("was managed by {KIND} {owner}, which no longer exists"),

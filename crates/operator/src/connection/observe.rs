@@ -4,7 +4,9 @@
 //! Drifted compares what Foundry serves with what the spec describes ([`super::build::drift`]),
 //! leaving out the ownership marker: a connection made by hand (or by the Bicep samples) that
 //! says exactly what the spec says is in sync. That it carries no marker of this object is
-//! said in the InSync message, because switching to `Full` then writes once to record it.
+//! said in the InSync message: switching to `Full` (with `adopt: true`) takes an unmarked
+//! connection as it is, without a write ([`super::write_plan`]); one marked by an object that is
+//! gone gets one PUT to record the new owner.
 //! Credentials cannot be compared (ARM does not return them).
 
 use foundry_gateway_api::conditions::reasons;
@@ -81,7 +83,7 @@ pub fn drifted_condition(
             let owner = if *ours {
                 ""
             } else {
-                "; it is not marked as managed by this object, so managementPolicy: Full (with adopt: true) writes it once to record that"
+                "; it is not marked as managed by this object: managementPolicy: Full (with adopt: true) takes it over as it is, and writes only when something differs, the Secret changes, or another object's marker must be replaced"
             };
             (
                 false,

@@ -370,3 +370,87 @@ fn deleting_an_object_deletes_only_an_agent_whose_versions_it_made() {
         assert_eq!(deletion(&versions, &me()), expected, "{versions:?}");
     }
 }
+
+// ----- plan_version -----------------------------------------------------------------------------
+
+/// The desired version of `me` for the model `gw/gpt-4o` with these instructions.
+fn desired(instructions: Option<&str>) -> DesiredVersion {
+    let spec: foundry_gateway_api::PromptAgentSpec = serde_json::from_value(json!({
+        "projectRef": {"name": "p"},
+        "model": {"connectionRef": {"name": "gw"}, "name": "gpt-4o"},
+    }))
+    .unwrap();
+    desired_version(&spec, "gw", instructions, &me()).unwrap()
+}
+
+/// A version made by hand (no operator key) with this definition.
+fn written_by_hand(
+    number: &str,
+    created_at: i64,
+    instructions: Option<&str>,
+) -> AgentVersionObject {
+    let mut definition = PromptAgentDefinition::new("gw/gpt-4o");
+    definition.instructions = instructions.map(str::to_owned);
+    AgentVersionObject {
+        definition: AgentDefinition::from(definition),
+        ..version(number, created_at, &[])
+    }
+}
+
+#[test]
+fn plan_version_serves_ours_adopts_an_identical_agent_made_by_hand_and_creates_otherwise() {
+    let want = desired(Some("Be brief."));
+    let hash = want.spec_hash.clone();
+    let cases: Vec<(&str, Vec<AgentVersionObject>, VersionPlan)> = vec![
+        ("no version", vec![], VersionPlan::Create),
+        (
+            "ours on top with this hash",
+            vec![
+                written_by_hand("1", 1, Some("Be brief.")),
+                ours("2", 2, &hash),
+            ],
+            VersionPlan::Serve("2".into()),
+        ),
+        (
+            "made by hand, same content",
+            vec![
+                written_by_hand("1", 1, None),
+                written_by_hand("2", 2, Some("Be brief.")),
+            ],
+            VersionPlan::AdoptAsIs("2".into()),
+        ),
+        (
+            "made by hand, other instructions",
+            vec![written_by_hand("1", 1, Some("Be long."))],
+            VersionPlan::Create,
+        ),
+        (
+            "same content by hand on top of ours: the operator's rule holds",
+            vec![
+                ours("1", 1, OTHER),
+                written_by_hand("2", 2, Some("Be brief.")),
+            ],
+            VersionPlan::Create,
+        ),
+        (
+            "same content on top of another object's version",
+            vec![
+                theirs("1", 1, OTHER),
+                written_by_hand("2", 2, Some("Be brief.")),
+            ],
+            VersionPlan::Create,
+        ),
+        (
+            "an earlier release's version",
+            vec![version(
+                "1",
+                1,
+                &[(MANAGED_BY_KEY, LEGACY_MANAGED_BY_VALUE)],
+            )],
+            VersionPlan::Create,
+        ),
+    ];
+    for (case, versions, expected) in cases {
+        assert_eq!(plan_version(&versions, &want, &me()), expected, "{case}");
+    }
+}
