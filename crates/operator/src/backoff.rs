@@ -1,7 +1,9 @@
 //! Per-object exponential backoff that never retries before the server's `Retry-After`
 //! (kube-runtime has no per-object backoff: kube-rs issue 1916). Reset on success.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::Duration;
 
 use rand::Rng;
@@ -27,14 +29,23 @@ impl Default for BackoffPolicy {
     }
 }
 
-/// Failure counts per object key.
-#[derive(Debug, Default)]
-pub struct Backoff {
+/// Failure counts per key (a `RetryKey` of the operator's `keys` module).
+#[derive(Debug)]
+pub struct Backoff<K = String> {
     policy: BackoffPolicy,
-    failures: HashMap<String, u32>,
+    failures: HashMap<K, u32>,
 }
 
-impl Backoff {
+impl<K> Default for Backoff<K> {
+    fn default() -> Self {
+        Self {
+            policy: BackoffPolicy::default(),
+            failures: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq> Backoff<K> {
     /// A tracker with the given policy.
     pub fn new(policy: BackoffPolicy) -> Self {
         Self {
@@ -45,7 +56,11 @@ impl Backoff {
 
     /// Records a failure of `key` and returns how long to wait before the next attempt: the
     /// exponential delay with jitter, but never less than `retry_after`.
-    pub fn next_delay(&mut self, key: &str, retry_after: Option<Duration>) -> Duration {
+    pub fn next_delay<Q>(&mut self, key: &Q, retry_after: Option<Duration>) -> Duration
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let failures = self.failures.entry(key.to_owned()).or_insert(0);
         *failures = failures.saturating_add(1);
         let exponent = failures.saturating_sub(1).min(20);
@@ -67,12 +82,20 @@ impl Backoff {
     }
 
     /// Forgets the failures of `key` after a success.
-    pub fn reset(&mut self, key: &str) {
+    pub fn reset<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.failures.remove(key);
     }
 
     /// Failures recorded for `key` since its last success.
-    pub fn failures(&self, key: &str) -> u32 {
+    pub fn failures<Q>(&self, key: &Q) -> u32
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.failures.get(key).copied().unwrap_or(0)
     }
 }

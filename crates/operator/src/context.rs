@@ -4,19 +4,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use foundry_gateway_api::{FoundryProject, GatewayConnection, PromptAgent};
 use foundry_gateway_client::probe::Prober;
 use foundry_gateway_client::{ClientOptions, Observer, Transport, TransportOptions};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
 use serde::Serialize;
 
 use crate::backoff::{Backoff, BackoffPolicy};
+use crate::clients::ProjectResolver;
+use crate::keys::RetryKey;
 use crate::metrics::Metrics;
 use crate::policy::InstallPolicy;
 use crate::probes::{Limits, ProbeEvents, ProbeScheduler};
-use crate::project::ProjectResolver;
 use crate::settings::Settings;
+pub use crate::stores::Stores;
 
 /// Name under which the operator writes objects, status and events.
 pub const MANAGER: &str = "foundry-gateway-operator";
@@ -26,23 +26,6 @@ pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
 
 /// Finalizer guarding the Foundry resources of an object.
 pub const FINALIZER: &str = "gateway.foundry.dev/finalizer";
-
-/// Reflector stores of the three kinds, for lookups across kinds without extra GETs.
-#[derive(Clone)]
-pub struct Stores {
-    /// FoundryProjects.
-    pub projects: Store<FoundryProject>,
-    /// GatewayConnections.
-    pub connections: Store<GatewayConnection>,
-    /// PromptAgents.
-    pub agents: Store<PromptAgent>,
-}
-
-impl std::fmt::Debug for Stores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores").finish_non_exhaustive()
-    }
-}
 
 /// Shared state of the controllers.
 pub struct Context {
@@ -65,21 +48,20 @@ pub struct Context {
     /// Resolved projects and their Foundry clients.
     pub projects: ProjectResolver,
     /// Per-object backoff.
-    pub backoff: Mutex<Backoff>,
+    pub backoff: Mutex<Backoff<RetryKey>>,
     /// Event recorder.
     pub recorder: Recorder,
     /// Stores of the three kinds.
     pub stores: Stores,
     /// Per-connection memory of the GatewayConnection controller.
-    pub trackers: crate::connection::Trackers,
     /// Key of the credentials digest (`status.credentialsHash`): random in [`Context::new`],
     /// replaced by the key from the operator's Secret ([`Context::with_digest_key`]) at start.
     pub digest_key: crate::digest::DigestKey,
     /// Per object key: no Foundry call before this instant (a server's Retry-After), even when
     /// the object's own status write triggers a reconcile sooner.
-    not_before: Mutex<HashMap<String, Instant>>,
+    not_before: Mutex<HashMap<RetryKey, Instant>>,
     /// When a referenced Secret or key was first found missing, per object key.
-    missing_since: Mutex<HashMap<String, Instant>>,
+    missing_since: Mutex<HashMap<RetryKey, Instant>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -104,7 +86,7 @@ impl Context {
             })?),
             None => None,
         };
-        let policy = InstallPolicy::from_settings(&settings).map_err(anyhow::Error::msg)?;
+        let policy = settings.install_policy().map_err(anyhow::Error::msg)?;
         let denied_networks = settings
             .denied_networks
             .as_ref()
@@ -139,7 +121,6 @@ impl Context {
             backoff: Mutex::new(Backoff::new(BackoffPolicy::default())),
             recorder,
             stores,
-            trackers: crate::connection::Trackers::default(),
             not_before: Mutex::new(HashMap::new()),
             missing_since: Mutex::new(HashMap::new()),
             digest_key: crate::digest::DigestKey::random(),
@@ -174,14 +155,14 @@ impl Context {
 
     /// Whether a missing reference of `key` has been missing for longer than the grace period.
     /// The first call starts the clock.
-    pub fn missing_past_grace(&self, key: &str) -> bool {
+    pub fn missing_past_grace(&self, key: &RetryKey) -> bool {
         let mut map = self.missing_since.lock().unwrap_or_else(|e| e.into_inner());
-        let since = *map.entry(key.to_owned()).or_insert_with(Instant::now);
+        let since = *map.entry(key.clone()).or_insert_with(Instant::now);
         since.elapsed() >= self.settings.secret_grace
     }
 
     /// Forgets a missing reference once it is found.
-    pub fn found(&self, key: &str) {
+    pub fn found(&self, key: &RetryKey) {
         self.missing_since
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -190,44 +171,47 @@ impl Context {
 
     /// The delay before retrying `key` after a transient failure (never shorter than the hint).
     /// With a server hint, no reconcile of `key` calls Foundry before it has passed.
-    pub fn backoff(&self, key: &str, retry_after: Option<Duration>) -> Duration {
+    pub fn backoff(&self, key: impl Into<RetryKey>, retry_after: Option<Duration>) -> Duration {
+        let key = key.into();
         let delay = self
             .backoff
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .next_delay(key, retry_after);
+            .next_delay(&key, retry_after);
         if retry_after.is_some() {
             self.not_before
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key.to_owned(), deadline(delay));
+                .insert(key, deadline(delay));
         }
         delay
     }
 
     /// How long `key` must still wait for a server's retry hint, if it must.
-    pub fn deferred(&self, key: &str) -> Option<Duration> {
+    pub fn deferred(&self, key: impl Into<RetryKey>) -> Option<Duration> {
+        let key = key.into();
         let mut map = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
-        let until = *map.get(key)?;
+        let until = *map.get(&key)?;
         let now = Instant::now();
         if until > now {
             Some(until.saturating_duration_since(now))
         } else {
-            map.remove(key);
+            map.remove(&key);
             None
         }
     }
 
     /// Resets the backoff of `key` after a success.
-    pub fn reset_backoff(&self, key: &str) {
+    pub fn reset_backoff(&self, key: impl Into<RetryKey>) {
+        let key = key.into();
         self.backoff
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .reset(key);
+            .reset(&key);
         self.not_before
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+            .remove(&key);
     }
 }
 
@@ -244,15 +228,16 @@ fn deadline(delay: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// `namespace/name` of an object, the key of per-object state.
-pub fn object_key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
 /// Whether two status values serialise the same (a resync that changes nothing writes nothing).
 pub fn same_status<T: Serialize>(live: Option<&T>, desired: &T) -> bool {
     match live {
         Some(live) => serde_json::to_value(live).ok() == serde_json::to_value(desired).ok(),
         None => false,
+    }
+}
+
+impl AsRef<Context> for Context {
+    fn as_ref(&self) -> &Context {
+        self
     }
 }

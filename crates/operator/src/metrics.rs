@@ -82,7 +82,7 @@ pub struct Metrics {
     pub object_ready: Family<ObjectLabels, Gauge>,
     /// The caches the per-object gauges are read from, set once the controllers run (a standby
     /// replica has none and exports no per-object series).
-    stores: OnceLock<crate::context::Stores>,
+    stores: OnceLock<crate::stores::Stores>,
     /// Connections seen at the previous scrape, to drop the gauges of deleted ones.
     scraped: Mutex<HashSet<GatewayLabels>>,
     registry: Registry,
@@ -184,7 +184,7 @@ impl Metrics {
     }
 
     /// Reads the per-object gauges from these caches at every scrape from now on.
-    pub fn read_objects_from(&self, stores: crate::context::Stores) {
+    pub fn read_objects_from(&self, stores: crate::stores::Stores) {
         let _ = self.stores.set(stores);
     }
 

@@ -208,30 +208,6 @@ pub struct InstallPolicy {
     pub foundry_hosts: HostAllowList,
 }
 
-impl InstallPolicy {
-    /// Parses the settings; an error names the flag and the bad value.
-    pub fn from_settings(settings: &crate::settings::Settings) -> Result<Self, String> {
-        Ok(Self {
-            managed_identities: ManagedIdentityPolicy::parse(&settings.allowed_managed_identities)?,
-            authority_hosts: HostAllowList::parse(
-                "authority",
-                "--allowed-authority-hosts",
-                &settings.allowed_authority_hosts,
-            )?,
-            arm_hosts: HostAllowList::parse(
-                "ARM",
-                "--allowed-arm-hosts",
-                &settings.allowed_arm_hosts,
-            )?,
-            foundry_hosts: HostAllowList::parse(
-                "Foundry",
-                "--allowed-foundry-hosts",
-                &settings.allowed_foundry_hosts,
-            )?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +291,7 @@ mod tests {
     fn the_defaults_allow_only_the_public_cloud() {
         use clap::Parser as _;
         let settings = crate::settings::Settings::try_parse_from(["op"]).expect("defaults");
-        let p = InstallPolicy::from_settings(&settings).expect("defaults parse");
+        let p = settings.install_policy().expect("defaults parse");
         assert!(p.managed_identities.grants.is_empty());
         assert!(
             p.authority_hosts

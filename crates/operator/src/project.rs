@@ -5,12 +5,10 @@
 //! Nothing is created in Azure. The resolved clients are cached per project so that tokens and
 //! HTTP connections are reused by the GatewayConnection and PromptAgent controllers.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use foundry_gateway_api::conditions::reasons;
-use foundry_gateway_api::connection::ConnectionScope;
 use foundry_gateway_api::project::{FoundryProjectSpec, ProjectIdentity};
 use foundry_gateway_api::{FoundryProject, FoundryProjectStatus};
 use foundry_gateway_client::connections::{
@@ -28,7 +26,8 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument};
 
-use crate::context::{Context, REQUESTED_AT_ANNOTATION, object_key, same_status};
+use crate::context::{Context, REQUESTED_AT_ANNOTATION, same_status};
+use crate::controller::{ObjectKey, RefKind, RetryKey};
 use crate::failure::Failure;
 use crate::status::{Conditions, Outcome};
 
@@ -42,81 +41,7 @@ pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 /// Audience of workload identity tokens exchanged with Entra.
 pub const WORKLOAD_IDENTITY_AUDIENCE: &str = "api://AzureADTokenExchange";
 
-/// A project with ready-to-use Foundry clients.
-#[derive(Debug)]
-pub struct ResolvedProject {
-    /// ARM identity of the project.
-    pub resource_id: ProjectResourceId,
-    /// ARM id string.
-    pub arm_id: String,
-    /// Data-plane endpoint.
-    pub endpoint: String,
-    /// ARM connections client of the project (`accounts/{a}/projects/{p}/connections`).
-    pub connections: ConnectionsClient,
-    /// ARM connections client of the project's Foundry account (`accounts/{a}/connections`).
-    pub account_connections: ConnectionsClient,
-    /// Data-plane client.
-    pub data: ProjectClient,
-    /// The identity's credential (also used for Entra gateway probes).
-    pub credential: Arc<dyn TokenCredential>,
-}
-
-impl ResolvedProject {
-    /// The connections client of a scope.
-    pub fn connections_in(&self, scope: ConnectionScope) -> &ConnectionsClient {
-        match scope {
-            ConnectionScope::Project => &self.connections,
-            ConnectionScope::Account => &self.account_connections,
-        }
-    }
-
-    /// The ARM id of connection `name` in a scope.
-    pub fn connection_id(&self, scope: ConnectionScope, name: &str) -> String {
-        match scope {
-            ConnectionScope::Project => self.resource_id.connection_id(name),
-            ConnectionScope::Account => self.resource_id.account_connection_id(name),
-        }
-    }
-}
-
-/// Resolved projects by `namespace/name`, with the fingerprint they were built from.
-#[derive(Debug, Default)]
-pub struct ProjectResolver {
-    cache: Mutex<HashMap<String, (String, Arc<ResolvedProject>)>>,
-}
-
-impl ProjectResolver {
-    fn get(&self, key: &str, fingerprint: &str) -> Option<Arc<ResolvedProject>> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(key)
-            .filter(|(f, _)| f == fingerprint)
-            .map(|(_, p)| Arc::clone(p))
-    }
-
-    fn get_any(&self, key: &str, spec_fingerprint: &str) -> Option<Arc<ResolvedProject>> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(key)
-            .filter(|(f, _)| f.starts_with(spec_fingerprint))
-            .map(|(_, p)| Arc::clone(p))
-    }
-
-    fn put(&self, key: String, fingerprint: String, project: Arc<ResolvedProject>) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (fingerprint, project));
-    }
-
-    /// Drops a deleted project.
-    pub fn forget(&self, key: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-}
+pub use crate::clients::{ProjectResolver, ResolvedProject};
 
 /// ARM id and data-plane endpoint of a spec.
 pub fn project_identity(spec: &FoundryProjectSpec) -> Result<(ProjectResourceId, String), Failure> {
@@ -158,7 +83,7 @@ pub async fn resolve(
     refresh: bool,
 ) -> Result<Arc<ResolvedProject>, Failure> {
     let namespace = project.namespace().unwrap_or_default();
-    let key = object_key(&namespace, &project.name_any());
+    let key = ObjectKey::new(&namespace, &project.name_any());
     let spec_fp = spec_fingerprint(project);
     if !refresh && let Some(found) = ctx.projects.get_any(&key, &spec_fp) {
         return Ok(found);
@@ -401,11 +326,11 @@ pub async fn read_secret_key(
     namespace: &str,
     name: &str,
     key: &str,
-    owner_key: &str,
+    owner_key: &ObjectKey,
 ) -> Result<(String, String), Failure> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = api.get_opt(name).await?;
-    let missing_key = format!("{owner_key}#secret/{name}/{key}");
+    let missing_key = RetryKey::reference(owner_key, RefKind::Secret, name, key);
     let value = secret.as_ref().and_then(|s| {
         s.data
             .as_ref()
@@ -451,7 +376,7 @@ pub async fn reconcile(
 ) -> Result<Action, kube::Error> {
     let started = Instant::now();
     let namespace = project.namespace().unwrap_or_default();
-    let key = object_key(&namespace, &project.name_any());
+    let key = ObjectKey::new(&namespace, &project.name_any());
     if project.meta().deletion_timestamp.is_some() {
         ctx.projects.forget(&key);
         return Ok(Action::await_change());
@@ -554,11 +479,7 @@ pub fn error_policy(
     ctx: Arc<Context>,
 ) -> Action {
     tracing::warn!(%error, name = %project.name_any(), "Reconcile failed");
-    let key = object_key(
-        &project.namespace().unwrap_or_default(),
-        &project.name_any(),
-    );
-    Action::requeue(ctx.backoff(&key, None))
+    Action::requeue(ctx.backoff(ObjectKey::of(project.as_ref()), None))
 }
 
 /// The FoundryProject `name` of `namespace`: from the store, else from the apiserver (the store

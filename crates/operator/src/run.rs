@@ -301,14 +301,14 @@ async fn run_controllers(
         .run(
             connection::reconcile,
             connection::error_policy,
-            Arc::clone(&ctx),
+            Arc::new(crate::controller::Scoped::new(Arc::clone(&ctx))),
         )
         .for_each(|_| async {});
     let agents = agent_controller
         .run(
             crate::agent::reconcile,
             crate::agent::error_policy,
-            Arc::clone(&ctx),
+            Arc::new(crate::controller::Scoped::new(Arc::clone(&ctx))),
         )
         .for_each(|_| async {});
     let controllers = async {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use foundry_gateway_client::IpNetwork;
 
+use crate::policy::{HostAllowList, InstallPolicy, ManagedIdentityPolicy};
 use crate::telemetry::LogFormat;
 
 /// Settings of one operator process.
@@ -196,6 +197,27 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
     }
     Duration::try_from_secs_f64(total).ok()
+}
+
+impl Settings {
+    /// The installation's policy (issue 11) from the flags; an error names the flag and the bad
+    /// value.
+    pub fn install_policy(&self) -> Result<InstallPolicy, String> {
+        Ok(InstallPolicy {
+            managed_identities: ManagedIdentityPolicy::parse(&self.allowed_managed_identities)?,
+            authority_hosts: HostAllowList::parse(
+                "authority",
+                "--allowed-authority-hosts",
+                &self.allowed_authority_hosts,
+            )?,
+            arm_hosts: HostAllowList::parse("ARM", "--allowed-arm-hosts", &self.allowed_arm_hosts)?,
+            foundry_hosts: HostAllowList::parse(
+                "Foundry",
+                "--allowed-foundry-hosts",
+                &self.allowed_foundry_hosts,
+            )?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@
 pub mod report;
 pub mod tracker;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foundry_gateway_api::agent::{AgentVersionRef, ManagementPolicy, VerifySpec};
@@ -54,11 +54,12 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use self::report::{Check, DriftedCondition, Report, Served, VerifiedCondition};
-use self::tracker::{Observed, Subject, Synced, Tracker, Trackers, Verification};
+use self::tracker::{Observed, Subject, Synced, Tracker, Verification};
 use crate::agent_definition::{
     self, Deletion, DesiredVersion, ValidationError, VersionPlan, agent_marker, newest_version,
 };
-use crate::context::{Context, REQUESTED_AT_ANNOTATION, object_key, same_status};
+use crate::context::{Context, REQUESTED_AT_ANNOTATION, same_status};
+use crate::controller::{ObjectKey, PerObject, RefKind, RetryKey, Scoped};
 use crate::failure::Failure;
 use crate::ownership::{ObjectId, Ownership, owned_elsewhere_message, owner_state, ownership};
 use crate::project::{self, ResolvedProject};
@@ -76,51 +77,50 @@ const CONNECTION_RECHECK: Duration = Duration::from_secs(3);
 /// Shortest wait before a failed verification runs again (each one spends tokens).
 const VERIFY_RETRY_MIN: Duration = Duration::from_secs(30);
 
-/// Per-agent memory of the controller. It lives here rather than in [`Context`] so that the
-/// controller owns it; keys carry the object's uid, so one process serving several clusters (in
-/// tests) cannot mix agents up.
-static TRACKERS: LazyLock<Trackers> = LazyLock::new(Trackers::default);
+/// Per-agent memory of the controller (with the object's uid: a recreated object starts afresh).
+pub type Memory = PerObject<Tracker>;
 
-pub use crate::reconcile::Error;
+/// The context the agent controller runs with.
+pub type Ctx = Scoped<Memory>;
+
+pub use crate::controller::Error;
 
 /// Reconciles one PromptAgent.
 #[instrument(skip_all, fields(kind = KIND, namespace = agent.namespace().unwrap_or_default(), name = agent.name_any()))]
-pub async fn reconcile(agent: Arc<PromptAgent>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(agent: Arc<PromptAgent>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let suspended = agent.spec.suspend == Some(true);
-    crate::reconcile::with_finalizer(agent, ctx, KIND, suspended, apply, cleanup).await
+    crate::controller::with_finalizer(agent, ctx, KIND, suspended, apply, cleanup).await
 }
 
 /// Requeue policy for errors that escaped the reconcile (status could not be written, or
 /// deletion waits).
-pub fn error_policy(agent: Arc<PromptAgent>, error: &Error, ctx: Arc<Context>) -> Action {
-    crate::reconcile::error_policy(agent, error, ctx)
+pub fn error_policy(agent: Arc<PromptAgent>, error: &Error, ctx: Arc<Ctx>) -> Action {
+    crate::controller::error_policy(agent, error, ctx)
 }
 
 /// Keys of the per-object state of one agent.
 struct Keys {
-    /// `namespace/name`: backoff and missing references.
-    object: String,
-    /// Backoff of failed verifications, apart from the object's.
-    verify: String,
-    /// The tracker (with the uid).
-    tracker: String,
+    /// The object: memory, backoff and missing references.
+    object: ObjectKey,
+    /// Its uid (memory of a recreated object starts afresh).
+    uid: String,
 }
 
 impl Keys {
     fn of(agent: &PromptAgent) -> Self {
-        let object = object_key(&agent.namespace().unwrap_or_default(), &agent.name_any());
         Self {
-            verify: format!("{object}#verify"),
-            tracker: format!(
-                "{object}#{}",
-                agent.metadata.uid.as_deref().unwrap_or_default()
-            ),
-            object,
+            object: ObjectKey::of(agent),
+            uid: agent.metadata.uid.clone().unwrap_or_default(),
         }
     }
 
-    fn config_map(&self, name: &str, key: &str) -> String {
-        format!("{}#configmap/{name}/{key}", self.object)
+    /// Backoff of failed verifications, apart from the object's.
+    fn verify(&self) -> RetryKey {
+        RetryKey::Verify(self.object.clone())
+    }
+
+    fn config_map(&self, name: &str, key: &str) -> RetryKey {
+        RetryKey::reference(&self.object, RefKind::ConfigMap, name, key)
     }
 }
 
@@ -130,12 +130,12 @@ struct Pass {
     next: Duration,
 }
 
-async fn apply(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
+async fn apply(agent: &PromptAgent, ctx: &Ctx) -> Result<Action, Error> {
     let namespace = agent.namespace().unwrap_or_default();
     let name = agent.name_any();
     let keys = Keys::of(agent);
     let generation = agent.metadata.generation.unwrap_or(0);
-    let mut tracker = TRACKERS.get(&keys.tracker);
+    let mut tracker = ctx.memory.get(&keys.object, &keys.uid);
     let requested = agent.annotations().get(REQUESTED_AT_ANNOTATION).cloned();
     let forced = requested.is_some() && requested != tracker.handled_request;
 
@@ -191,7 +191,7 @@ async fn apply(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
         announce(ctx, agent, &live, &new_status).await;
     }
     tracker.handled_request = requested;
-    TRACKERS.put(&keys.tracker, tracker);
+    ctx.memory.put(&keys.object, &keys.uid, tracker);
     Ok(if next == Duration::MAX {
         Action::await_change()
     } else {
@@ -364,12 +364,13 @@ async fn pipeline(
         let (check, retry_after) = run_verification(&project, &served.agent, verify).await;
         let retry_in = if check.ok {
             info!(agent = %served.agent.name, version = %served.agent.version, "Verified agent");
-            ctx.reset_backoff(&keys.verify);
+            ctx.reset_backoff(keys.verify());
             Duration::ZERO
         } else {
             warn!(agent = %served.agent.name, version = %served.agent.version, reason = %check.reason, "Verification failed");
             ctx.metrics.observe_failure(KIND, &check.reason);
-            ctx.backoff(&keys.verify, retry_after).max(VERIFY_RETRY_MIN)
+            ctx.backoff(keys.verify(), retry_after)
+                .max(VERIFY_RETRY_MIN)
         };
         tracker.verification = Some(Verification {
             subject: subject.clone(),
@@ -888,7 +889,7 @@ async fn announce(
     }
 }
 
-async fn cleanup(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(agent: &PromptAgent, ctx: &Ctx) -> Result<Action, Error> {
     let namespace = agent.namespace().unwrap_or_default();
     let name = agent.name_any();
     let keys = Keys::of(agent);
@@ -928,9 +929,9 @@ async fn cleanup(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
     if let Some(from) = &agent.spec.instructions_from {
         ctx.found(&keys.config_map(&from.name, &from.key));
     }
-    TRACKERS.forget(&keys.tracker);
+    ctx.memory.forget(&keys.object);
     ctx.reset_backoff(&keys.object);
-    ctx.reset_backoff(&keys.verify);
+    ctx.reset_backoff(keys.verify());
     Ok(Action::await_change())
 }
 
@@ -938,7 +939,7 @@ async fn cleanup(agent: &PromptAgent, ctx: &Context) -> Result<Action, Error> {
 /// version when Foundry refuses to delete the agent itself. Never an agent another object owns.
 async fn delete_agent(
     ctx: &Context,
-    key: &str,
+    key: &ObjectKey,
     project: &ResolvedProject,
     agent_name: &str,
     me: &ObjectId,

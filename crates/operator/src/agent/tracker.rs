@@ -2,8 +2,6 @@
 //! when, and the verdict of the last verification. Losing it (a restart) costs one listing of the
 //! versions; a verification recorded in status is not repeated.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use foundry_gateway_api::agent::{AgentVersionRef, VerifySpec};
@@ -125,36 +123,6 @@ impl Tracker {
         self.verification.as_ref().filter(|v| !v.check.ok).map(|v| {
             v.at.map_or(Duration::ZERO, |at| v.retry_in.saturating_sub(at.elapsed()))
         })
-    }
-}
-
-/// Per-agent trackers, by `namespace/name#uid` (the uid keeps a recreated object from inheriting
-/// the memory of its namesake).
-#[derive(Debug, Default)]
-pub struct Trackers(Mutex<HashMap<String, Tracker>>);
-
-impl Trackers {
-    /// The tracker of `key` (empty when unknown).
-    pub fn get(&self, key: &str) -> Tracker {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Stores the tracker of `key`.
-    pub fn put(&self, key: &str, tracker: Tracker) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_owned(), tracker);
-    }
-
-    /// Forgets a deleted agent.
-    pub fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 }
 

@@ -19,8 +19,7 @@ pub mod probe_plan;
 pub mod tracker;
 pub mod write_plan;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foundry_gateway_api::common::DeletionPolicy;
@@ -47,7 +46,8 @@ use tracing::{info, instrument, warn};
 use self::build::{Desired, ResolvedSecrets};
 use self::tracker::Tracker;
 use self::write_plan::{Claim, WritePlan};
-use crate::context::{Context, REQUESTED_AT_ANNOTATION, object_key, same_status};
+use crate::context::{Context, REQUESTED_AT_ANNOTATION, same_status};
+use crate::controller::{ObjectKey, PerObject, Scoped};
 use crate::failure::Failure;
 use crate::project::{self, ResolvedProject};
 use crate::settings::parse_duration;
@@ -62,32 +62,12 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 
 /// Per-connection memory of the controller.
-#[derive(Debug, Default)]
-pub struct Trackers(Mutex<HashMap<String, Tracker>>);
+pub type Memory = PerObject<Tracker>;
 
-impl Trackers {
-    fn get(&self, key: &str) -> Tracker {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
-            .unwrap_or_default()
-    }
+/// The context the connection controller runs with.
+pub type Ctx = Scoped<Memory>;
 
-    fn put(&self, key: &str, tracker: Tracker) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_owned(), tracker);
-    }
-
-    fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
-    }
-}
-
-pub use crate::reconcile::Error;
+pub use crate::controller::Error;
 
 fn probe_settings(gc: &GatewayConnection) -> (SpecProbeMode, Option<Duration>, Duration, u32) {
     let probe = gc.spec.probe.clone().unwrap_or_default();
@@ -199,7 +179,7 @@ fn probe_job(
 async fn resolve_secrets(
     ctx: &Context,
     gc: &GatewayConnection,
-    key: &str,
+    key: &ObjectKey,
 ) -> Result<ResolvedSecrets, Failure> {
     let namespace = gc.namespace().unwrap_or_default();
     let mut secrets = ResolvedSecrets::default();
@@ -327,22 +307,23 @@ async fn publish(
 
 /// Reconciles one GatewayConnection.
 #[instrument(skip_all, fields(kind = KIND, namespace = gc.namespace().unwrap_or_default(), name = gc.name_any()))]
-pub async fn reconcile(gc: Arc<GatewayConnection>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(gc: Arc<GatewayConnection>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let suspended = gc.spec.suspend == Some(true);
-    crate::reconcile::with_finalizer(gc, ctx, KIND, suspended, apply, cleanup).await
+    crate::controller::with_finalizer(gc, ctx, KIND, suspended, apply, cleanup).await
 }
 
 /// Requeue policy for errors that escaped the reconcile (status could not be written).
-pub fn error_policy(gc: Arc<GatewayConnection>, error: &Error, ctx: Arc<Context>) -> Action {
-    crate::reconcile::error_policy(gc, error, ctx)
+pub fn error_policy(gc: Arc<GatewayConnection>, error: &Error, ctx: Arc<Ctx>) -> Action {
+    crate::controller::error_policy(gc, error, ctx)
 }
 
-async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
+async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
     let namespace = gc.namespace().unwrap_or_default();
     let name = gc.name_any();
-    let key = object_key(&namespace, &name);
+    let key = ObjectKey::new(&namespace, &name);
     let generation = gc.metadata.generation.unwrap_or(0);
-    let mut tracker = ctx.trackers.get(&key);
+    let uid = gc.metadata.uid.clone().unwrap_or_default();
+    let mut tracker = ctx.memory.get(&key, &uid);
     let requested = gc.annotations().get(REQUESTED_AT_ANNOTATION).cloned();
     let forced = requested.is_some() && requested != tracker.handled_request;
     let status = gc.status.clone().unwrap_or_default();
@@ -521,7 +502,7 @@ async fn apply(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
             .await?;
         announce(ctx, gc, &status, &new_status, old_state).await;
     }
-    ctx.trackers.put(&key, tracker);
+    ctx.memory.put(&key, &uid, tracker);
     Ok(if next == Duration::MAX {
         Action::await_change()
     } else {
@@ -605,7 +586,7 @@ async fn sync_and_probe(
 ) -> Result<Probing, Failure> {
     let namespace = gc.namespace().unwrap_or_default();
     let name = gc.name_any();
-    let key = object_key(&namespace, &name);
+    let key = ObjectKey::new(&namespace, &name);
     let generation = gc.metadata.generation.unwrap_or(0);
 
     // resolve
@@ -948,10 +929,10 @@ async fn claim(
     ))
 }
 
-async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
     let namespace = gc.namespace().unwrap_or_default();
     let name = gc.name_any();
-    let key = object_key(&namespace, &name);
+    let key = ObjectKey::new(&namespace, &name);
     let users = used_by(ctx, gc);
     if !users.is_empty() {
         let generation = gc.metadata.generation.unwrap_or(0);
@@ -1048,7 +1029,7 @@ async fn cleanup(gc: &GatewayConnection, ctx: &Context) -> Result<Action, Error>
             ),
         }
     }
-    ctx.trackers.forget(&key);
+    ctx.memory.forget(&key);
     ctx.probes.forget(&key);
     ctx.reset_backoff(&key);
     Ok(Action::await_change())

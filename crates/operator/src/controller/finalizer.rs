@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use crate::context::{Context, FINALIZER, object_key};
+use crate::context::{Context, FINALIZER};
+use crate::keys::{ObjectKey, RetryKey};
 
 /// Errors that end a reconcile early.
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +49,13 @@ impl Error {
 
 /// Runs `apply` or, for an object being deleted, `cleanup` under the finalizer. A suspended
 /// object that is not being deleted is left alone: nothing read, nothing written.
-pub async fn with_finalizer<K>(
+pub async fn with_finalizer<K, C>(
     object: Arc<K>,
-    ctx: Arc<Context>,
+    ctx: Arc<C>,
     kind: &'static str,
     suspended: bool,
-    apply: impl AsyncFn(&K, &Context) -> Result<Action, Error>,
-    cleanup: impl AsyncFn(&K, &Context) -> Result<Action, Error>,
+    apply: impl AsyncFn(&K, &C) -> Result<Action, Error>,
+    cleanup: impl AsyncFn(&K, &C) -> Result<Action, Error>,
 ) -> Result<Action, Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -62,35 +63,44 @@ where
         + Debug
         + DeserializeOwned
         + Serialize,
+    C: AsRef<Context>,
 {
+    let infra: &Context = (*ctx).as_ref();
     let started = Instant::now();
     if suspended && object.meta().deletion_timestamp.is_none() {
         return Ok(Action::await_change());
     }
-    let key = object_key(&object.namespace().unwrap_or_default(), &object.name_any());
-    if let Some(wait) = ctx.deferred(&key) {
+    let key = RetryKey::Object(ObjectKey::of(object.as_ref()));
+    if let Some(wait) = infra.deferred(key) {
         // Woken early (typically by our own status write): Foundry asked us to wait.
         return Ok(Action::requeue(wait));
     }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let api: Api<K> = Api::namespaced(
+        infra.client.clone(),
+        &object.namespace().unwrap_or_default(),
+    );
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
-            Finalizer::Apply(object) => apply(&object, &ctx).await,
-            Finalizer::Cleanup(object) => cleanup(&object, &ctx).await,
+            Finalizer::Apply(object) => apply(&object, ctx.as_ref()).await,
+            Finalizer::Cleanup(object) => cleanup(&object, ctx.as_ref()).await,
         }
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.observe_reconcile(kind, started.elapsed());
+    infra.metrics.observe_reconcile(kind, started.elapsed());
     if let Err(error) = &result {
-        ctx.metrics.observe_failure(kind, error.label());
+        infra.metrics.observe_failure(kind, error.label());
     }
     result
 }
 
 /// Requeue policy for errors that escaped the reconcile: a pending deletion is looked at again
 /// when it said; anything else backs off per object.
-pub fn error_policy<K: ResourceExt>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: ResourceExt, C: AsRef<Context>>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<C>,
+) -> Action {
     if let Error::Finalizer(inner) = error
         && let kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending {
             retry_after,
@@ -100,8 +110,8 @@ pub fn error_policy<K: ResourceExt>(object: Arc<K>, error: &Error, ctx: Arc<Cont
         return Action::requeue(*retry_after);
     }
     warn!(error = %chain(error), name = %object.name_any(), "Reconcile failed");
-    let key = object_key(&object.namespace().unwrap_or_default(), &object.name_any());
-    Action::requeue(ctx.backoff(&key, None))
+    let key = RetryKey::Object(ObjectKey::of(object.as_ref()));
+    Action::requeue((*ctx).as_ref().backoff(key, None))
 }
 
 /// An error with its causes, `outer: inner: innermost`.

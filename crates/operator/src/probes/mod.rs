@@ -8,6 +8,9 @@
 //! object is woken (through the channel [`ProbeScheduler::new`] returns, which feeds the
 //! GatewayConnection controller), whose next reconcile takes the result and writes status.
 
+pub mod verdict;
+
+use crate::keys::ObjectKey;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,9 +23,8 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{Notify, mpsc};
 use tracing::debug;
 
-use crate::connection::probe_plan;
+use crate::clients::ResolvedProject;
 use crate::failure::Failure;
-use crate::project::ResolvedProject;
 
 /// How many probes may run at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +75,8 @@ pub struct ProbeJob {
 }
 
 impl ProbeJob {
-    fn key(&self) -> String {
-        crate::context::object_key(&self.namespace, &self.name)
+    fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
     }
 }
 
@@ -95,19 +97,19 @@ pub struct ProbeResult {
 #[derive(Debug, Default)]
 struct State {
     /// Queued jobs by object key.
-    queued: HashMap<String, ProbeJob>,
+    queued: HashMap<ObjectKey, ProbeJob>,
     /// Queued object keys per namespace, oldest first.
-    queues: HashMap<String, VecDeque<String>>,
+    queues: HashMap<String, VecDeque<ObjectKey>>,
     /// Namespaces with queued work, in round-robin order.
     order: VecDeque<String>,
     /// Running probes by object key.
-    running: HashMap<String, ProbeStamp>,
+    running: HashMap<ObjectKey, ProbeStamp>,
     /// Running probes per namespace.
     running_per_namespace: HashMap<String, usize>,
     /// Objects deleted while their probe ran: their result is dropped.
-    cancelled: HashSet<String>,
+    cancelled: HashSet<ObjectKey>,
     /// Finished probes not yet taken.
-    results: HashMap<String, ProbeResult>,
+    results: HashMap<ObjectKey, ProbeResult>,
 }
 
 impl State {
@@ -167,7 +169,7 @@ impl State {
     }
 
     /// Records the end of a running probe; false when the object was forgotten meanwhile.
-    fn finish(&mut self, key: &str, namespace: &str, result: ProbeResult) -> bool {
+    fn finish(&mut self, key: &ObjectKey, namespace: &str, result: ProbeResult) -> bool {
         self.running.remove(key);
         if let Some(count) = self.running_per_namespace.get_mut(namespace) {
             *count = count.saturating_sub(1);
@@ -178,11 +180,11 @@ impl State {
         if self.cancelled.remove(key) {
             return false;
         }
-        self.results.insert(key.to_owned(), result);
+        self.results.insert(key.clone(), result);
         true
     }
 
-    fn forget(&mut self, key: &str) {
+    fn forget(&mut self, key: &ObjectKey) {
         if let Some(job) = self.queued.remove(key)
             && let Some(queue) = self.queues.get_mut(&job.namespace)
         {
@@ -190,7 +192,7 @@ impl State {
         }
         self.results.remove(key);
         if self.running.contains_key(key) {
-            self.cancelled.insert(key.to_owned());
+            self.cancelled.insert(key.clone());
         }
     }
 }
@@ -243,18 +245,18 @@ impl ProbeScheduler {
     }
 
     /// Whether a probe of `key` is queued or running.
-    pub fn pending(&self, key: &str) -> bool {
+    pub fn pending(&self, key: &ObjectKey) -> bool {
         let state = self.state();
         state.queued.contains_key(key) || state.running.contains_key(key)
     }
 
     /// Takes the finished probe of `key`, if any.
-    pub fn take_result(&self, key: &str) -> Option<ProbeResult> {
+    pub fn take_result(&self, key: &ObjectKey) -> Option<ProbeResult> {
         self.state().results.remove(key)
     }
 
     /// Drops what is known or queued for a deleted object.
-    pub fn forget(&self, key: &str) {
+    pub fn forget(&self, key: &ObjectKey) {
         self.state().forget(key);
     }
 
@@ -327,7 +329,7 @@ async fn ask_foundry(
         ..CreateResponseRequest::for_model(model, FOUNDRY_PROBE_INPUT)
     };
     match tokio::time::timeout(timeout, project.data.responses_create(&request)).await {
-        Ok(answer) => probe_plan::foundry_verdict(model, answer.as_ref().map(|_| ())),
+        Ok(answer) => verdict::foundry_verdict(model, answer.as_ref().map(|_| ())),
         Err(_) => Ok(ProbeOutcome::Inactive {
             cause: InactiveCause::Timeout,
             message: format!(
@@ -392,6 +394,11 @@ mod tests {
         }
     }
 
+    fn key(text: &str) -> ObjectKey {
+        let (namespace, name) = text.split_once('/').expect("namespace/name");
+        ObjectKey::new(namespace, name)
+    }
+
     const LIMITS: Limits = Limits {
         global: 4,
         per_namespace: 2,
@@ -450,7 +457,7 @@ mod tests {
         assert!(s.submit(job("ns", "gw", 3)), "replaces the queued one");
         assert_eq!(s.queues.get("ns").map(VecDeque::len), Some(1));
         assert!(s.next(LIMITS).is_none(), "one probe per object at a time");
-        assert!(s.finish("ns/gw", "ns", result(running.stamp.generation)));
+        assert!(s.finish(&key("ns/gw"), "ns", result(running.stamp.generation)));
         let next = s.next(LIMITS).expect("queued one starts");
         assert_eq!(next.stamp.generation, 3);
     }
@@ -460,12 +467,12 @@ mod tests {
         let mut s = State::default();
         s.submit(job("ns", "gw", 1));
         s.next(LIMITS).expect("starts");
-        s.forget("ns/gw");
-        assert!(!s.finish("ns/gw", "ns", result(1)));
+        s.forget(&key("ns/gw"));
+        assert!(!s.finish(&key("ns/gw"), "ns", result(1)));
         assert!(s.results.is_empty());
         assert!(s.running_per_namespace.is_empty());
         s.submit(job("ns", "queued", 1));
-        s.forget("ns/queued");
+        s.forget(&key("ns/queued"));
         assert!(s.next(LIMITS).is_none());
     }
 }
