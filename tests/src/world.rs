@@ -163,7 +163,7 @@ pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
-/// Asserts the status contract (DESIGN §3) on one observed object. An object being deleted is
+/// Asserts the status contract (docs/ARCHITECTURE.md) on one observed object. An object being deleted is
 /// Terminating for every GitOps tool (its deletion bumps the generation), so it is not checked.
 pub fn assert_status_contract(object: &Value) {
     if object["metadata"]["deletionTimestamp"].is_string() {

@@ -1,4 +1,4 @@
-//! Admission-time authorisation on the test bed's real apiserver (DESIGN §5, the trust boundary):
+//! Admission-time authorisation on the test bed's real apiserver (docs/ARCHITECTURE.md, Admission and RBAC):
 //! the shipped ValidatingAdmissionPolicy (`config/admission/`, rendered from the chart) refuses a
 //! FoundryProject, GatewayConnection or PromptAgent that references a Secret, ConfigMap or
 //! ServiceAccount token the requesting user could not get or create themselves, with a message

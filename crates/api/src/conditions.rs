@@ -1,4 +1,4 @@
-//! Condition types and reasons (DESIGN §3). One vocabulary for all kinds, so that `kubectl wait`,
+//! Condition types and reasons (the status contract of docs/ARCHITECTURE.md). One vocabulary for all kinds, so that `kubectl wait`,
 //! kstatus (Flux), Helm `--wait` and the Argo CD health check read every object the same way.
 
 /// Condition types.

@@ -14,11 +14,13 @@ pub mod common;
 pub mod conditions;
 pub mod connection;
 pub mod project;
+pub mod refs;
 mod schema;
 
 pub use agent::{PromptAgent, PromptAgentSpec, PromptAgentStatus};
 pub use connection::{GatewayConnection, GatewayConnectionSpec, GatewayConnectionStatus};
 pub use project::{FoundryProject, FoundryProjectSpec, FoundryProjectStatus};
+pub use refs::{References, SecretUse};
 
 /// API group of every kind in this crate.
 pub const GROUP: &str = "gateway.foundry.dev";

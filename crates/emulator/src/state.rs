@@ -83,7 +83,7 @@ impl Store {
 
     /// The connection named `name` that the data plane of `project` resolves (in
     /// `<connection>/<model>`): the project's own, else one of its account (every project of
-    /// an account can use its connections: DESIGN §9, issue 12). A project connection shadows
+    /// an account can use its connections: issue 12). A project connection shadows
     /// an account connection of the same name. No source found says which wins (the
     /// reference folder, the ARM spec and the Foundry docs are silent) [I]: the most specific
     /// scope winning is the usual rule, and it keeps a project's own agents from changing

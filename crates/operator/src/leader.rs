@@ -132,48 +132,12 @@ impl Elector {
         let duration_seconds =
             i32::try_from(self.settings.lease_duration.as_secs()).unwrap_or(i32::MAX);
         let Some(mut lease) = self.get().await? else {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(self.settings.name.clone()),
-                    namespace: Some(self.settings.namespace.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(me),
-                    lease_duration_seconds: Some(duration_seconds),
-                    acquire_time: Some(MicroTime(now)),
-                    renew_time: Some(MicroTime(now)),
-                    lease_transitions: Some(0),
-                    ..LeaseSpec::default()
-                }),
-            };
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-                Err(source) => Err(LeaderError::Api {
-                    name: self.settings.name.clone(),
-                    source,
-                }),
-            };
+            return self.create(&me, duration_seconds, now).await;
         };
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
-        let renew = spec.renew_time.as_ref().map(|t| t.0);
-        let changed = self
-            .observed
-            .as_ref()
-            .is_none_or(|(h, r, _)| *h != holder || *r != renew);
-        if changed {
-            self.observed = Some((holder.clone(), renew, Instant::now()));
-        }
+        let expired = self.expired(spec, duration_seconds);
         let held_by_me = holder.as_deref() == Some(me.as_str());
-        let holder_duration = Duration::from_secs(
-            u64::try_from(spec.lease_duration_seconds.unwrap_or(duration_seconds)).unwrap_or(0),
-        );
-        let expired = self
-            .observed
-            .as_ref()
-            .is_some_and(|(_, _, seen)| seen.elapsed() > holder_duration);
         if !(held_by_me || holder.is_none() || expired) {
             return Ok(false);
         }
@@ -201,6 +165,58 @@ impl Elector {
             }) if status.code == 409 => Ok(false),
             Err(error) => Err(error),
         }
+    }
+
+    /// Creates the Lease held by `me`; false when another replica created it first.
+    async fn create(
+        &self,
+        me: &str,
+        duration_seconds: i32,
+        now: Timestamp,
+    ) -> Result<bool, LeaderError> {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(self.settings.name.clone()),
+                namespace: Some(self.settings.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(me.to_owned()),
+                lease_duration_seconds: Some(duration_seconds),
+                acquire_time: Some(MicroTime(now)),
+                renew_time: Some(MicroTime(now)),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        };
+        match self.api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(source) => Err(LeaderError::Api {
+                name: self.settings.name.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Whether the holder's Lease expired: its holder and renew time have not changed for
+    /// longer than its duration, by this replica's clock (never by comparing clocks).
+    fn expired(&mut self, spec: &LeaseSpec, duration_seconds: i32) -> bool {
+        let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
+        let renew = spec.renew_time.as_ref().map(|t| t.0);
+        let changed = self
+            .observed
+            .as_ref()
+            .is_none_or(|(h, r, _)| *h != holder || *r != renew);
+        if changed {
+            self.observed = Some((holder, renew, Instant::now()));
+        }
+        let holder_duration = Duration::from_secs(
+            u64::try_from(spec.lease_duration_seconds.unwrap_or(duration_seconds)).unwrap_or(0),
+        );
+        self.observed
+            .as_ref()
+            .is_some_and(|(_, _, seen)| seen.elapsed() > holder_duration)
     }
 
     async fn get(&self) -> Result<Option<Lease>, LeaderError> {

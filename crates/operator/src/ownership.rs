@@ -1,4 +1,5 @@
-//! Ownership of Foundry objects per Kubernetes object (DESIGN §5, issue 11 item 4).
+//! Ownership of Foundry objects per Kubernetes object (docs/ARCHITECTURE.md, Admission and
+//! RBAC; issue 11 item 4).
 //!
 //! Every Foundry connection and agent version the operator writes records the namespace, name
 //! and uid of the object that wrote it (its *marker*). Another object naming the same Foundry
@@ -200,17 +201,27 @@ where
     classify(owner.uid.as_deref(), lookup)
 }
 
+/// What a refused object asked for, for the message of an `OwnedElsewhere` refusal.
+#[derive(Clone, Copy, Debug)]
+pub struct Taken<'a> {
+    /// The Foundry object (`Foundry connection "x"`).
+    pub what: &'a str,
+    /// The owner's kind.
+    pub kind: &'a str,
+    /// The field to change.
+    pub fix: &'a str,
+    /// Whether the refused object set `adopt`.
+    pub adopt: bool,
+}
+
 /// The message of an `OwnedElsewhere` refusal: what is taken, by which object, and what to do.
-/// `what` names the Foundry object (`Foundry connection "x"`), `kind` the owner's kind, `fix`
-/// the field to change.
-pub fn owned_elsewhere_message(
-    what: &str,
-    kind: &str,
-    owner: &ObjectId,
-    state: &OwnerState,
-    fix: &str,
-    adopt: bool,
-) -> String {
+pub fn owned_elsewhere_message(taken: &Taken<'_>, owner: &ObjectId, state: &OwnerState) -> String {
+    let Taken {
+        what,
+        kind,
+        fix,
+        adopt,
+    } = *taken;
     let uid = owner
         .uid
         .as_deref()
@@ -337,24 +348,28 @@ mod tests {
     fn the_refusal_names_the_owner_and_the_way_out() {
         let owner = id("team-b", "gw", Some("1234"));
         let message = owned_elsewhere_message(
-            "Foundry connection \"shared\"",
-            "GatewayConnection",
+            &Taken {
+                what: "Foundry connection \"shared\"",
+                kind: "GatewayConnection",
+                fix: "spec.connectionName",
+                adopt: false,
+            },
             &owner,
             &OwnerState::Alive,
-            "spec.connectionName",
-            false,
         );
         assert_eq!(
             message,
             "The Foundry connection \"shared\" is managed by GatewayConnection team-b/gw (uid 1234); choose another spec.connectionName or delete that object"
         );
         let message = owned_elsewhere_message(
-            "Foundry agent \"weather\"",
-            "PromptAgent",
+            &Taken {
+                what: "Foundry agent \"weather\"",
+                kind: "PromptAgent",
+                fix: "spec.agentName",
+                adopt: true,
+            },
             &id("team-b", "pa", None),
             &OwnerState::Unknown("HTTP 403 Forbidden".into()),
-            "spec.agentName",
-            true,
         );
         assert_eq!(
             message,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use foundry_gateway_api::{FoundryProject, GatewayConnection, PromptAgent};
+use foundry_gateway_api::{FoundryProject, GatewayConnection, PromptAgent, References};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
@@ -23,10 +23,11 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::context::{Context, Stores};
+use crate::controller::Scoped;
 use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use crate::{connection, project};
+use crate::{agent, connection, project};
 
 mod tokio_util_shutdown {
     //! A one-shot shutdown signal shared by the controllers.
@@ -53,64 +54,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
-    let (bound, admin_server) = admin::bind(
-        settings.admin_addr,
-        AdminState {
-            metrics: Arc::clone(&metrics),
-            ready: Arc::clone(&ready),
-        },
-    )
-    .await
-    .with_context(|| format!("cannot bind the admin server to {}", settings.admin_addr))?;
-    info!(address = %bound, "Admin server listening");
-    let admin_task = tokio::spawn(admin_server);
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shutdown = Shutdown(stop_rx);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        info!("Shutdown requested");
-        let _ = stop_tx.send(true);
-    });
-
-    let mut elector = None;
-    if settings.leader_elect {
-        let identity = settings.identity.clone().unwrap_or_else(default_identity);
-        let mut e = Elector::new(
-            client.clone(),
-            LeaseSettings {
-                namespace: settings.lease_namespace.clone(),
-                name: settings.lease_name.clone(),
-                identity: identity.clone(),
-                lease_duration: Duration::from_secs(15),
-                renew_deadline: Duration::from_secs(10),
-                retry_period: Duration::from_secs(2),
-            },
-        );
-        // A standby replica is ready: it serves metrics and takes over when the leader goes.
-        ready.store(true, Ordering::Relaxed);
-        info!(%identity, lease = %settings.lease_name, "Waiting for the leader lease");
-        tokio::select! {
-            acquired = e.acquire() => acquired?,
-            () = shutdown.clone().wait() => return Ok(()),
-        }
-        info!(%identity, "Became the leader");
-        metrics.leader.set(1);
-        elector = Some(e);
-    } else {
-        // Without election the only replica leads.
-        metrics.leader.set(1);
-    }
-
-    let result = run_controllers(
-        client,
-        settings,
-        Arc::clone(&metrics),
-        Arc::clone(&ready),
+    let admin_task = start_admin(&settings, &metrics, &ready).await?;
+    let shutdown = shutdown_on_signal();
+    let mut elector = match lead(&client, &settings, &ready, &shutdown).await? {
+        Leadership::Elected(elector) => Some(*elector),
+        Leadership::Alone => None,
+        Leadership::ShutDown => return Ok(()),
+    };
+    metrics.leader.set(1);
+    let runtime = Runtime {
+        metrics: Arc::clone(&metrics),
+        ready: Arc::clone(&ready),
         shutdown,
-        elector.as_mut(),
-    )
-    .await;
+    };
+    let result = run_controllers(client, settings, runtime, elector.as_mut()).await;
     if let Some(e) = elector.as_mut() {
         if let Err(error) = e.release().await {
             warn!(%error, "Failed to release the leader lease");
@@ -119,6 +76,79 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     admin_task.abort();
     result
+}
+
+/// Binds the admin server (metrics, health) and serves it in the background.
+async fn start_admin(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    ready: &Arc<AtomicBool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let (bound, admin_server) = admin::bind(
+        settings.admin_addr,
+        AdminState {
+            metrics: Arc::clone(metrics),
+            ready: Arc::clone(ready),
+        },
+    )
+    .await
+    .with_context(|| format!("cannot bind the admin server to {}", settings.admin_addr))?;
+    info!(address = %bound, "Admin server listening");
+    Ok(tokio::spawn(admin_server))
+}
+
+/// A shutdown signal raised by SIGTERM or SIGINT.
+fn shutdown_on_signal() -> Shutdown {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("Shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    Shutdown(stop_rx)
+}
+
+/// How this replica came to lead.
+enum Leadership {
+    /// It holds the Lease.
+    Elected(Box<Elector>),
+    /// Leader election is off: the only replica leads.
+    Alone,
+    /// Shutdown came first.
+    ShutDown,
+}
+
+/// Waits for the leader Lease (when election is on). A standby replica is ready: it serves
+/// metrics and takes over when the leader goes.
+async fn lead(
+    client: &Client,
+    settings: &Settings,
+    ready: &AtomicBool,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Leadership> {
+    if !settings.leader_elect {
+        return Ok(Leadership::Alone);
+    }
+    let identity = settings.identity.clone().unwrap_or_else(default_identity);
+    let mut elector = Elector::new(
+        client.clone(),
+        LeaseSettings {
+            namespace: settings.lease_namespace.clone(),
+            name: settings.lease_name.clone(),
+            identity: identity.clone(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        },
+    );
+    ready.store(true, Ordering::Relaxed);
+    info!(%identity, lease = %settings.lease_name, "Waiting for the leader lease");
+    tokio::select! {
+        acquired = elector.acquire() => acquired?,
+        () = shutdown.clone().wait() => return Ok(Leadership::ShutDown),
+    }
+    info!(%identity, "Became the leader");
+    Ok(Leadership::Elected(Box::new(elector)))
 }
 
 async fn wait_for_signal() {
@@ -142,179 +172,89 @@ fn default_identity() -> String {
     format!("{host}-{:08x}", rand::random::<u32>())
 }
 
-async fn run_controllers(
-    client: Client,
-    settings: Settings,
+/// What the controllers run with besides the client and the settings.
+struct Runtime {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     shutdown: Shutdown,
+}
+
+/// The three controllers, wired to each other's stores and to what their objects reference.
+async fn run_controllers(
+    client: Client,
+    settings: Settings,
+    runtime: Runtime,
     elector: Option<&mut Elector>,
 ) -> anyhow::Result<()> {
     let config = ControllerConfig::default().concurrency(settings.concurrency);
     let scope = Scope::from_settings(&settings);
-    let projects_api: Api<FoundryProject> = scope.api(&client);
-    let connections_api: Api<GatewayConnection> = scope.api(&client);
-    let agents_api: Api<PromptAgent> = scope.api(&client);
-
-    let project_controller = lean_controller(projects_api, &scope).with_config(config.clone());
-    let connection_controller =
-        lean_controller(connections_api, &scope).with_config(config.clone());
-    let agent_controller = lean_controller(agents_api.clone(), &scope).with_config(config);
-
+    let projects = lean_controller(scope.api(&client), &scope).with_config(config.clone());
+    let connections = lean_controller(scope.api(&client), &scope).with_config(config.clone());
+    let agents = lean_controller(scope.api(&client), &scope).with_config(config);
     let stores = Stores {
-        projects: project_controller.store(),
-        connections: connection_controller.store(),
-        agents: agent_controller.store(),
+        projects: projects.store(),
+        connections: connections.store(),
+        agents: agents.store(),
     };
-    metrics.read_objects_from(stores.clone());
-    let digest_key = crate::digest::load(
-        &client,
-        &settings.lease_namespace,
-        &settings.digest_key_secret,
-    )
-    .await
-    .context("cannot load the key of the credentials digest")?;
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            settings,
-            Arc::clone(&metrics),
-            stores.clone(),
-        )?
-        .with_digest_key(digest_key),
-    );
-
+    runtime.metrics.read_objects_from(stores.clone());
+    let ctx = context(&client, settings, &runtime.metrics, stores).await?;
     let probe_events = ctx
         .take_probe_events()
         .context("the probe events were taken twice")?;
     let probe_scheduler = tokio::spawn(Arc::clone(&ctx.probes).run());
-
-    // FoundryProject: its identity Secret changes → refresh it.
-    let project_store = stores.projects.clone();
-    let project_controller = project_controller
-        .watches_stream(scope.metadata_watch::<Secret>(&client), move |secret| {
-            let namespace = secret.namespace();
-            let name = secret.name_any();
-            project_store
-                .state()
-                .into_iter()
-                .filter(|p| p.namespace() == namespace)
-                .filter(|p| {
-                    p.spec
-                        .identity
-                        .client_secret
-                        .as_ref()
-                        .is_some_and(|c| c.secret_ref.name == name)
-                })
-                .map(|p| ObjectRef::from_obj(&*p))
-                .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown.clone().wait());
-
-    // GatewayConnection: its Secrets, its project, and the agents that use it.
-    let by_secret = stores.connections.clone();
-    let by_project = stores.connections.clone();
-    let connection_controller = connection_controller
-        .watches_stream(scope.metadata_watch::<Secret>(&client), move |secret| {
-            let namespace = secret.namespace();
-            let name = secret.name_any();
-            by_secret
-                .state()
-                .into_iter()
-                .filter(|c| c.namespace() == namespace && references_secret(c, &name))
-                .map(|c| ObjectRef::from_obj(&*c))
-                .collect::<Vec<_>>()
-        })
-        .watches(
-            scope.api::<FoundryProject>(&client),
-            WatcherConfig::default(),
-            move |p| {
-                let namespace = p.namespace();
-                let name = p.name_any();
-                by_project
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.namespace() == namespace && c.spec.project_ref.name == name)
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(agents_api, WatcherConfig::default(), |agent| {
-            let namespace = agent.namespace().unwrap_or_default();
-            Some(
-                ObjectRef::<GatewayConnection>::new(&agent.spec.model.connection_ref.name)
-                    .within(&namespace),
-            )
-        })
+    let watches = Watches {
+        client: &client,
+        scope: &scope,
+        stores: &ctx.stores,
+    };
+    let stop = || runtime.shutdown.clone().wait();
+    let projects = watches.project(projects).graceful_shutdown_on(stop());
+    let connections = watches
+        .connection(connections)
         .reconcile_on(futures::stream::unfold(probe_events, |mut events| async {
             events.recv().await.map(|object| (object, events))
         }))
-        .graceful_shutdown_on(shutdown.clone().wait());
+        .graceful_shutdown_on(stop());
+    let agents = watches.agent(agents).graceful_shutdown_on(stop());
 
-    // PromptAgent: the ConfigMaps of its instructions (metadata only), and its connection.
-    let by_config_map = stores.agents.clone();
-    let by_connection = stores.agents.clone();
-    let agent_controller = agent_controller
-        .watches_stream(
-            scope.metadata_watch::<ConfigMap>(&client),
-            move |config_map| {
-                let namespace = config_map.namespace();
-                let name = config_map.name_any();
-                by_config_map
-                    .state()
-                    .into_iter()
-                    .filter(|a| a.namespace() == namespace)
-                    .filter(|a| {
-                        a.spec
-                            .instructions_from
-                            .as_ref()
-                            .is_some_and(|r| r.name == name)
-                    })
-                    .map(|a| ObjectRef::from_obj(&*a))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            scope.api::<GatewayConnection>(&client),
-            WatcherConfig::default(),
-            move |gc| {
-                let namespace = gc.namespace();
-                let name = gc.name_any();
-                by_connection
-                    .state()
-                    .into_iter()
-                    .filter(|a| {
-                        a.namespace() == namespace && a.spec.model.connection_ref.name == name
-                    })
-                    .map(|a| ObjectRef::from_obj(&*a))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(shutdown.clone().wait());
-
-    ready.store(true, Ordering::Relaxed);
+    runtime.ready.store(true, Ordering::Relaxed);
     info!("Controllers started");
-    let projects = project_controller
-        .run(project::reconcile, project::error_policy, Arc::clone(&ctx))
+    let result = run_all(&ctx, (projects, connections, agents), elector).await;
+    probe_scheduler.abort();
+    result
+}
+
+/// The three controllers, each with its own memory, until they end or the Lease is lost.
+async fn run_all(
+    ctx: &Arc<Context>,
+    (projects, connections, agents): (
+        Controller<FoundryProject>,
+        Controller<GatewayConnection>,
+        Controller<PromptAgent>,
+    ),
+    elector: Option<&mut Elector>,
+) -> anyhow::Result<()> {
+    let projects = projects
+        .run(project::reconcile, project::error_policy, Arc::clone(ctx))
         .for_each(|_| async {});
-    let connections = connection_controller
+    let connections = connections
         .run(
             connection::reconcile,
             connection::error_policy,
-            Arc::new(crate::controller::Scoped::new(Arc::clone(&ctx))),
+            Arc::new(Scoped::new(Arc::clone(ctx))),
         )
         .for_each(|_| async {});
-    let agents = agent_controller
+    let agents = agents
         .run(
-            crate::agent::reconcile,
-            crate::agent::error_policy,
-            Arc::new(crate::controller::Scoped::new(Arc::clone(&ctx))),
+            agent::reconcile,
+            agent::error_policy,
+            Arc::new(Scoped::new(Arc::clone(ctx))),
         )
         .for_each(|_| async {});
     let controllers = async {
         tokio::join!(projects, connections, agents);
     };
-    let result = match elector {
+    match elector {
         Some(elector) => tokio::select! {
             () = controllers => Ok(()),
             lost = elector.hold() => Err(anyhow::Error::new(lost)),
@@ -323,13 +263,125 @@ async fn run_controllers(
             controllers.await;
             Ok(())
         }
-    };
-    probe_scheduler.abort();
-    result
+    }
+}
+
+/// The shared infrastructure, with the digest key from its Secret.
+async fn context(
+    client: &Client,
+    settings: Settings,
+    metrics: &Arc<Metrics>,
+    stores: Stores,
+) -> anyhow::Result<Arc<Context>> {
+    let digest_key = crate::digest::load(
+        client,
+        &settings.lease_namespace,
+        &settings.digest_key_secret,
+    )
+    .await
+    .context("cannot load the key of the credentials digest")?;
+    Ok(Arc::new(
+        Context::new(client.clone(), settings, Arc::clone(metrics), stores)?
+            .with_digest_key(digest_key),
+    ))
+}
+
+/// The objects of `store` in `namespace` for which `uses` holds, as reconcile requests.
+fn referrers<K>(
+    store: &reflector::Store<K>,
+    namespace: Option<String>,
+    uses: impl Fn(&K) -> bool,
+) -> Vec<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.meta().namespace == namespace && uses(o))
+        .map(|o| ObjectRef::from_obj(&*o))
+        .collect()
+}
+
+/// What each controller watches besides its own kind: exactly what its objects reference
+/// ([`References`], the answer the resolvers read by), mapped back to the objects.
+struct Watches<'a> {
+    client: &'a Client,
+    scope: &'a Scope,
+    stores: &'a Stores,
+}
+
+impl Watches<'_> {
+    /// FoundryProject: its identity Secret changes → refresh it.
+    fn project(&self, controller: Controller<FoundryProject>) -> Controller<FoundryProject> {
+        let store = self.stores.projects.clone();
+        controller.watches_stream(self.scope.metadata_watch::<Secret>(self.client), move |s| {
+            let name = s.name_any();
+            referrers(&store, s.namespace(), |p| p.reads_secret(&name))
+        })
+    }
+
+    /// GatewayConnection: its Secrets, its project, and the agents that use it.
+    fn connection(
+        &self,
+        controller: Controller<GatewayConnection>,
+    ) -> Controller<GatewayConnection> {
+        let by_secret = self.stores.connections.clone();
+        let by_project = self.stores.connections.clone();
+        controller
+            .watches_stream(self.scope.metadata_watch::<Secret>(self.client), move |s| {
+                let name = s.name_any();
+                referrers(&by_secret, s.namespace(), |c| c.reads_secret(&name))
+            })
+            .watches(
+                self.scope.api::<FoundryProject>(self.client),
+                WatcherConfig::default(),
+                move |p| {
+                    let name = p.name_any();
+                    referrers(&by_project, p.namespace(), |c| {
+                        c.project_ref() == Some(name.as_str())
+                    })
+                },
+            )
+            .watches(
+                self.scope.api::<PromptAgent>(self.client),
+                WatcherConfig::default(),
+                |agent| {
+                    let namespace = agent.namespace().unwrap_or_default();
+                    agent
+                        .connection_ref()
+                        .map(|c| ObjectRef::<GatewayConnection>::new(c).within(&namespace))
+                },
+            )
+    }
+
+    /// PromptAgent: the ConfigMaps of its instructions (metadata only), and its connection.
+    fn agent(&self, controller: Controller<PromptAgent>) -> Controller<PromptAgent> {
+        let by_config_map = self.stores.agents.clone();
+        let by_connection = self.stores.agents.clone();
+        controller
+            .watches_stream(
+                self.scope.metadata_watch::<ConfigMap>(self.client),
+                move |m| {
+                    let name = m.name_any();
+                    referrers(&by_config_map, m.namespace(), |a| a.reads_config_map(&name))
+                },
+            )
+            .watches(
+                self.scope.api::<GatewayConnection>(self.client),
+                WatcherConfig::default(),
+                move |gc| {
+                    let name = gc.name_any();
+                    referrers(&by_connection, gc.namespace(), |a| {
+                        a.connection_ref() == Some(name.as_str())
+                    })
+                },
+            )
+    }
 }
 
 /// A controller whose cache drops `managedFields`: the operator never reads them, and they are
-/// about half of every cached object (the memory target of DESIGN §8 is per 1,000 objects).
+/// about half of every cached object (the memory target, docs/ARCHITECTURE.md, is per 1,000 objects).
 /// Objects outside the watched namespaces never reach the cache.
 fn lean_controller<K>(api: Api<K>, scope: &Scope) -> Controller<K>
 where
@@ -445,19 +497,4 @@ impl Scope {
             .boxed(),
         }
     }
-}
-
-fn references_secret(c: &GatewayConnection, name: &str) -> bool {
-    let auth = &c.spec.auth;
-    auth.api_key
-        .as_ref()
-        .is_some_and(|k| k.secret_ref.name == name)
-        || auth
-            .oauth2
-            .as_ref()
-            .is_some_and(|o| o.client_secret_ref.name == name)
-        || c.spec
-            .custom_headers
-            .iter()
-            .any(|h| h.value_from.as_ref().is_some_and(|r| r.name == name))
 }

@@ -1,4 +1,4 @@
-//! Deterministic status conditions (DESIGN §3).
+//! Deterministic status conditions (the status contract of docs/ARCHITECTURE.md).
 //!
 //! A reconcile ends in one [`Outcome`]; [`Conditions::apply_outcome`] turns it into the Ready,
 //! Reconciling and Stalled conditions with the rules every GitOps tool relies on: never
@@ -25,6 +25,15 @@ pub enum Outcome {
     /// Not ready for a reason that heals by itself without work of ours (gateway Inactive,
     /// referenced connection not Ready): neither Reconciling nor Stalled.
     NotReady { reason: String, message: String },
+}
+
+/// When a condition is written: the generation it describes, and the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The generation the condition describes.
+    pub generation: i64,
+    /// Now.
+    pub now: Timestamp,
 }
 
 /// The condition list of one object, edited in place.
@@ -57,16 +66,11 @@ impl Conditions {
         self.get(type_).is_some_and(|c| c.status == "True")
     }
 
-    /// Sets a condition. `lastTransitionTime` changes only when the status changes.
-    pub fn set(
-        &mut self,
-        type_: &str,
-        status: bool,
-        reason: &str,
-        message: &str,
-        generation: i64,
-        now: Timestamp,
-    ) {
+    /// Sets a condition to `status` with `(reason, message)`. `lastTransitionTime` changes only
+    /// when the status changes.
+    pub fn set(&mut self, type_: &str, status: bool, text: (&str, &str), at: Stamp) {
+        let (reason, message) = text;
+        let Stamp { generation, now } = at;
         let status = if status { "True" } else { "False" };
         let message = truncate(message, 1024);
         match self.list.iter_mut().find(|c| c.type_ == type_) {
@@ -91,15 +95,9 @@ impl Conditions {
     }
 
     /// Sets a condition to status "Unknown" (same transition-time rule as [`Self::set`]).
-    pub fn set_unknown(
-        &mut self,
-        type_: &str,
-        reason: &str,
-        message: &str,
-        generation: i64,
-        now: Timestamp,
-    ) {
-        self.set(type_, false, reason, message, generation, now);
+    pub fn set_unknown(&mut self, type_: &str, text: (&str, &str), at: Stamp) {
+        self.set(type_, false, text, at);
+        let now = at.now;
         if let Some(c) = self.list.iter_mut().find(|c| c.type_ == type_)
             && c.status != "Unknown"
         {
@@ -114,7 +112,7 @@ impl Conditions {
     }
 
     /// The conditions to write at the first reconcile of a new generation, before any slow
-    /// work, so that a new object or spec never looks finished (DESIGN §3 rule 3).
+    /// work, so that a new object or spec never looks finished.
     pub fn new_generation(live: &[Condition], generation: i64, now: Timestamp) -> Vec<Condition> {
         let mut conditions = Self::from_live(live);
         conditions.apply_outcome(
@@ -130,83 +128,56 @@ impl Conditions {
     /// Writes Ready, Reconciling and Stalled for an outcome. Domain conditions set before this
     /// call are kept; Ready=True is only written when every condition describes `generation`.
     pub fn apply_outcome(&mut self, outcome: &Outcome, generation: i64, now: Timestamp) {
+        let at = Stamp { generation, now };
         match outcome {
-            Outcome::Ready { message } => {
-                self.remove(types::RECONCILING);
-                self.remove(types::STALLED);
-                let stale = self
-                    .list
-                    .iter()
-                    .any(|c| c.type_ != types::READY && c.observed_generation != Some(generation));
-                if stale {
-                    self.set(
-                        types::READY,
-                        false,
-                        reasons::PROGRESSING,
-                        "Waiting for every condition to observe the current generation",
-                        generation,
-                        now,
-                    );
-                    self.set(
-                        types::RECONCILING,
-                        true,
-                        reasons::PROGRESSING,
-                        "Waiting for every condition to observe the current generation",
-                        generation,
-                        now,
-                    );
-                } else {
-                    self.set(
-                        types::READY,
-                        true,
-                        reasons::RECONCILED,
-                        message,
-                        generation,
-                        now,
-                    );
-                }
-            }
+            Outcome::Ready { message } => self.ready(message, at),
             Outcome::Progressing { message } => {
                 self.remove(types::STALLED);
                 self.set(
                     types::RECONCILING,
                     true,
-                    reasons::PROGRESSING,
-                    message,
-                    generation,
-                    now,
+                    (reasons::PROGRESSING, message),
+                    at,
                 );
-                self.set(
-                    types::READY,
-                    false,
-                    reasons::PROGRESSING,
-                    message,
-                    generation,
-                    now,
-                );
+                self.set(types::READY, false, (reasons::PROGRESSING, message), at);
             }
             Outcome::Retrying { reason, message } => {
                 self.remove(types::STALLED);
-                self.set(
-                    types::RECONCILING,
-                    true,
-                    reasons::RETRYING,
-                    message,
-                    generation,
-                    now,
-                );
-                self.set(types::READY, false, reason, message, generation, now);
+                self.set(types::RECONCILING, true, (reasons::RETRYING, message), at);
+                self.set(types::READY, false, (reason, message), at);
             }
             Outcome::Stalled { reason, message } => {
                 self.remove(types::RECONCILING);
-                self.set(types::STALLED, true, reason, message, generation, now);
-                self.set(types::READY, false, reason, message, generation, now);
+                self.set(types::STALLED, true, (reason, message), at);
+                self.set(types::READY, false, (reason, message), at);
             }
             Outcome::NotReady { reason, message } => {
                 self.remove(types::RECONCILING);
                 self.remove(types::STALLED);
-                self.set(types::READY, false, reason, message, generation, now);
+                self.set(types::READY, false, (reason, message), at);
             }
+        }
+    }
+
+    /// Ready=True, unless a condition still describes an older generation.
+    fn ready(&mut self, message: &str, at: Stamp) {
+        self.remove(types::RECONCILING);
+        self.remove(types::STALLED);
+        let stale = self
+            .list
+            .iter()
+            .any(|c| c.type_ != types::READY && c.observed_generation != Some(at.generation));
+        if stale {
+            let waiting = "Waiting for every condition to observe the current generation";
+            self.set(types::READY, false, (reasons::PROGRESSING, waiting), at);
+            self.set(
+                types::RECONCILING,
+                true,
+                (reasons::PROGRESSING, waiting),
+                at,
+            );
+        } else {
+            self.set(types::READY, true, (reasons::RECONCILED, message), at);
         }
     }
 }
@@ -227,6 +198,10 @@ fn truncate(message: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(generation: i64, now: Timestamp) -> Stamp {
+        Stamp { generation, now }
+    }
 
     fn t(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + seconds).expect("valid timestamp")
@@ -254,25 +229,26 @@ mod tests {
         c.set(
             types::GATEWAY_ACTIVE,
             false,
-            reasons::UNREACHABLE,
-            "down",
-            1,
-            t(0),
+            (reasons::UNREACHABLE, "down"),
+            at(1, t(0)),
         );
         c.set(
             types::GATEWAY_ACTIVE,
             false,
-            reasons::TIMEOUT,
-            "slow",
-            1,
-            t(10),
+            (reasons::TIMEOUT, "slow"),
+            at(1, t(10)),
         );
         assert_eq!(
             c.get(types::GATEWAY_ACTIVE)
                 .map(|c| c.last_transition_time.0),
             Some(t(0))
         );
-        c.set(types::GATEWAY_ACTIVE, true, reasons::ACTIVE, "up", 1, t(20));
+        c.set(
+            types::GATEWAY_ACTIVE,
+            true,
+            (reasons::ACTIVE, "up"),
+            at(1, t(20)),
+        );
         assert_eq!(
             c.get(types::GATEWAY_ACTIVE)
                 .map(|c| c.last_transition_time.0),
@@ -316,11 +292,21 @@ mod tests {
     #[test]
     fn ready_is_not_true_while_a_condition_describes_an_older_generation() {
         let mut c = Conditions::default();
-        c.set(types::GATEWAY_ACTIVE, true, reasons::ACTIVE, "up", 1, t(0));
+        c.set(
+            types::GATEWAY_ACTIVE,
+            true,
+            (reasons::ACTIVE, "up"),
+            at(1, t(0)),
+        );
         c.apply_outcome(&ready("ok"), 2, t(1));
         assert!(!c.is_true(types::READY));
         assert!(c.is_true(types::RECONCILING));
-        c.set(types::GATEWAY_ACTIVE, true, reasons::ACTIVE, "up", 2, t(2));
+        c.set(
+            types::GATEWAY_ACTIVE,
+            true,
+            (reasons::ACTIVE, "up"),
+            at(2, t(2)),
+        );
         c.apply_outcome(&ready("ok"), 2, t(3));
         assert!(c.is_true(types::READY));
         assert!(c.get(types::RECONCILING).is_none());

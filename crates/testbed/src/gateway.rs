@@ -35,7 +35,7 @@ use crate::process::{ManagedProcess, Mode, ProcessSpec};
 use crate::stack_error::{StackError, StackResult};
 use crate::{Secret, paths, random_hex};
 
-/// The LiteLLM version DESIGN.md pins; `tests/tools/litellm/requirements.txt` must say the same.
+/// The LiteLLM version the test bed pins; `tests/tools/litellm/requirements.txt` must say the same.
 pub const LITELLM_VERSION: &str = "1.102.4";
 
 /// Audience of the JWTs a ModelGateway connection's OAuth2 client asks for (`api://gateway/.default`).

@@ -1,4 +1,4 @@
-//! The local test bed: real parts on loopback (DESIGN.md §7).
+//! The local test bed: real parts on loopback (docs/ARCHITECTURE.md, Test layers).
 //!
 //! Today it runs Kubernetes: a kube-apiserver and an etcd built from Go modules, with real RBAC and
 //! real CRD validation, on free ports of 127.0.0.1. Further parts (a LiteLLM gateway, an OAuth2

@@ -36,7 +36,7 @@ enum Command {
     #[command(subcommand)]
     Stack(stack::Command),
     Chart(chart::Args),
-    /// Measure DESIGN §8 on the test bed: N GatewayConnections + N PromptAgents from apply to
+    /// Measure the performance targets (docs/ARCHITECTURE.md, Targets) on the test bed: N GatewayConnections + N PromptAgents from apply to
     /// Ready, Foundry calls, idle writes and status patches, operator memory and CPU.
     Bench(bench::Args),
     /// Converge under injected faults (429/5xx, latency, dropped connections, gateway restarts,

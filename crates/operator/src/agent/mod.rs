@@ -61,7 +61,9 @@ use crate::agent_definition::{
 use crate::context::{Context, REQUESTED_AT_ANNOTATION, same_status};
 use crate::controller::{ObjectKey, PerObject, RefKind, RetryKey, Scoped};
 use crate::failure::Failure;
-use crate::ownership::{ObjectId, Ownership, owned_elsewhere_message, owner_state, ownership};
+use crate::ownership::{
+    ObjectId, Ownership, Taken, owned_elsewhere_message, owner_state, ownership,
+};
 use crate::project::{self, ResolvedProject};
 use crate::status::Outcome;
 
@@ -88,8 +90,7 @@ pub use crate::controller::Error;
 /// Reconciles one PromptAgent.
 #[instrument(skip_all, fields(kind = KIND, namespace = agent.namespace().unwrap_or_default(), name = agent.name_any()))]
 pub async fn reconcile(agent: Arc<PromptAgent>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let suspended = agent.spec.suspend == Some(true);
-    crate::controller::with_finalizer(agent, ctx, KIND, suspended, apply, cleanup).await
+    crate::controller::with_finalizer(agent, ctx, apply, cleanup).await
 }
 
 /// Requeue policy for errors that escaped the reconcile (status could not be written, or
@@ -534,12 +535,14 @@ async fn check_owner(
             return Err(Failure::permanent(
                 reasons::OWNED_ELSEWHERE,
                 owned_elsewhere_message(
-                    &format!("Foundry agent \"{agent_name}\""),
-                    KIND,
+                    &Taken {
+                        what: &format!("Foundry agent \"{agent_name}\""),
+                        kind: KIND,
+                        fix: "spec.agentName",
+                        adopt: false,
+                    },
                     &owner,
                     &state,
-                    "spec.agentName",
-                    false,
                 ),
             ));
         }

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use crate::agent_definition::{is_managed, newest_version, version_marker};
 use crate::ownership::{Marker, ObjectId};
-use crate::status::{Conditions, Outcome};
+use crate::status::{Conditions, Outcome, Stamp};
 
 /// `ConnectionResolved=True`: the GatewayConnection exists and is Ready.
 pub const CONNECTION_READY: &str = "ConnectionReady";
@@ -129,37 +129,27 @@ pub fn desired_status(
             conditions.set(
                 type_,
                 check.ok,
-                &check.reason,
-                &check.message,
-                generation,
-                now,
+                (&check.reason, &check.message),
+                Stamp { generation, now },
             );
         }
     }
     match &report.verified {
         VerifiedCondition::Keep => {}
         VerifiedCondition::Remove => conditions.remove(types::VERIFIED),
-        VerifiedCondition::Set(check) => conditions.set(
-            types::VERIFIED,
-            check.ok,
-            &check.reason,
-            &check.message,
-            generation,
-            now,
-        ),
-        VerifiedCondition::Observing => conditions.set_unknown(
-            types::VERIFIED,
-            reasons::OBSERVING,
-            "Verification is skipped: managementPolicy is Observe and a verification writes a conversation to Foundry",
-            generation,
-            now,
-        ),
+        VerifiedCondition::Set(check) => conditions.set(types::VERIFIED, check.ok, (&check.reason, &check.message), Stamp { generation, now }),
+        VerifiedCondition::Observing => conditions.set_unknown(types::VERIFIED, (reasons::OBSERVING, "Verification is skipped: managementPolicy is Observe and a verification writes a conversation to Foundry"), Stamp { generation, now }),
     }
     match &report.drifted {
         DriftedCondition::Keep => {}
         DriftedCondition::Remove => conditions.remove(types::DRIFTED),
         DriftedCondition::Set(drifted, reason, message) => {
-            conditions.set(types::DRIFTED, *drifted, reason, message, generation, now);
+            conditions.set(
+                types::DRIFTED,
+                *drifted,
+                (reason, message),
+                Stamp { generation, now },
+            );
         }
     }
     conditions.apply_outcome(outcome, generation, now);
@@ -178,7 +168,7 @@ pub fn desired_status(
 }
 
 /// The status of the very first reconcile, written before any work so that a new object never
-/// looks finished (DESIGN §3 rule 3).
+/// looks finished (the status contract, docs/ARCHITECTURE.md).
 pub fn first_status(
     generation: i64,
     requested: Option<String>,

@@ -1,4 +1,4 @@
-//! The pure middle of the PromptAgent pipeline (DESIGN §4): validate → build → hash → request,
+//! The pure middle of the PromptAgent pipeline (docs/ARCHITECTURE.md, Pipelines): validate → build → hash → request,
 //! and the rule that decides whether Foundry needs a new agent version. No IO, no async: every
 //! function here is a plain function of its arguments, unit-tested next to the code.
 //!

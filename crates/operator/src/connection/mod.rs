@@ -51,7 +51,7 @@ use crate::controller::{ObjectKey, PerObject, Scoped};
 use crate::failure::Failure;
 use crate::project::{self, ResolvedProject};
 use crate::settings::parse_duration;
-use crate::status::{Conditions, Outcome};
+use crate::status::{Conditions, Outcome, Stamp};
 
 const KIND: &str = "GatewayConnection";
 /// Default probe interval.
@@ -308,8 +308,7 @@ async fn publish(
 /// Reconciles one GatewayConnection.
 #[instrument(skip_all, fields(kind = KIND, namespace = gc.namespace().unwrap_or_default(), name = gc.name_any()))]
 pub async fn reconcile(gc: Arc<GatewayConnection>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let suspended = gc.spec.suspend == Some(true);
-    crate::controller::with_finalizer(gc, ctx, KIND, suspended, apply, cleanup).await
+    crate::controller::with_finalizer(gc, ctx, apply, cleanup).await
 }
 
 /// Requeue policy for errors that escaped the reconcile (status could not be written).
@@ -331,7 +330,7 @@ async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
 
     let now = Timestamp::now();
     if status.observed_generation != Some(generation) {
-        // A new generation never looks finished: say so before any slow work (DESIGN §3 rule 3).
+        // A new generation never looks finished: say so before any slow work (the status contract).
         let progressing = GatewayConnectionStatus {
             observed_generation: Some(generation),
             conditions: Conditions::new_generation(&status.conditions, generation, now),
@@ -388,10 +387,11 @@ async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
             if tracker.verdict.state == GatewayState::Unknown {
                 conditions.set_unknown(
                     types::GATEWAY_ACTIVE,
-                    reasons::PROBING,
-                    "The first probe of the gateway is running",
-                    generation,
-                    now,
+                    (
+                        reasons::PROBING,
+                        "The first probe of the gateway is running",
+                    ),
+                    Stamp { generation, now },
                 );
             }
             Outcome::Progressing {
@@ -407,25 +407,19 @@ async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
                 GatewayState::Active => conditions.set(
                     types::GATEWAY_ACTIVE,
                     true,
-                    reasons::ACTIVE,
-                    &verdict.message,
-                    generation,
-                    now,
+                    (reasons::ACTIVE, &verdict.message),
+                    Stamp { generation, now },
                 ),
                 GatewayState::Inactive => conditions.set(
                     types::GATEWAY_ACTIVE,
                     false,
-                    &verdict.reason,
-                    &verdict.message,
-                    generation,
-                    now,
+                    (&verdict.reason, &verdict.message),
+                    Stamp { generation, now },
                 ),
                 GatewayState::Unknown => conditions.set_unknown(
                     types::GATEWAY_ACTIVE,
-                    &verdict.reason,
-                    &verdict.message,
-                    generation,
-                    now,
+                    (&verdict.reason, &verdict.message),
+                    Stamp { generation, now },
                 ),
             }
             new_status.gateway_state = Some(verdict.state);
@@ -490,7 +484,12 @@ async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
             observation,
             new_status.connection_name.as_deref().unwrap_or_default(),
         );
-        conditions.set(types::DRIFTED, drifted, reason, &message, generation, now);
+        conditions.set(
+            types::DRIFTED,
+            drifted,
+            (reason, &message),
+            Stamp { generation, now },
+        );
     }
     conditions.apply_outcome(&outcome, generation, now);
     new_status.conditions = conditions.into_vec();
@@ -845,7 +844,7 @@ async fn observe_claim(
     project: &str,
     live: &foundry_gateway_client::connections::ConnectionProperties,
 ) -> Result<bool, Failure> {
-    use crate::ownership::{Ownership, owned_elsewhere_message, owner_state, ownership};
+    use crate::ownership::{Ownership, Taken, owned_elsewhere_message, owner_state, ownership};
     let me = crate::ownership::ObjectId::of(gc);
     match ownership(build::marker(live).as_ref(), &me) {
         Ownership::Ours => Ok(true),
@@ -855,12 +854,16 @@ async fn observe_claim(
                 return Err(Failure::permanent(
                     reasons::OWNED_ELSEWHERE,
                     owned_elsewhere_message(
-                        &format!("Foundry connection \"{connection}\" of project {project}"),
-                        KIND,
+                        &Taken {
+                            what: &format!(
+                                "Foundry connection \"{connection}\" of project {project}"
+                            ),
+                            kind: KIND,
+                            fix: "spec.connectionName",
+                            adopt: gc.spec.adopt == Some(true),
+                        },
                         &owner,
                         &state,
-                        "spec.connectionName",
-                        gc.spec.adopt == Some(true),
                     ),
                 ));
             }
@@ -882,7 +885,7 @@ async fn claim(
     project: &str,
     live: &foundry_gateway_client::connections::ConnectionProperties,
 ) -> Result<Claim, Failure> {
-    use crate::ownership::{Ownership, owned_elsewhere_message, owner_state, ownership};
+    use crate::ownership::{Ownership, Taken, owned_elsewhere_message, owner_state, ownership};
     let me = crate::ownership::ObjectId::of(gc);
     let adopt = gc.spec.adopt == Some(true);
     let previous = match ownership(build::marker(live).as_ref(), &me) {
@@ -893,12 +896,14 @@ async fn claim(
                 return Err(Failure::permanent(
                     reasons::OWNED_ELSEWHERE,
                     owned_elsewhere_message(
-                        &format!("Foundry connection \"{connection}\""),
-                        KIND,
+                        &Taken {
+                            what: &format!("Foundry connection \"{connection}\""),
+                            kind: KIND,
+                            fix: "spec.connectionName",
+                            adopt,
+                        },
                         &owner,
                         &state,
-                        "spec.connectionName",
-                        adopt,
                     ),
                 ));
             }

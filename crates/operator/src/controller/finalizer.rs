@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use foundry_gateway_api::{GatewayConnection, PromptAgent};
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
@@ -47,25 +48,51 @@ impl Error {
     }
 }
 
+/// A kind whose objects the operator reconciles behind its finalizer.
+pub trait Managed:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+{
+    /// The kind, in metrics and logs.
+    const KIND: &'static str;
+
+    /// `spec.suspend: true`: the controller reads and writes nothing (deletion still works).
+    fn suspended(&self) -> bool;
+}
+
+impl Managed for GatewayConnection {
+    const KIND: &'static str = "GatewayConnection";
+
+    fn suspended(&self) -> bool {
+        self.spec.suspend == Some(true)
+    }
+}
+
+impl Managed for PromptAgent {
+    const KIND: &'static str = "PromptAgent";
+
+    fn suspended(&self) -> bool {
+        self.spec.suspend == Some(true)
+    }
+}
+
 /// Runs `apply` or, for an object being deleted, `cleanup` under the finalizer. A suspended
 /// object that is not being deleted is left alone: nothing read, nothing written.
 pub async fn with_finalizer<K, C>(
     object: Arc<K>,
     ctx: Arc<C>,
-    kind: &'static str,
-    suspended: bool,
     apply: impl AsyncFn(&K, &C) -> Result<Action, Error>,
     cleanup: impl AsyncFn(&K, &C) -> Result<Action, Error>,
 ) -> Result<Action, Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Serialize,
+    K: Managed,
     C: AsRef<Context>,
 {
     let infra: &Context = (*ctx).as_ref();
+    let (kind, suspended) = (K::KIND, object.suspended());
     let started = Instant::now();
     if suspended && object.meta().deletion_timestamp.is_none() {
         return Ok(Action::await_change());

@@ -10,12 +10,14 @@
 pub mod events;
 pub mod finalizer;
 pub mod memory;
+pub mod references;
 pub mod status;
 pub mod step;
 
 pub use crate::keys::{ObjectKey, RefKind, RetryKey};
 pub use events::publish;
-pub use finalizer::{Error, error_policy, with_finalizer};
+pub use finalizer::{Error, Managed, error_policy, with_finalizer};
 pub use memory::{PerObject, Scoped};
+pub use references::read_secret_key;
 pub use status::apply_status;
 pub use step::{AtStep, Failed, Step};

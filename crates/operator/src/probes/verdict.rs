@@ -43,42 +43,50 @@ pub fn foundry_verdict(
             ),
         })
     };
-    // The codes are the emulator's (foundry-api.md leaves Foundry's open): `gateway_*` says the
-    // gateway failed Foundry's call; anything else is Foundry's own answer to the operator.
-    match (status, code.as_str()) {
+    match cause_of(status, &code) {
+        Some((cause, what)) => inactive(cause, what),
+        // Foundry's own refusal or failure (its identity, throttling, a connection it does not
+        // know yet): classified like every other Foundry call.
+        None => Err(foundry(error)),
+    }
+}
+
+/// The cause the gateway gave Foundry, from the status and error code of Foundry's answer; None
+/// when the answer is Foundry's own. The codes are the emulator's (foundry-api.md leaves
+/// Foundry's open): `gateway_*` says the gateway failed Foundry's call.
+fn cause_of(status: Option<u16>, code: &str) -> Option<(InactiveCause, &'static str)> {
+    Some(match (status, code) {
         (_, "model_not_found" | "deploymentnotfound" | "deployment_not_found")
-        | (Some(404), "") => inactive(
+        | (Some(404), "") => (
             InactiveCause::ModelNotFound,
             "the gateway does not serve the model",
         ),
-        (_, "gateway_unauthorized") => inactive(
+        (_, "gateway_unauthorized") => (
             InactiveCause::Unauthorized,
             "the gateway refused the credentials Foundry sent",
         ),
-        (_, "gateway_unreachable") => inactive(
+        (_, "gateway_unreachable") => (
             InactiveCause::Unreachable,
             "Foundry could not connect to the gateway",
         ),
-        (_, "gateway_tls_error") => inactive(
+        (_, "gateway_tls_error") => (
             InactiveCause::TlsError,
             "TLS between Foundry and the gateway failed",
         ),
-        (_, "gateway_timeout") => inactive(
+        (_, "gateway_timeout") => (
             InactiveCause::Timeout,
             "the gateway did not answer Foundry in time",
         ),
-        (_, "gateway_rate_limited") => inactive(
+        (_, "gateway_rate_limited") => (
             InactiveCause::BadResponse,
             "the gateway is throttling Foundry's calls",
         ),
-        (_, c) if c.starts_with("gateway_") => inactive(
+        (_, c) if c.starts_with("gateway_") => (
             InactiveCause::BadResponse,
             "the gateway's answer could not be used",
         ),
-        // Foundry's own refusal or failure (its identity, throttling, a connection it does not
-        // know yet): classified like every other Foundry call.
-        _ => Err(foundry(error)),
-    }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: DESIGN.md §8 measured on the test bed.
+//! `cargo xtask bench`: the performance targets (docs/ARCHITECTURE.md, Targets) measured on the
+//! test bed.
 //!
 //! One run: a temporary stack with Kubernetes, the emulator slowed down by a latency rule on
 //! every Foundry route, the operator with the shipped RBAC; then N GatewayConnections (static
@@ -37,11 +38,11 @@ use self::world::{
     request_object,
 };
 
-/// The size DESIGN §8 sets its time and memory targets at.
+/// The size the time and memory targets are set at (docs/ARCHITECTURE.md, Targets).
 const TARGET_N: usize = 1000;
-/// DESIGN §8: all Ready within this long at [`TARGET_N`].
+/// Target: all Ready within this long at [`TARGET_N`].
 const TARGET_READY: Duration = Duration::from_secs(60);
-/// DESIGN §8: operator memory under this at [`TARGET_N`].
+/// Target: operator memory under this at [`TARGET_N`].
 const TARGET_RSS_MIB: f64 = 64.0;
 /// An agent Ready later than this after its connection missed the connection's change.
 const LAG: Duration = Duration::from_secs(5);
@@ -1301,7 +1302,7 @@ impl Report {
                 &format!("{}  (expected {}): {}", c.measured, c.expected, c.status),
             );
         }
-        t.section("DESIGN §8 targets (reported)");
+        t.section("Targets (reported)");
         for c in &self.targets {
             t.row(
                 &c.name,

@@ -92,7 +92,7 @@ pub fn unix_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// Whether an object says `Ready=True` at its current generation (DESIGN §3: every condition
+/// Whether an object says `Ready=True` at its current generation (the status contract of docs/ARCHITECTURE.md: every condition
 /// at the current generation).
 pub fn is_ready(object: &DynamicObject) -> bool {
     let generation = object.metadata.generation;
