@@ -217,14 +217,18 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                // A client on this machine: loopback, or one that dialled a local address of ours
+                // from that same address (a pod's address never equals the listener's).
+                let same_host = remote.ip().is_loopback()
+                    || stream.local_addr().is_ok_and(|local| local.ip() == remote.ip());
                 let app = app.clone();
                 let tls = tls.clone();
                 let shutdown = shutdown.clone();
                 connections.spawn(async move {
                     match tls {
-                        None => serve_connection(TokioIo::new(stream), remote, app, shutdown).await,
+                        None => serve_connection(TokioIo::new(stream), remote, same_host, app, shutdown).await,
                         Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(s)) => serve_connection(TokioIo::new(s), remote, app, shutdown).await,
+                            Ok(Ok(s)) => serve_connection(TokioIo::new(s), remote, same_host, app, shutdown).await,
                             Ok(Err(e)) => tracing::debug!(error = %e, %remote, "Rejected TLS handshake"),
                             Err(_) => tracing::debug!(%remote, "Timed out TLS handshake"),
                         },
@@ -247,13 +251,15 @@ async fn accept_loop(
 #[derive(Clone, Debug)]
 struct ConnCtx {
     id: u64,
-    remote: SocketAddr,
+    /// Whether the client runs on this machine (the `/_emulator/` API is served to those only).
+    same_host: bool,
     drop: Arc<Notify>,
 }
 
 async fn serve_connection<I>(
     io: I,
     remote: SocketAddr,
+    same_host: bool,
     app: Arc<App>,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -261,7 +267,7 @@ async fn serve_connection<I>(
 {
     let ctx = ConnCtx {
         id: app.control.next_connection(),
-        remote,
+        same_host,
         drop: Arc::new(Notify::new()),
     };
     let drop_signal = ctx.drop.clone();
@@ -634,10 +640,10 @@ fn redact_body(body: &[u8]) -> (Value, Option<String>) {
 }
 
 async fn control(app: &App, ctx: &ConnCtx, req: Request<Incoming>) -> Response<Body> {
-    if !ctx.remote.ip().is_loopback() {
+    if !ctx.same_host {
         return json_response(
             StatusCode::FORBIDDEN,
-            &json!({"error": "the /_emulator/ API is served to loopback clients only"}),
+            &json!({"error": "the /_emulator/ API is served to clients on this machine only"}),
         );
     }
     let method = req.method().clone();

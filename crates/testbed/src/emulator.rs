@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use crate::cargo_bin::cargo_binary;
 use crate::http::{HttpClient, expect_json};
 use crate::install;
 use crate::part::{PartProcess, SharedWatchdog};
-use crate::pki::{Ca, San};
+use crate::pki::Ca;
 use crate::probe::Probe;
 use crate::process::{Mode, ProcessSpec};
 use crate::stack_error::{StackError, StackResult};
@@ -74,6 +74,9 @@ impl EmulatorProject {
 /// How to start the emulator.
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
+    /// The address it listens on (default 127.0.0.1; the node's bridge address makes it
+    /// reachable from pods).
+    pub listen: Ipv4Addr,
     /// Its own directory (certificate, secret file, log); created if missing.
     pub dir: PathBuf,
     /// Issues its serving certificate; also trusted for its calls to gateways and token servers.
@@ -160,6 +163,7 @@ impl EmulatorOptions {
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(30),
             shared_watchdog: None,
+            listen: Ipv4Addr::LOCALHOST,
         }
     }
 }
@@ -214,14 +218,11 @@ impl RunningEmulator {
             &dir,
             "emulator",
             "foundry-emulator",
-            &[
-                San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                San::Dns("localhost".to_owned()),
-            ],
+            &crate::stack::serving_sans(options.listen),
         )?;
         let mut args: Vec<OsString> = vec![
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            format!("{}:0", options.listen).into(),
             "--tls-cert".into(),
             serving.cert.into_os_string(),
             "--tls-key".into(),

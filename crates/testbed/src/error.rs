@@ -88,6 +88,14 @@ pub enum Error {
     },
     #[error("failed to stop {name} (pid {pid})")]
     Stop { name: String, pid: u32 },
+    #[error(transparent)]
+    Node(Box<crate::node::NodeError>),
+}
+
+impl Error {
+    pub(crate) fn node(err: crate::node::NodeError) -> Self {
+        Self::Node(Box::new(err))
+    }
 }
 
 /// The end of a process's log, shown when it failed to start.

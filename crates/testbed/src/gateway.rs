@@ -20,7 +20,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::install::{self, ensure_installed, fingerprint, install_venv, requirement_pin};
 use crate::part::{PartProcess, SharedWatchdog};
-use crate::pki::{Ca, San};
+use crate::pki::Ca;
 use crate::ports::free_loopback_ports;
 use crate::probe::Probe;
 use crate::process::{ManagedProcess, Mode, ProcessSpec};
@@ -177,6 +177,9 @@ const REQUIRED_CLAIMS_FILE: &str = "jwt-required-claims.json";
 /// How to start a gateway.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
+    /// The address it listens on (default 127.0.0.1; the node's bridge address makes it
+    /// reachable from pods).
+    pub listen: Ipv4Addr,
     /// Its own directory (config, certificate, key file, log); created if missing.
     pub dir: PathBuf,
     /// Issues its serving certificate; callers trust this CA.
@@ -207,6 +210,7 @@ impl GatewayOptions {
             port: None,
             ready_timeout: Duration::from_secs(90),
             shared_watchdog: None,
+            listen: Ipv4Addr::LOCALHOST,
         }
     }
 
@@ -289,10 +293,7 @@ impl RunningGateway {
             &dir,
             "litellm",
             "litellm",
-            &[
-                San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                San::Dns("localhost".to_owned()),
-            ],
+            &crate::stack::serving_sans(options.listen),
         )?;
         let master_key = Secret::new(format!("sk-{}", random_hex(24)));
         let key_file = dir.join("master.key");
@@ -316,7 +317,7 @@ impl RunningGateway {
             "--config".into(),
             config_file.into_os_string(),
             "--host".into(),
-            "127.0.0.1".into(),
+            options.listen.to_string().into(),
             "--port".into(),
             port.to_string().into(),
             "--ssl-certfile".into(),
@@ -357,7 +358,7 @@ impl RunningGateway {
         let started = Instant::now();
         let part = PartProcess::start(spec, options.mode, &dir, options.shared_watchdog.clone())?;
         let mut gateway = Self {
-            base_url: format!("https://127.0.0.1:{port}"),
+            base_url: format!("https://{}:{port}", options.listen),
             master_key,
             models: options.models,
             port,

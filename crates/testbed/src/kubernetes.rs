@@ -1,6 +1,6 @@
 //! Kubernetes of the test bed: etcd and kube-apiserver on loopback, real RBAC, a throwaway PKI, an
-//! admin token, and a kubeconfig. There is no kubelet and no controller manager: Pods never run and
-//! deleted namespaces stay Terminating.
+//! admin token, and a kubeconfig. Without the node part ([`crate::node`]) there is no kubelet and
+//! no controller manager: Pods never run and deleted namespaces stay Terminating.
 
 use std::ffi::OsString;
 use std::fs;
@@ -14,12 +14,13 @@ use crate::pki::{self, Ca, San};
 use crate::ports::free_loopback_ports;
 use crate::probe::Probe;
 use crate::process::{Launcher, ProcessSpec};
-use crate::{Error, KubeBinaries, Result, Secret, random_hex};
+use crate::{Error, KubeBinaries, Result, Secret, node, random_hex};
 
 /// The service-account issuer, also accepted as an audience.
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc";
 
-/// The Service IP range the apiserver is configured with (no traffic ever flows there).
+/// The Service IP range the apiserver is configured with (traffic flows there only with a node,
+/// whose kube-proxy sends it to pods on the node's bridge or to the apiserver).
 pub const SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/16";
 
 /// Name of the cluster and the context in every kubeconfig the test bed writes.
@@ -80,23 +81,41 @@ pub(crate) fn start(
     dir: &Path,
     binaries: &KubeBinaries,
     timeout: Duration,
+    with_node: bool,
 ) -> Result<KubeCluster> {
     let deadline = Instant::now() + timeout;
     let layout = Layout::new(dir);
     layout.create()?;
 
     let ca = Ca::create(&layout.pki, "ca", "foundry-testbed-ca")?;
-    let serving = ca.issue_server_cert(
-        &layout.pki,
-        "apiserver",
-        "kube-apiserver",
-        &[
-            San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            San::Dns("localhost".to_owned()),
-            San::Dns("kubernetes.default.svc".to_owned()),
-        ],
-    )?;
+    let mut sans = vec![
+        San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        San::Dns("localhost".to_owned()),
+        San::Dns("kubernetes.default.svc".to_owned()),
+    ];
+    if with_node {
+        // Pods reach the apiserver through the `kubernetes` Service, which kube-proxy sends to
+        // the node's bridge address.
+        sans.extend([
+            San::Ip(IpAddr::V4(node::NODE_IP)),
+            San::Ip(IpAddr::V4(node::KUBERNETES_SERVICE_IP)),
+            San::Dns("kubernetes".to_owned()),
+            San::Dns("kubernetes.default".to_owned()),
+        ]);
+    }
+    let serving = ca.issue_server_cert(&layout.pki, "apiserver", "kube-apiserver", &sans)?;
     let service_account = pki::rsa_key_pair(&layout.pki, "service-account")?;
+    // The apiserver's identity towards the kubelet (`kubectl logs`, `exec`), which trusts our CA.
+    let kubelet_client = if with_node {
+        Some(ca.issue_client_cert(
+            &layout.pki,
+            "apiserver-kubelet-client",
+            "kube-apiserver-kubelet-client",
+            "system:masters",
+        )?)
+    } else {
+        None
+    };
     let ca_pem = ca.cert_pem()?;
 
     let admin_token = Secret::new(random_hex(32));
@@ -141,33 +160,60 @@ pub(crate) fn start(
     Probe::new(format!("{etcd_url}/health"), None, None)?
         .wait_until_ready(etcd, remaining(deadline))?;
 
+    let mut node_args = Vec::new();
+    if let Some(client) = &kubelet_client {
+        node_args.extend([
+            format!("--kubelet-client-certificate={}", client.cert.display()),
+            format!("--kubelet-client-key={}", client.key.display()),
+            // The node's name resolves nowhere: the apiserver dials its address.
+            "--kubelet-preferred-address-types=InternalIP".to_owned(),
+        ]);
+    }
     let apiserver = launcher.spawn(&ProcessSpec {
         name: "kube-apiserver".to_owned(),
         program: binaries.kube_apiserver.clone(),
-        args: args(&[
-            format!("--etcd-servers={etcd_url}"),
-            "--bind-address=127.0.0.1".to_owned(),
-            "--advertise-address=127.0.0.1".to_owned(),
-            format!("--secure-port={secure_port}"),
-            format!("--cert-dir={}", layout.pki.display()),
-            format!("--tls-cert-file={}", serving.cert.display()),
-            format!("--tls-private-key-file={}", serving.key.display()),
-            format!("--client-ca-file={}", ca.pair().cert.display()),
-            "--authorization-mode=RBAC".to_owned(),
-            format!("--token-auth-file={}", token_file.display()),
-            format!(
-                "--service-account-key-file={}",
-                service_account.public.display()
-            ),
-            format!(
-                "--service-account-signing-key-file={}",
-                service_account.private.display()
-            ),
-            format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
-            format!("--api-audiences={SERVICE_ACCOUNT_ISSUER}"),
-            format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
-            "--profiling=false".to_owned(),
-        ]),
+        args: args(
+            &[
+                format!("--etcd-servers={etcd_url}"),
+                // With a node, the apiserver listens on every address (the node guards the port with
+                // iptables to loopback and the bridge) and advertises the bridge address, since the
+                // `kubernetes` Service cannot point at loopback.
+                format!(
+                    "--bind-address={}",
+                    if with_node { "0.0.0.0" } else { "127.0.0.1" }
+                ),
+                format!(
+                    "--advertise-address={}",
+                    if with_node {
+                        node::NODE_IP
+                    } else {
+                        Ipv4Addr::LOCALHOST
+                    }
+                ),
+                format!("--secure-port={secure_port}"),
+                format!("--cert-dir={}", layout.pki.display()),
+                format!("--tls-cert-file={}", serving.cert.display()),
+                format!("--tls-private-key-file={}", serving.key.display()),
+                format!("--client-ca-file={}", ca.pair().cert.display()),
+                "--authorization-mode=RBAC".to_owned(),
+                format!("--token-auth-file={}", token_file.display()),
+                format!(
+                    "--service-account-key-file={}",
+                    service_account.public.display()
+                ),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    service_account.private.display()
+                ),
+                format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
+                format!("--api-audiences={SERVICE_ACCOUNT_ISSUER}"),
+                format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
+                "--profiling=false".to_owned(),
+            ]
+            .into_iter()
+            .chain(node_args)
+            .collect::<Vec<_>>(),
+        ),
         log: layout.logs.join("kube-apiserver.log"),
         cwd: dir.to_path_buf(),
         env: Vec::new(),

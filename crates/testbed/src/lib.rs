@@ -35,7 +35,9 @@ mod testbed;
 pub mod emulator;
 pub mod gateway;
 pub mod http;
+pub mod image;
 pub mod install;
+pub mod node;
 pub mod operator;
 mod part;
 pub mod python;
@@ -43,7 +45,7 @@ pub mod stack;
 pub mod stack_error;
 pub mod token_server;
 
-pub use binaries::{KubeBinaries, ensure_kube_binaries};
+pub use binaries::{KubeBinaries, NodeBinaries, ensure_kube_binaries, ensure_node_binaries};
 pub use error::{Error, LogTail};
 pub use secret::Secret;
 pub use state::{ProcessRecord, State};

@@ -93,6 +93,23 @@ impl Ca {
         self.pair.cert_pem()
     }
 
+    /// Issues `<dir>/<name>.crt` and `<dir>/<name>.key`, a TLS client certificate of user
+    /// `common_name` in group `organization` (the apiserver's identity towards the kubelet).
+    pub fn issue_client_cert(
+        &self,
+        dir: &Path,
+        name: &str,
+        common_name: &str,
+        organization: &str,
+    ) -> Result<CertPair> {
+        self.issue(
+            dir,
+            name,
+            &format!("/O={organization}/CN={common_name}"),
+            "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
+        )
+    }
+
     /// Issues `<dir>/<name>.crt` and `<dir>/<name>.key`, a TLS serving certificate for `sans`.
     pub fn issue_server_cert(
         &self,
@@ -101,11 +118,6 @@ impl Ca {
         common_name: &str,
         sans: &[San],
     ) -> Result<CertPair> {
-        let pair = CertPair {
-            cert: dir.join(format!("{name}.crt")),
-            key: dir.join(format!("{name}.key")),
-        };
-        let csr = dir.join(format!("{name}.csr"));
         let mut extensions = String::from(
             "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = serverAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\nsubjectAltName = ",
         );
@@ -119,13 +131,22 @@ impl Ca {
             };
         }
         extensions.push('\n');
-        let config = write_config(dir, name, &extensions)?;
+        self.issue(dir, name, &format!("/CN={common_name}"), &extensions)
+    }
+
+    fn issue(&self, dir: &Path, name: &str, subject: &str, extensions: &str) -> Result<CertPair> {
+        let pair = CertPair {
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        let csr = dir.join(format!("{name}.csr"));
+        let config = write_config(dir, name, extensions)?;
         openssl(
             "req (certificate request)",
             Command::new("openssl")
                 .args(["req", "-new", "-newkey", "rsa:2048", "-nodes"])
                 .arg("-subj")
-                .arg(format!("/CN={common_name}"))
+                .arg(subject)
                 .arg("-config")
                 .arg(&config)
                 .arg("-keyout")

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -38,7 +39,7 @@ use crate::gateway::{
 use crate::http::HttpClient;
 use crate::install::write_private;
 use crate::part::STOP_GRACE;
-use crate::pki::Ca;
+use crate::pki::{Ca, San};
 use crate::ports::free_loopback_ports;
 use crate::process::{ManagedProcess, Mode, Watchdog};
 use crate::stack_error::{StackError, StackResult};
@@ -100,6 +101,23 @@ pub struct StackOptions {
     pub projects: Vec<EmulatorProject>,
     /// How long each part may take to become ready (installs not counted).
     pub ready_timeout: Duration,
+    /// The address the token server, the gateway and the emulator listen on (default
+    /// 127.0.0.1; a test bed node's bridge address, [`crate::node::NODE_IP`], makes them
+    /// reachable from its pods).
+    pub listen: Ipv4Addr,
+}
+
+/// The subject alternative names of a part's serving certificate: loopback, and `listen` when it
+/// is another address.
+pub(crate) fn serving_sans(listen: Ipv4Addr) -> Vec<San> {
+    let mut sans = vec![
+        San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        San::Dns("localhost".to_owned()),
+    ];
+    if listen != Ipv4Addr::LOCALHOST {
+        sans.push(San::Ip(IpAddr::V4(listen)));
+    }
+    sans
 }
 
 impl Default for StackOptions {
@@ -112,6 +130,7 @@ impl Default for StackOptions {
             models: GatewayModel::defaults(),
             projects: vec![EmulatorProject::default_project()],
             ready_timeout: Duration::from_secs(120),
+            listen: Ipv4Addr::LOCALHOST,
         }
     }
 }
@@ -257,7 +276,7 @@ impl Stack {
         };
         // The token server's URL is known before it runs: the emulator and the gateway fetch its
         // key set only when the first token arrives, so all parts start at once.
-        let token_base = format!("https://127.0.0.1:{token_port}");
+        let token_base = format!("https://{}:{token_port}", options.listen);
         let mut emulator_options = EmulatorOptions::new(
             dir.join("emulator"),
             ca.clone(),
@@ -270,11 +289,13 @@ impl Stack {
             token_options = token_options.with_claim(client_id, MIRID_CLAIM, mirid);
         }
         token_options.mode = options.mode;
+        token_options.listen = options.listen;
         token_options.port = Some(token_port);
         token_options.ready_timeout = options.ready_timeout;
         token_options.shared_watchdog = watchdog.clone();
         let mut gateway_options = GatewayOptions::new(dir.join("gateway"), ca.clone());
         gateway_options.mode = options.mode;
+        gateway_options.listen = options.listen;
         gateway_options.port = Some(gateway_port);
         gateway_options.models = options.models.clone();
         gateway_options.ready_timeout = options.ready_timeout;
@@ -294,6 +315,7 @@ impl Stack {
             }],
         });
         emulator_options.mode = options.mode;
+        emulator_options.listen = options.listen;
         emulator_options.issuer = Some(token_base.clone());
         emulator_options.ready_timeout = options.ready_timeout;
         emulator_options.shared_watchdog = watchdog;
@@ -322,6 +344,7 @@ impl Stack {
             mode: options.mode,
             ready_timeout: options.ready_timeout,
             binaries: None,
+            node: false,
         });
 
         let (token_server, gateway, emulator, kube) = thread::scope(|scope| {

@@ -3,12 +3,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::kubernetes::{self, KubeCluster};
+use crate::node::{self, NodeInfo};
 use crate::probe::Probe;
 use crate::process::{Launcher, ManagedProcess, Watchdog};
 use crate::state::{STATE_FILE, State};
 use crate::{
     ENV_TESTBED_DIR, Error, KUBERNETES_VERSION, KubeBinaries, Result, Secret, ensure_kube_binaries,
-    random_hex,
+    ensure_node_binaries, random_hex,
 };
 
 pub use crate::process::Mode;
@@ -28,6 +29,9 @@ pub struct Options {
     pub ready_timeout: Duration,
     /// The binaries to run; `None` uses (and if needed builds) the cached ones.
     pub binaries: Option<KubeBinaries>,
+    /// Also run a node ([`crate::node`]): containerd, kubelet, controller manager, scheduler and
+    /// kube-proxy, so Pods run. Needs root; changes the machine until the test bed stops.
+    pub node: bool,
 }
 
 impl Default for Options {
@@ -38,6 +42,7 @@ impl Default for Options {
             mode: Mode::attached_to_this_process(),
             ready_timeout: Duration::from_secs(120),
             binaries: None,
+            node: false,
         }
     }
 }
@@ -66,15 +71,27 @@ pub struct Testbed {
     kube: KubeCluster,
     processes: Vec<ManagedProcess>,
     watchdog: Option<Watchdog>,
+    node: Option<NodeInfo>,
     stopped: bool,
 }
 
 impl Testbed {
     /// Builds the binaries if needed, starts everything and waits until it is ready.
     pub fn start(options: Options) -> Result<Self> {
-        let binaries = match options.binaries {
-            Some(binaries) => binaries,
-            None => ensure_kube_binaries()?,
+        let (binaries, node_parts) = if options.node {
+            node::host_capabilities().map_err(Error::node)?;
+            let (kube, node_binaries) = ensure_node_binaries()?;
+            let packages = node::ensure_node_packages().map_err(|e| Error::node(e.into()))?;
+            (
+                options.binaries.unwrap_or(kube),
+                Some((node_binaries, packages)),
+            )
+        } else {
+            let binaries = match options.binaries {
+                Some(binaries) => binaries,
+                None => ensure_kube_binaries()?,
+            };
+            (binaries, None)
         };
         let (state_dir, temporary) = match options.state_dir {
             Some(dir) => (prepare_state_dir(dir)?, false),
@@ -82,18 +99,56 @@ impl Testbed {
         };
         let started = Instant::now();
         let mut launcher = Launcher::new(&state_dir, options.mode, temporary)?;
-        let kube =
-            match kubernetes::start(&mut launcher, &state_dir, &binaries, options.ready_timeout) {
-                Ok(kube) => kube,
-                Err(err) => {
-                    launcher.abort();
-                    // A temporary directory has nothing worth keeping; a given one keeps the logs.
-                    if temporary {
-                        let _ = fs::remove_dir_all(&state_dir);
-                    }
-                    return Err(err);
+        let mut node_info = None;
+        let result = (|| {
+            if let Some((_, packages)) = &node_parts {
+                let owner = match options.mode {
+                    Mode::Detached => None,
+                    Mode::Attached { owner } => Some(owner),
+                };
+                node::prepare_host(&state_dir, packages, owner).map_err(Error::node)?;
+            }
+            let kube = kubernetes::start(
+                &mut launcher,
+                &state_dir,
+                &binaries,
+                options.ready_timeout,
+                node_parts.is_some(),
+            )?;
+            if let Some((node_binaries, packages)) = &node_parts {
+                let port = kube
+                    .server_url
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_default();
+                node::guard(packages, &[port]).map_err(Error::node)?;
+                node_info = Some(
+                    node::start(
+                        &mut launcher,
+                        &state_dir,
+                        &kube,
+                        node_binaries,
+                        packages,
+                        options.ready_timeout,
+                    )
+                    .map_err(Error::node)?,
+                );
+            }
+            Ok(kube)
+        })();
+        let kube = match result {
+            Ok(kube) => kube,
+            Err(err) => {
+                launcher.abort();
+                let _ = node::teardown(&state_dir);
+                // A temporary directory has nothing worth keeping; a given one keeps the logs.
+                if temporary {
+                    let _ = fs::remove_dir_all(&state_dir);
                 }
-            };
+                return Err(err);
+            }
+        };
         let (processes, watchdog) = launcher.into_parts();
         let mut testbed = Self {
             state_dir,
@@ -103,6 +158,7 @@ impl Testbed {
             kube,
             processes,
             watchdog,
+            node: node_info,
             stopped: false,
         };
         if let Err(err) = testbed.write_files() {
@@ -123,6 +179,12 @@ impl Testbed {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let state_dir = dir.as_ref().to_path_buf();
         let state = State::read(&state_dir)?;
+        let node = node::node_dir(&state_dir)
+            .join("host.json")
+            .exists()
+            .then(node::ensure_node_packages)
+            .and_then(Result::ok)
+            .map(|packages| NodeInfo::of(&state_dir, packages));
         let read = |path: &Path| {
             fs::read_to_string(path).map_err(|source| Error::ReadFile {
                 path: path.to_path_buf(),
@@ -153,6 +215,7 @@ impl Testbed {
                 .map(ManagedProcess::from_record)
                 .collect(),
             watchdog: None,
+            node,
             stopped: false,
         })
     }
@@ -216,6 +279,11 @@ impl Testbed {
         self.mode
     }
 
+    /// The node, when the test bed runs one.
+    pub fn node(&self) -> Option<&NodeInfo> {
+        self.node.as_ref()
+    }
+
     /// The processes, in start order.
     pub fn processes(&self) -> &[ManagedProcess] {
         &self.processes
@@ -268,6 +336,10 @@ impl Testbed {
             if let Err(err) = process.terminate(STOP_GRACE) {
                 first_error.get_or_insert(err);
             }
+        }
+        // The node's containers, mounts, links, iptables rules and sysctls (a no-op without one).
+        if let Err(err) = node::teardown(&self.state_dir) {
+            first_error.get_or_insert(Error::node(err));
         }
         self.stopped = true;
         if let Some(err) = first_error {

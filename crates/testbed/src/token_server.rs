@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use serde_json::json;
 use crate::http::{HttpClient, expect_json};
 use crate::install::{self, ensure_installed, fingerprint, run_logged};
 use crate::part::{PartProcess, SharedWatchdog};
-use crate::pki::{Ca, San};
+use crate::pki::Ca;
 use crate::ports::free_loopback_ports;
 use crate::probe::Probe;
 use crate::process::{Mode, ProcessSpec};
@@ -64,6 +64,9 @@ pub fn token_server_tool_dir() -> PathBuf {
 /// How to start a token server.
 #[derive(Debug, Clone)]
 pub struct TokenServerOptions {
+    /// The address it listens on (default 127.0.0.1; the node's bridge address makes it
+    /// reachable from pods).
+    pub listen: Ipv4Addr,
     /// Its own directory (config, certificate, log); created if missing.
     pub dir: PathBuf,
     /// Issues its serving certificate.
@@ -98,6 +101,7 @@ impl TokenServerOptions {
             token_lifetime: Duration::from_secs(3600),
             ready_timeout: Duration::from_secs(30),
             shared_watchdog: None,
+            listen: Ipv4Addr::LOCALHOST,
         }
     }
 
@@ -182,10 +186,7 @@ impl RunningTokenServer {
             &dir,
             "token-server",
             "token-server",
-            &[
-                San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                San::Dns("localhost".to_owned()),
-            ],
+            &crate::stack::serving_sans(options.listen),
         )?;
         let clients: BTreeMap<&str, &str> = options
             .clients
@@ -218,7 +219,7 @@ impl RunningTokenServer {
             "--port".into(),
             port.to_string().into(),
             "--host".into(),
-            "127.0.0.1".into(),
+            options.listen.to_string().into(),
             "--cert".into(),
             serving.cert.into_os_string(),
             "--key".into(),
@@ -238,7 +239,7 @@ impl RunningTokenServer {
         let ca_pem = options.ca.cert_pem()?;
         let mut part =
             PartProcess::start(spec, options.mode, &dir, options.shared_watchdog.clone())?;
-        let base_url = format!("https://127.0.0.1:{port}");
+        let base_url = format!("https://{}:{port}", options.listen);
         let probe = Probe::new(
             format!("{base_url}/.well-known/openid-configuration"),
             Some(&ca_pem),

@@ -9,7 +9,9 @@ use std::thread;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use foundry_gateway_testbed::{ENV_TESTBED_DIR, Options, Testbed, ensure_kube_binaries};
+use foundry_gateway_testbed::{
+    ENV_TESTBED_DIR, Options, Testbed, ensure_kube_binaries, ensure_node_binaries, node,
+};
 
 use crate::{crd, stack};
 
@@ -47,8 +49,16 @@ pub fn step(title: &str, mut command: Command) -> anyhow::Result<()> {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    // The Go build takes minutes on a cold cache: overlap it with the Rust checks and build.
-    let kube = thread::spawn(ensure_kube_binaries);
+    // The Go build takes minutes on a cold cache: overlap it with the Rust checks and build. A
+    // machine that can run the test bed's node (tests/tests/pods.rs) builds the node's binaries
+    // with the others, in the same go invocations.
+    let kube = thread::spawn(|| {
+        if node::host_capabilities().is_ok() {
+            ensure_node_binaries().map(|(kube, _)| kube)
+        } else {
+            ensure_kube_binaries()
+        }
+    });
     // So do the stack's installs (LiteLLM and SDK virtual environments, the token server's
     // node_modules): the tests that need them would otherwise wait for them one by one.
     let installs = stack::spawn_installs(false);

@@ -1,11 +1,12 @@
 //! Developer tasks: `cargo xtask test`, `cargo xtask demo`, `cargo xtask crd`,
-//! `cargo xtask testbed build|up|down|env|status`, `cargo xtask stack install|up|down|env|status`.
+//! `cargo xtask testbed build|up [--nodes]|down|env|status`, `cargo xtask image`, `cargo xtask stack install|up|down|env|status`.
 
 mod bench;
 mod chart;
 mod ci;
 mod crd;
 mod demo;
+mod image;
 mod stack;
 mod testbed;
 
@@ -36,7 +37,11 @@ enum Command {
     #[command(subcommand)]
     Stack(stack::Command),
     Chart(chart::Args),
-    /// Measure the performance targets (docs/ARCHITECTURE.md, Targets) on the test bed: N GatewayConnections + N PromptAgents from apply to
+    /// Build the operator's and the emulator's images (OCI archives, no container engine) from the
+    /// release binaries and load them into a running test bed's node.
+    Image(image::Args),
+    /// Measure the performance targets (docs/ARCHITECTURE.md, Targets) on the test bed: N
+    /// GatewayConnections + N PromptAgents from apply to
     /// Ready, Foundry calls, idle writes and status patches, operator memory and CPU.
     Bench(bench::Args),
     /// Converge under injected faults (429/5xx, latency, dropped connections, gateway restarts,
@@ -52,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Command::Testbed(command) => testbed::run(command),
         Command::Stack(command) => stack::run(command),
         Command::Chart(args) => chart::run(&args),
+        Command::Image(args) => image::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Faults(args) => bench::faults::run(&args),
     }

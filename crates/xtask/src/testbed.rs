@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use foundry_gateway_testbed::{
-    KUBERNETES_VERSION, Mode, Options, Testbed, ensure_kube_binaries, paths,
+    KUBERNETES_VERSION, Mode, Options, Testbed, ensure_kube_binaries, ensure_node_binaries, node,
+    paths,
 };
 
 /// Entries a test bed leaves in its state directory; a directory holding only these is ours to clear.
@@ -21,19 +22,29 @@ const OWN_ENTRIES: &[&str] = &[
     "pki",
     "etcd",
     "logs",
+    "node",
 ];
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Build kube-apiserver and etcd into the cache outside the repository (if missing).
-    Build,
+    Build {
+        /// Also build the node's binaries (kubelet, controller manager, scheduler, kube-proxy)
+        /// and install its Debian packages (containerd, runc, CNI plugins, iptables).
+        #[arg(long)]
+        nodes: bool,
+    },
     /// Start the test bed and leave it running; print the line that points kubectl at it.
     Up {
         #[command(flatten)]
         dir: DirArg,
-        /// Seconds to wait for the apiserver to become ready.
+        /// Seconds to wait for the apiserver (and the node) to become ready.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Also run a node (containerd, kubelet, controller manager, scheduler, kube-proxy on a
+        /// bridge of the test bed's own), so Pods run. Needs root; `down` restores the machine.
+        #[arg(long)]
+        nodes: bool,
     },
     /// Stop a test bed started with `up` and remove its state directory.
     Down {
@@ -67,15 +78,26 @@ impl DirArg {
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Build => build(),
-        Command::Up { dir, timeout } => up(&dir.path(), Duration::from_secs(timeout)),
+        Command::Build { nodes } => build(nodes),
+        Command::Up {
+            dir,
+            timeout,
+            nodes,
+        } => up(&dir.path(), Duration::from_secs(timeout), nodes),
         Command::Down { dir } => down(&dir.path()),
         Command::Env { dir } => env(&dir.path()),
         Command::Status { dir } => status(&dir.path()),
     }
 }
 
-fn build() -> anyhow::Result<()> {
+fn build(nodes: bool) -> anyhow::Result<()> {
+    if nodes {
+        let (_, node) = ensure_node_binaries().context("failed to build the node's binaries")?;
+        eprintln!("kubelet: {}", node.kubelet.display());
+        let packages =
+            node::ensure_node_packages().context("failed to install the node's Debian packages")?;
+        eprintln!("containerd: {}", packages.containerd().display());
+    }
     let binaries = ensure_kube_binaries().context("failed to build the test bed binaries")?;
     eprintln!(
         "kube-apiserver v{KUBERNETES_VERSION}: {}",
@@ -85,7 +107,7 @@ fn build() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn up(dir: &Path, timeout: Duration) -> anyhow::Result<()> {
+fn up(dir: &Path, timeout: Duration, nodes: bool) -> anyhow::Result<()> {
     if dir.join("state.json").exists() {
         match Testbed::open(dir) {
             Ok(testbed) if testbed.is_healthy() => {
@@ -110,6 +132,7 @@ fn up(dir: &Path, timeout: Duration) -> anyhow::Result<()> {
     clear_own_dir(dir)?;
     let testbed = Testbed::start(Options {
         ready_timeout: timeout,
+        node: nodes,
         ..Options::detached(dir)
     })
     .context("failed to start the test bed")?;
@@ -171,6 +194,9 @@ fn status(dir: &Path) -> anyhow::Result<()> {
             .exit_status()
             .unwrap_or_else(|| "running".to_owned());
         row(process.name(), format!("pid {} {state}", process.pid()));
+    }
+    if testbed.node().is_some() {
+        row("node", format!("{} at {}", node::NODE_NAME, node::NODE_IP));
     }
     row(
         "readyz",
