@@ -261,6 +261,57 @@ pub struct ProbeRequest {
     pub timeout: Duration,
 }
 
+impl ProbeRequest {
+    /// What makes two probes the same call: the gateway, every setting and credential sent, the
+    /// mode, the model and the budget, as a SHA-256 digest. Two connections with the same
+    /// identity get the same answer from the gateway, so one probe can serve both. Secret values
+    /// enter the digest and never leave it. None for Entra ID: its token is the identity of one
+    /// project, which no other connection may be taken for.
+    pub fn identity(&self) -> Option<[u8; 32]> {
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update(u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_be_bytes());
+            h.update(bytes);
+        };
+        let s = &self.settings;
+        field(s.target.as_bytes());
+        field(format!("{:?}", s.category).as_bytes());
+        field(&[u8::from(s.deployment_in_path)]);
+        for version in [&s.inference_api_version, &s.deployment_api_version] {
+            field(version.as_deref().unwrap_or("\u{0}none").as_bytes());
+        }
+        field(format!("{:?}", s.discovery).as_bytes());
+        field(s.static_models.join("\n").as_bytes());
+        field(format!("{:?}", s.model_formats).as_bytes());
+        for (name, value) in &s.custom_headers {
+            field(name.as_bytes());
+            field(value.expose().as_bytes());
+        }
+        match &s.auth {
+            GatewayAuth::ApiKey { key, auth_config } => {
+                field(b"api-key");
+                field(key.expose().as_bytes());
+                field(format!("{auth_config:?}").as_bytes());
+            }
+            GatewayAuth::OAuth2 {
+                token_url,
+                scopes,
+                client_id,
+                client_secret,
+            } => {
+                field(b"oauth2");
+                field(&oauth_key(token_url, client_id, client_secret, scopes));
+            }
+            GatewayAuth::Entra { .. } => return None,
+            GatewayAuth::None => field(b"none"),
+        }
+        field(format!("{:?}", self.mode).as_bytes());
+        field(self.model.as_deref().unwrap_or("\u{0}none").as_bytes());
+        field(&self.timeout.as_millis().to_be_bytes());
+        Some(h.finalize().into())
+    }
+}
+
 impl ProbeMode {
     /// The mode actually run for settings with or without discovery.
     pub fn resolve(self, discovers: bool) -> Self {

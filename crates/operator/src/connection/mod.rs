@@ -813,6 +813,7 @@ async fn sync_and_probe(
                     name: name.clone(),
                     kind,
                     stamp: stamp.clone(),
+                    reuse_within: interval,
                 });
             }
             probing = ctx.probes.pending(&key);

@@ -72,12 +72,73 @@ pub struct ProbeJob {
     pub kind: ProbeKind,
     /// Its inputs.
     pub stamp: ProbeStamp,
+    /// How old a probe of the same call made for another connection may be to answer this
+    /// one (the connection's probe interval; zero never reuses one).
+    pub reuse_within: Duration,
 }
 
 impl ProbeJob {
     fn key(&self) -> ObjectKey {
         ObjectKey::new(&self.namespace, &self.name)
     }
+}
+
+impl ProbeKind {
+    /// What makes two probes the same call ([`ProbeRequest::identity`]); None when the probe
+    /// speaks for one project's identity (Entra ID, or through Foundry) and serves no other.
+    pub fn identity(&self) -> Option<[u8; 32]> {
+        match self {
+            Self::Gateway(request) => request.identity(),
+            Self::Foundry { .. } => None,
+        }
+    }
+}
+
+/// How long the last probe of a call is kept for reuse at most.
+const SHARED_RESULT_TTL: Duration = Duration::from_secs(3600);
+
+/// What [`State::offer`] did with a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offer {
+    /// Queued to run.
+    Queued,
+    /// Answered at once by a recent probe of the same call for another connection.
+    Answered,
+    /// Waits for the running probe of the same call.
+    Joined,
+    /// The same probe of this object already runs.
+    Skipped,
+}
+
+/// The last finished probe of one call.
+#[derive(Clone, Debug)]
+struct Finished {
+    started: Instant,
+    elapsed: Duration,
+    outcome: Result<ProbeOutcome, Failure>,
+}
+
+impl Finished {
+    fn result_for(&self, stamp: ProbeStamp) -> ProbeResult {
+        ProbeResult {
+            stamp,
+            started: self.started,
+            elapsed: self.elapsed,
+            outcome: self.outcome.clone(),
+        }
+    }
+}
+
+/// Probes shared by connections that would make the same call (same gateway, settings,
+/// credentials and request): at most one runs, and its answer serves every one of them.
+#[derive(Debug, Default)]
+struct Sharing {
+    /// The last finished probe of each call.
+    last: HashMap<[u8; 32], Finished>,
+    /// The object whose running probe makes each call.
+    running: HashMap<[u8; 32], ObjectKey>,
+    /// Jobs waiting for the running probe of their call.
+    waiting: HashMap<[u8; 32], Vec<ProbeJob>>,
 }
 
 /// The end of one probe.
@@ -110,6 +171,8 @@ struct State {
     cancelled: HashSet<ObjectKey>,
     /// Finished probes not yet taken.
     results: HashMap<ObjectKey, ProbeResult>,
+    /// Probes shared by connections making the same call.
+    sharing: Sharing,
 }
 
 impl State {
@@ -129,6 +192,104 @@ impl State {
             queue.push_back(key);
         }
         true
+    }
+
+    /// Takes a job: answered by a recent probe of the same call, joined to a running one, or
+    /// queued ([`Self::submit`]).
+    fn offer(&mut self, job: ProbeJob, now: Instant) -> Offer {
+        let Some(id) = job.kind.identity() else {
+            return if self.submit(job) {
+                Offer::Queued
+            } else {
+                Offer::Skipped
+            };
+        };
+        let key = job.key();
+        if let Some(last) = self.sharing.last.get(&id)
+            && now.saturating_duration_since(last.started) < job.reuse_within
+        {
+            let result = last.result_for(job.stamp);
+            self.results.insert(key, result);
+            return Offer::Answered;
+        }
+        if self
+            .sharing
+            .running
+            .get(&id)
+            .is_some_and(|owner| *owner != key)
+        {
+            self.forget(&key);
+            self.cancelled.remove(&key);
+            let waiting = self.sharing.waiting.entry(id).or_default();
+            waiting.retain(|w| w.key() != key);
+            waiting.push(job);
+            return Offer::Joined;
+        }
+        if self.submit(job) {
+            Offer::Queued
+        } else {
+            Offer::Skipped
+        }
+    }
+
+    /// Starts `job` (picked by [`Self::next`]) as the probe of its call, or joins it to the
+    /// running probe of the same call; returns the job to execute.
+    fn start(&mut self, job: ProbeJob) -> Option<ProbeJob> {
+        let Some(id) = job.kind.identity() else {
+            return Some(job);
+        };
+        let key = job.key();
+        match self.sharing.running.get(&id) {
+            Some(owner) if *owner != key => {
+                self.unmark(&key, &job.namespace);
+                self.sharing.waiting.entry(id).or_default().push(job);
+                None
+            }
+            _ => {
+                self.sharing.running.insert(id, key);
+                Some(job)
+            }
+        }
+    }
+
+    /// Records the answer of the call `id` and hands it to the jobs that waited for it; returns
+    /// the objects to wake.
+    fn share(&mut self, id: [u8; 32], result: &ProbeResult, now: Instant) -> Vec<ProbeJob> {
+        self.sharing.running.remove(&id);
+        self.sharing
+            .last
+            .retain(|_, f| now.saturating_duration_since(f.started) < SHARED_RESULT_TTL);
+        let finished = Finished {
+            started: result.started,
+            elapsed: result.elapsed,
+            outcome: result.outcome.clone(),
+        };
+        let waiters = self.sharing.waiting.remove(&id).unwrap_or_default();
+        for waiter in &waiters {
+            self.results
+                .insert(waiter.key(), finished.result_for(waiter.stamp.clone()));
+        }
+        self.sharing.last.insert(id, finished);
+        waiters
+    }
+
+    /// Whether a job of `key` waits for the probe of another object.
+    fn joined(&self, key: &ObjectKey) -> bool {
+        self.sharing
+            .waiting
+            .values()
+            .any(|jobs| jobs.iter().any(|j| j.key() == *key))
+    }
+
+    /// Undoes the running mark [`Self::next`] set.
+    fn unmark(&mut self, key: &ObjectKey, namespace: &str) {
+        self.running.remove(key);
+        if let Some(count) = self.running_per_namespace.get_mut(namespace) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.running_per_namespace.remove(namespace);
+            }
+        }
     }
 
     /// The next job to start within `limits`, round-robin across namespaces; marks it running.
@@ -170,13 +331,7 @@ impl State {
 
     /// Records the end of a running probe; false when the object was forgotten meanwhile.
     fn finish(&mut self, key: &ObjectKey, namespace: &str, result: ProbeResult) -> bool {
-        self.running.remove(key);
-        if let Some(count) = self.running_per_namespace.get_mut(namespace) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.running_per_namespace.remove(namespace);
-            }
-        }
+        self.unmark(key, namespace);
         if self.cancelled.remove(key) {
             return false;
         }
@@ -191,6 +346,9 @@ impl State {
             queue.retain(|k| k != key);
         }
         self.results.remove(key);
+        for jobs in self.sharing.waiting.values_mut() {
+            jobs.retain(|j| j.key() != *key);
+        }
         if self.running.contains_key(key) {
             self.cancelled.insert(key.clone());
         }
@@ -237,17 +395,25 @@ impl ProbeScheduler {
 
     /// Queues a probe (see [`State::submit`]); returns whether it was queued.
     pub fn submit(&self, job: ProbeJob) -> bool {
-        let queued = self.state().submit(job);
-        if queued {
-            self.wake.notify_one();
+        let object = ObjectRef::new(&job.name).within(&job.namespace);
+        match self.state().offer(job, Instant::now()) {
+            Offer::Queued => {
+                self.wake.notify_one();
+                true
+            }
+            Offer::Joined => true,
+            Offer::Answered => {
+                let _ = self.done.send(object);
+                false
+            }
+            Offer::Skipped => false,
         }
-        queued
     }
 
     /// Whether a probe of `key` is queued or running.
     pub fn pending(&self, key: &ObjectKey) -> bool {
         let state = self.state();
-        state.queued.contains_key(key) || state.running.contains_key(key)
+        state.queued.contains_key(key) || state.running.contains_key(key) || state.joined(key)
     }
 
     /// Takes the finished probe of `key`, if any.
@@ -264,9 +430,14 @@ impl ProbeScheduler {
     pub async fn run(self: Arc<Self>) {
         loop {
             loop {
-                let Some(job) = self.state().next(self.limits) else {
+                let mut state = self.state();
+                let Some(job) = state.next(self.limits) else {
                     break;
                 };
+                let Some(job) = state.start(job) else {
+                    continue;
+                };
+                drop(state);
                 let this = Arc::clone(&self);
                 tokio::spawn(async move { this.execute(job).await });
             }
@@ -276,6 +447,8 @@ impl ProbeScheduler {
 
     async fn execute(&self, job: ProbeJob) {
         let key = job.key();
+        let identity = job.kind.identity();
+        let (namespace, name) = (job.namespace.clone(), job.name.clone());
         let started = Instant::now();
         debug!(namespace = %job.namespace, name = %job.name, "Probe started");
         let outcome = match &job.kind {
@@ -307,11 +480,23 @@ impl ProbeScheduler {
             elapsed,
             outcome,
         };
-        let keep = self.state().finish(&key, &job.namespace, result);
-        if keep {
-            let _ = self
-                .done
-                .send(ObjectRef::new(&job.name).within(&job.namespace));
+        let wake = {
+            let mut state = self.state();
+            let waiters = identity
+                .map(|id| state.share(id, &result, Instant::now()))
+                .unwrap_or_default();
+            let keep = state.finish(&key, &namespace, result);
+            let mut wake: Vec<ObjectRef<GatewayConnection>> = waiters
+                .iter()
+                .map(|j| ObjectRef::new(&j.name).within(&j.namespace))
+                .collect();
+            if keep {
+                wake.push(ObjectRef::new(&name).within(&namespace));
+            }
+            wake
+        };
+        for object in wake {
+            let _ = self.done.send(object);
         }
         self.wake.notify_one();
     }
@@ -376,7 +561,110 @@ mod tests {
                 generation,
                 credentials: "c".into(),
             },
+            reuse_within: Duration::ZERO,
         }
+    }
+
+    /// A job of a connection with this API key, reusing answers younger than `reuse`.
+    fn keyed(name: &str, api_key: &str, reuse: Duration) -> ProbeJob {
+        let mut job = job("ns", name, 1);
+        if let ProbeKind::Gateway(request) = &mut job.kind {
+            request.settings.auth = GatewayAuth::ApiKey {
+                key: api_key.into(),
+                auth_config: None,
+            };
+        }
+        job.reuse_within = reuse;
+        job
+    }
+
+    #[test]
+    fn one_probe_serves_every_connection_making_the_same_call() {
+        let mut s = State::default();
+        let minute = Duration::from_secs(60);
+        let now = Instant::now();
+        assert_eq!(s.offer(keyed("a", "k1", minute), now), Offer::Queued);
+        let first = s.next(LIMITS).expect("starts");
+        let first = s.start(first).expect("runs: nobody makes this call yet");
+        // Same gateway, same key: waits for the running probe instead of running its own.
+        assert_eq!(s.offer(keyed("b", "k1", minute), now), Offer::Joined);
+        assert!(s.joined(&key("ns/b")));
+        // Another key is another call.
+        assert_eq!(s.offer(keyed("c", "k2", minute), now), Offer::Queued);
+        let other = s.next(LIMITS).expect("starts");
+        assert!(s.start(other).is_some(), "a distinct credential is probed");
+        let waiters = s.share(first.kind.identity().expect("shareable"), &result(1), now);
+        assert_eq!(waiters.len(), 1);
+        assert!(s.finish(&key("ns/a"), "ns", result(1)));
+        let shared = s.results.remove(&key("ns/b")).expect("b got the answer");
+        assert!(matches!(shared.outcome, Ok(ProbeOutcome::Inactive { .. })));
+        assert!(!s.joined(&key("ns/b")));
+        // Within the interval a fourth connection of the same call is answered without a probe;
+        // one that never reuses queues its own.
+        let later = now + Duration::from_secs(30);
+        assert_eq!(s.offer(keyed("d", "k1", minute), later), Offer::Answered);
+        assert!(s.results.contains_key(&key("ns/d")));
+        assert_eq!(
+            s.offer(keyed("e", "k1", Duration::ZERO), later),
+            Offer::Queued
+        );
+        // After the interval the call is probed again.
+        let stale = now + Duration::from_secs(61);
+        assert_eq!(s.offer(keyed("f", "k1", minute), stale), Offer::Queued);
+    }
+
+    #[test]
+    fn a_probe_with_a_projects_entra_identity_is_never_shared() {
+        let entra = |name: &str| {
+            let mut job = keyed(name, "unused", Duration::from_secs(60));
+            if let ProbeKind::Gateway(request) = &mut job.kind {
+                request.settings.auth = GatewayAuth::Entra {
+                    credential: foundry_gateway_client::StaticTokenCredential::new("t"),
+                    audience: "https://cognitiveservices.azure.com".into(),
+                };
+            }
+            job
+        };
+        let mut s = State::default();
+        let now = Instant::now();
+        assert_eq!(s.offer(entra("a"), now), Offer::Queued);
+        assert!(s.next(LIMITS).and_then(|j| s.start(j)).is_some());
+        assert_eq!(s.offer(entra("b"), now), Offer::Queued, "b runs its own");
+    }
+
+    #[test]
+    fn a_waiter_that_is_forgotten_gets_no_answer() {
+        let mut s = State::default();
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        s.offer(keyed("a", "k1", minute), now);
+        let first = s.next(LIMITS).and_then(|j| s.start(j)).expect("runs");
+        assert_eq!(s.offer(keyed("b", "k1", minute), now), Offer::Joined);
+        s.forget(&key("ns/b"));
+        assert!(
+            s.share(first.kind.identity().expect("shareable"), &result(1), now)
+                .is_empty()
+        );
+        assert!(!s.results.contains_key(&key("ns/b")));
+    }
+
+    #[test]
+    fn a_queued_job_of_a_call_that_started_meanwhile_joins_it() {
+        let mut s = State::default();
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        s.offer(keyed("a", "k1", minute), now);
+        s.offer(keyed("b", "k1", minute), now);
+        // Both were queued before either ran: the second joins the first when picked.
+        let a = s.next(LIMITS).and_then(|j| s.start(j)).expect("a runs");
+        let b = s.next(LIMITS).expect("b is picked");
+        assert!(s.start(b).is_none(), "b joins a's probe");
+        assert!(!s.running.contains_key(&key("ns/b")));
+        assert_eq!(
+            s.share(a.kind.identity().expect("shareable"), &result(1), now)
+                .len(),
+            1
+        );
     }
 
     fn result(generation: i64) -> ProbeResult {
