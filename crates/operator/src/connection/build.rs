@@ -189,8 +189,11 @@ pub fn discovery(spec: &GatewayConnectionSpec) -> Option<ModelDiscovery> {
         .flatten()
 }
 
-/// Builds the connection Foundry should hold; its metadata names the object (namespace, name and
-/// uid), and `key` keys the credentials digest.
+/// Builds the connection Foundry should hold for the object `namespace`/`object_name` with this
+/// uid (empty: none); see [`build_for`].
+///
+/// Kept with its six parameters for `kubectl foundry` and the cluster tests, which call it so;
+/// the controller calls [`build_for`].
 pub fn build(
     spec: &GatewayConnectionSpec,
     namespace: &str,
@@ -199,35 +202,79 @@ pub fn build(
     secrets: &ResolvedSecrets,
     key: &DigestKey,
 ) -> Result<Desired, InvalidSpec> {
-    validate(spec, object_name)?;
-    let auth = if let Some(api_key) = &spec.auth.api_key {
-        let _ = api_key;
-        ConnectionAuth::ApiKey {
+    build_for(
+        spec,
+        &ObjectId::new(namespace, object_name, Some(uid)),
+        secrets,
+        key,
+    )
+}
+
+/// Builds the connection Foundry should hold; its metadata names the object `me` (namespace,
+/// name and uid), and `key` keys the credentials digest.
+pub fn build_for(
+    spec: &GatewayConnectionSpec,
+    me: &ObjectId,
+    secrets: &ResolvedSecrets,
+    key: &DigestKey,
+) -> Result<Desired, InvalidSpec> {
+    validate(spec, &me.name)?;
+    let auth = connection_auth(spec, secrets)?;
+    let static_models = static_models(spec);
+    let discovery = discovery(spec);
+    let metadata = metadata(spec, me, secrets, static_models.clone(), discovery.clone());
+    let mut properties = ConnectionProperties::new(category(spec), spec.target.clone(), auth);
+    properties.metadata = metadata.to_map();
+    properties.is_shared_to_all = Some(spec.shared_to_all.unwrap_or(false));
+    let client_id = spec.auth.oauth2.as_ref().map(|o| o.client_id.as_str());
+    let uid = me.uid.as_deref().unwrap_or_default();
+    let credentials_hash = credentials_hash(key, uid, secrets, client_id);
+    Ok(Desired {
+        name: connection_name(spec, &me.name),
+        properties,
+        credentials_hash,
+        discovery,
+        static_models: static_models
+            .map(|models| models.into_iter().map(|m| m.name).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// How Foundry authenticates to the gateway, with the Secret values.
+fn connection_auth(
+    spec: &GatewayConnectionSpec,
+    secrets: &ResolvedSecrets,
+) -> Result<ConnectionAuth, InvalidSpec> {
+    if spec.auth.api_key.is_some() {
+        Ok(ConnectionAuth::ApiKey {
             key: secrets.api_key.clone(),
-        }
+        })
     } else if let Some(entra) = &spec.auth.entra_id {
-        ConnectionAuth::ProjectManagedIdentity {
+        Ok(ConnectionAuth::ProjectManagedIdentity {
             audience: Some(
                 entra
                     .audience
                     .clone()
                     .unwrap_or_else(|| DEFAULT_ENTRA_AUDIENCE.to_owned()),
             ),
-        }
+        })
     } else if let Some(oauth) = &spec.auth.oauth2 {
-        ConnectionAuth::OAuth2 {
+        Ok(ConnectionAuth::OAuth2 {
             token_url: Some(oauth.token_url.clone()),
             scopes: oauth.scopes.clone(),
             client_id: Some(oauth.client_id.clone()),
             client_secret: secrets.oauth_client_secret.clone(),
-        }
+        })
     } else {
-        return Err(InvalidSpec(
+        Err(InvalidSpec(
             "spec.auth needs one of apiKey, entraId, oauth2".into(),
-        ));
-    };
-    let static_models: Option<Vec<StaticModel>> = spec
-        .models
+        ))
+    }
+}
+
+/// The static models of the spec, as Foundry lists them (None with discovery).
+fn static_models(spec: &GatewayConnectionSpec) -> Option<Vec<StaticModel>> {
+    spec.models
         .as_ref()
         .and_then(|m| m.static_models.as_ref())
         .map(|models| {
@@ -242,47 +289,39 @@ pub fn build(
                     )
                 })
                 .collect()
-        });
-    let discovery = discovery(spec);
+        })
+}
+
+/// The connection's metadata: how Foundry calls the gateway, its models, and the marker naming
+/// the object `me`.
+fn metadata(
+    spec: &GatewayConnectionSpec,
+    me: &ObjectId,
+    secrets: &ResolvedSecrets,
+    models: Option<Vec<StaticModel>>,
+    model_discovery: Option<ModelDiscovery>,
+) -> GatewayMetadata {
     let custom_headers = (!spec.custom_headers.is_empty()).then(|| {
         header_values(spec, secrets)
             .into_iter()
             .map(|(name, value)| (name, value.expose().to_owned()))
             .collect::<BTreeMap<_, _>>()
     });
-    let auth_config = auth_config(spec);
     let mut other = BTreeMap::new();
-    other.insert(
-        MANAGED_BY_KEY.to_owned(),
-        managed_by_value(namespace, object_name),
-    );
-    if !uid.is_empty() {
-        other.insert(MANAGED_BY_UID_KEY.to_owned(), uid.to_owned());
+    other.insert(MANAGED_BY_KEY.to_owned(), me.marker_value());
+    if let Some(uid) = &me.uid {
+        other.insert(MANAGED_BY_UID_KEY.to_owned(), uid.clone());
     }
-    let metadata = GatewayMetadata {
+    GatewayMetadata {
         deployment_in_path: Some(deployment_in_path(spec)),
         inference_api_version: spec.inference_api_version.clone(),
         deployment_api_version: spec.deployment_api_version.clone(),
-        models: static_models.clone(),
-        model_discovery: discovery.clone(),
+        models,
+        model_discovery,
         custom_headers,
-        auth_config,
+        auth_config: auth_config(spec),
         other,
-    };
-    let mut properties = ConnectionProperties::new(category(spec), spec.target.clone(), auth);
-    properties.metadata = metadata.to_map();
-    properties.is_shared_to_all = Some(spec.shared_to_all.unwrap_or(false));
-    let client_id = spec.auth.oauth2.as_ref().map(|o| o.client_id.as_str());
-    let credentials_hash = credentials_hash(key, uid, secrets, client_id);
-    Ok(Desired {
-        name: connection_name(spec, object_name),
-        properties,
-        credentials_hash,
-        discovery,
-        static_models: static_models
-            .map(|models| models.into_iter().map(|m| m.name).collect())
-            .unwrap_or_default(),
-    })
+    }
 }
 
 /// `authConfig`: how the API key is sent, when the spec names a header (default format
