@@ -130,8 +130,13 @@ async fn imported_bicep_samples_are_accepted_by_the_apiserver_and_build_the_temp
             ..Default::default()
         };
         let name = object["metadata"]["name"].as_str().unwrap();
-        let desired = build::build(&spec, ns.name(), name, "", &secrets, &DigestKey::random())
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let desired = build::build_for(
+            &spec,
+            &ObjectId::new(ns.name(), name, Some("")),
+            &secrets,
+            &DigestKey::random(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let mut operator = serde_json::to_value(&desired.properties).unwrap();
         operator["metadata"]
             .as_object_mut()
@@ -391,8 +396,13 @@ async fn plan_reports_create_update_nothing_and_new_version() {
         (&moved, "https://old.example.com"),
         (&same, "https://gw.example.com"),
     ] {
-        let desired =
-            build::build(&spec(target), ns, name, "", &secrets, &DigestKey::random()).unwrap();
+        let desired = build::build_for(
+            &spec(target),
+            &ObjectId::new(ns, name, Some("")),
+            &secrets,
+            &DigestKey::random(),
+        )
+        .unwrap();
         connections(ConnectionScope::Project)
             .create_or_update(name, &ConnectionResource::new(desired.properties))
             .await

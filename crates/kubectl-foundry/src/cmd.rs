@@ -814,11 +814,9 @@ async fn run_plan(
                 secrets.header_values.insert(header.name.clone(), value);
             }
         }
-        let desired = match build::build(
+        let desired = match build::build_for(
             spec,
-            &namespace,
-            name,
-            uid.as_deref().unwrap_or_default(),
+            &ObjectId::new(&namespace, name, Some(uid.as_deref().unwrap_or_default())),
             &secrets,
             &key,
         ) {

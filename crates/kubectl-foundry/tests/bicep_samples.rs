@@ -141,8 +141,13 @@ fn the_operator_builds_what_the_bicep_template_sends_for_each_sample() {
             ..Default::default()
         };
         let name = printed["metadata"]["name"].as_str().unwrap();
-        let desired = build::build(&spec, "ns", name, "uid", &secrets, &DigestKey::random())
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let desired = build::build_for(
+            &spec,
+            &foundry_gateway_operator::ownership::ObjectId::new("ns", name, Some("uid")),
+            &secrets,
+            &DigestKey::random(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert_eq!(desired.name, params.connection_name());
         let operator = serde_json::to_value(&desired.properties).unwrap();
         let template = bicep::template_properties(&params, &imported.substitutions, SECRET);

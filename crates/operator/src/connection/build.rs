@@ -189,45 +189,71 @@ pub fn discovery(spec: &GatewayConnectionSpec) -> Option<ModelDiscovery> {
         .flatten()
 }
 
-/// Builds the connection Foundry should hold; its metadata names the object (namespace, name and
-/// uid), and `key` keys the credentials digest.
-pub fn build(
+/// Builds the connection Foundry should hold; its metadata names the object `me` (namespace,
+/// name and uid), and `key` keys the credentials digest.
+pub fn build_for(
     spec: &GatewayConnectionSpec,
-    namespace: &str,
-    object_name: &str,
-    uid: &str,
+    me: &ObjectId,
     secrets: &ResolvedSecrets,
     key: &DigestKey,
 ) -> Result<Desired, InvalidSpec> {
-    validate(spec, object_name)?;
-    let auth = if let Some(api_key) = &spec.auth.api_key {
-        let _ = api_key;
-        ConnectionAuth::ApiKey {
+    validate(spec, &me.name)?;
+    let auth = connection_auth(spec, secrets)?;
+    let static_models = static_models(spec);
+    let discovery = discovery(spec);
+    let metadata = metadata(spec, me, secrets, static_models.clone(), discovery.clone());
+    let mut properties = ConnectionProperties::new(category(spec), spec.target.clone(), auth);
+    properties.metadata = metadata.to_map();
+    properties.is_shared_to_all = Some(spec.shared_to_all.unwrap_or(false));
+    let client_id = spec.auth.oauth2.as_ref().map(|o| o.client_id.as_str());
+    let uid = me.uid.as_deref().unwrap_or_default();
+    let credentials_hash = credentials_hash(key, uid, secrets, client_id);
+    Ok(Desired {
+        name: connection_name(spec, &me.name),
+        properties,
+        credentials_hash,
+        discovery,
+        static_models: static_models
+            .map(|models| models.into_iter().map(|m| m.name).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// How Foundry authenticates to the gateway, with the Secret values.
+fn connection_auth(
+    spec: &GatewayConnectionSpec,
+    secrets: &ResolvedSecrets,
+) -> Result<ConnectionAuth, InvalidSpec> {
+    if spec.auth.api_key.is_some() {
+        Ok(ConnectionAuth::ApiKey {
             key: secrets.api_key.clone(),
-        }
+        })
     } else if let Some(entra) = &spec.auth.entra_id {
-        ConnectionAuth::ProjectManagedIdentity {
+        Ok(ConnectionAuth::ProjectManagedIdentity {
             audience: Some(
                 entra
                     .audience
                     .clone()
                     .unwrap_or_else(|| DEFAULT_ENTRA_AUDIENCE.to_owned()),
             ),
-        }
+        })
     } else if let Some(oauth) = &spec.auth.oauth2 {
-        ConnectionAuth::OAuth2 {
+        Ok(ConnectionAuth::OAuth2 {
             token_url: Some(oauth.token_url.clone()),
             scopes: oauth.scopes.clone(),
             client_id: Some(oauth.client_id.clone()),
             client_secret: secrets.oauth_client_secret.clone(),
-        }
+        })
     } else {
-        return Err(InvalidSpec(
+        Err(InvalidSpec(
             "spec.auth needs one of apiKey, entraId, oauth2".into(),
-        ));
-    };
-    let static_models: Option<Vec<StaticModel>> = spec
-        .models
+        ))
+    }
+}
+
+/// The static models of the spec, as Foundry lists them (None with discovery).
+fn static_models(spec: &GatewayConnectionSpec) -> Option<Vec<StaticModel>> {
+    spec.models
         .as_ref()
         .and_then(|m| m.static_models.as_ref())
         .map(|models| {
@@ -242,47 +268,39 @@ pub fn build(
                     )
                 })
                 .collect()
-        });
-    let discovery = discovery(spec);
+        })
+}
+
+/// The connection's metadata: how Foundry calls the gateway, its models, and the marker naming
+/// the object `me`.
+fn metadata(
+    spec: &GatewayConnectionSpec,
+    me: &ObjectId,
+    secrets: &ResolvedSecrets,
+    models: Option<Vec<StaticModel>>,
+    model_discovery: Option<ModelDiscovery>,
+) -> GatewayMetadata {
     let custom_headers = (!spec.custom_headers.is_empty()).then(|| {
         header_values(spec, secrets)
             .into_iter()
             .map(|(name, value)| (name, value.expose().to_owned()))
             .collect::<BTreeMap<_, _>>()
     });
-    let auth_config = auth_config(spec);
     let mut other = BTreeMap::new();
-    other.insert(
-        MANAGED_BY_KEY.to_owned(),
-        managed_by_value(namespace, object_name),
-    );
-    if !uid.is_empty() {
-        other.insert(MANAGED_BY_UID_KEY.to_owned(), uid.to_owned());
+    other.insert(MANAGED_BY_KEY.to_owned(), me.marker_value());
+    if let Some(uid) = &me.uid {
+        other.insert(MANAGED_BY_UID_KEY.to_owned(), uid.clone());
     }
-    let metadata = GatewayMetadata {
+    GatewayMetadata {
         deployment_in_path: Some(deployment_in_path(spec)),
         inference_api_version: spec.inference_api_version.clone(),
         deployment_api_version: spec.deployment_api_version.clone(),
-        models: static_models.clone(),
-        model_discovery: discovery.clone(),
+        models,
+        model_discovery,
         custom_headers,
-        auth_config,
+        auth_config: auth_config(spec),
         other,
-    };
-    let mut properties = ConnectionProperties::new(category(spec), spec.target.clone(), auth);
-    properties.metadata = metadata.to_map();
-    properties.is_shared_to_all = Some(spec.shared_to_all.unwrap_or(false));
-    let client_id = spec.auth.oauth2.as_ref().map(|o| o.client_id.as_str());
-    let credentials_hash = credentials_hash(key, uid, secrets, client_id);
-    Ok(Desired {
-        name: connection_name(spec, object_name),
-        properties,
-        credentials_hash,
-        discovery,
-        static_models: static_models
-            .map(|models| models.into_iter().map(|m| m.name).collect())
-            .unwrap_or_default(),
-    })
+    }
 }
 
 /// `authConfig`: how the API key is sent, when the spec names a header (default format
@@ -464,11 +482,9 @@ mod tests {
 
     #[test]
     fn a_model_gateway_with_static_models_builds_the_documented_metadata() {
-        let desired = build(
+        let desired = build_for(
             &model_gateway(),
-            "team",
-            "gateway",
-            "uid-1",
+            &ObjectId::new("team", "gateway", Some("uid-1")),
             &secrets("k1"),
             &key(),
         )
@@ -507,14 +523,26 @@ mod tests {
                 provider: None,
             }),
         });
-        let desired = build(&spec, "ns", "apim", "u", &secrets("k"), &key()).expect("valid");
+        let desired = build_for(
+            &spec,
+            &ObjectId::new("ns", "apim", Some("u")),
+            &secrets("k"),
+            &key(),
+        )
+        .expect("valid");
         assert_eq!(
             desired.properties.metadata["modelDiscovery"],
             r#"{"listModelsEndpoint":"/models","getModelEndpoint":"/deployments/{deploymentName}","deploymentProvider":"AzureOpenAI"}"#
         );
         assert_eq!(desired.properties.metadata["deploymentInPath"], "true");
         spec.models = None;
-        let desired = build(&spec, "ns", "apim", "u", &secrets("k"), &key()).expect("valid");
+        let desired = build_for(
+            &spec,
+            &ObjectId::new("ns", "apim", Some("u")),
+            &secrets("k"),
+            &key(),
+        )
+        .expect("valid");
         assert_eq!(
             desired.properties.metadata["modelDiscovery"],
             r#"{"listModelsEndpoint":"/deployments","getModelEndpoint":"/deployments/{deploymentName}","deploymentProvider":"AzureOpenAI"}"#
@@ -538,7 +566,13 @@ mod tests {
             oauth_client_secret: Some("s3cret".into()),
             ..ResolvedSecrets::default()
         };
-        let desired = build(&spec, "ns", "gateway", "u", &resolved, &key()).expect("valid");
+        let desired = build_for(
+            &spec,
+            &ObjectId::new("ns", "gateway", Some("u")),
+            &resolved,
+            &key(),
+        )
+        .expect("valid");
         // ARM returns no `credentials`: neither the secret nor the client id.
         let mut live = desired.properties.clone();
         live.auth = ConnectionAuth::OAuth2 {
@@ -549,7 +583,13 @@ mod tests {
         };
         assert_eq!(drift(&desired.properties, &live), None);
         spec.auth.oauth2 = Some(oauth("another-app"));
-        let moved = build(&spec, "ns", "gateway", "u", &resolved, &key()).expect("valid");
+        let moved = build_for(
+            &spec,
+            &ObjectId::new("ns", "gateway", Some("u")),
+            &resolved,
+            &key(),
+        )
+        .expect("valid");
         assert_ne!(moved.credentials_hash, desired.credentials_hash);
     }
 
@@ -569,7 +609,13 @@ mod tests {
             oauth_client_secret: Some("s3cret".into()),
             ..ResolvedSecrets::default()
         };
-        let desired = build(&spec, "ns", "gateway", "u", &resolved, &key()).expect("valid");
+        let desired = build_for(
+            &spec,
+            &ObjectId::new("ns", "gateway", Some("u")),
+            &resolved,
+            &key(),
+        )
+        .expect("valid");
         let wire = serde_json::to_value(&desired.properties).expect("serialises");
         assert_eq!(wire["authType"], "OAuth2");
         assert_eq!(wire["tokenUrl"], "https://login.example.com/token");
@@ -581,26 +627,41 @@ mod tests {
     #[test]
     fn a_rotated_key_changes_the_credentials_hash_and_nothing_else() {
         let spec = model_gateway();
-        let a = build(&spec, "ns", "gateway", "u", &secrets("old"), &key()).expect("valid");
-        let b = build(&spec, "ns", "gateway", "u", &secrets("new"), &key()).expect("valid");
+        let a = build_for(
+            &spec,
+            &ObjectId::new("ns", "gateway", Some("u")),
+            &secrets("old"),
+            &key(),
+        )
+        .expect("valid");
+        let b = build_for(
+            &spec,
+            &ObjectId::new("ns", "gateway", Some("u")),
+            &secrets("new"),
+            &key(),
+        )
+        .expect("valid");
         assert_ne!(a.credentials_hash, b.credentials_hash);
         assert_eq!(drift(&a.properties, &b.properties), None);
         assert!(!a.credentials_hash.contains("old"));
         assert_eq!(
             a.credentials_hash,
-            build(&spec, "ns", "gateway", "u", &secrets("old"), &key())
-                .expect("valid")
-                .credentials_hash
+            build_for(
+                &spec,
+                &ObjectId::new("ns", "gateway", Some("u")),
+                &secrets("old"),
+                &key()
+            )
+            .expect("valid")
+            .credentials_hash
         );
     }
 
     #[test]
     fn drift_names_the_fields_changed_in_foundry() {
-        let desired = build(
+        let desired = build_for(
             &model_gateway(),
-            "ns",
-            "gateway",
-            "u",
+            &ObjectId::new("ns", "gateway", Some("u")),
             &secrets("k"),
             &key(),
         )
@@ -661,7 +722,13 @@ mod tests {
         resolved
             .header_values
             .insert("X-Tenant".into(), "contoso".into());
-        let desired = build(&spec, "ns", "gateway", "u", &resolved, &key()).expect("valid");
+        let desired = build_for(
+            &spec,
+            &ObjectId::new("ns", "gateway", Some("u")),
+            &resolved,
+            &key(),
+        )
+        .expect("valid");
         assert_eq!(
             desired.properties.metadata["customHeaders"],
             r#"{"X-Client-App":"foundry-agents","X-Tenant":"contoso"}"#
@@ -673,9 +740,14 @@ mod tests {
     fn the_credentials_digest_depends_on_the_operators_key_and_the_object() {
         let spec = model_gateway();
         let with = |key: &DigestKey, uid: &str| {
-            build(&spec, "ns", "gateway", uid, &secrets("k"), key)
-                .expect("valid")
-                .credentials_hash
+            build_for(
+                &spec,
+                &ObjectId::new("ns", "gateway", Some(uid)),
+                &secrets("k"),
+                key,
+            )
+            .expect("valid")
+            .credentials_hash
         };
         let other_key = DigestKey::from_bytes(&[8; 32]);
         assert_eq!(with(&key(), "u"), with(&key(), "u"));
@@ -699,11 +771,9 @@ mod tests {
 
     #[test]
     fn the_live_marker_names_the_object_and_its_uid() {
-        let desired = build(
+        let desired = build_for(
             &model_gateway(),
-            "team",
-            "gateway",
-            "uid-1",
+            &ObjectId::new("team", "gateway", Some("uid-1")),
             &secrets("k"),
             &key(),
         )
@@ -732,20 +802,16 @@ mod tests {
 
     #[test]
     fn a_new_uid_is_drift_so_a_recreated_object_records_itself() {
-        let old = build(
+        let old = build_for(
             &model_gateway(),
-            "ns",
-            "gateway",
-            "uid-old",
+            &ObjectId::new("ns", "gateway", Some("uid-old")),
             &secrets("k"),
             &key(),
         )
         .expect("valid");
-        let new = build(
+        let new = build_for(
             &model_gateway(),
-            "ns",
-            "gateway",
-            "uid-new",
+            &ObjectId::new("ns", "gateway", Some("uid-new")),
             &secrets("k"),
             &key(),
         )
@@ -760,11 +826,9 @@ mod tests {
     fn deletion_never_removes_a_connection_another_object_manages() {
         let me = ObjectId::new("team-a", "gateway", Some("uid-a"));
         let written_by = |namespace: &str, name: &str, uid: &str| {
-            build(
+            build_for(
                 &model_gateway(),
-                namespace,
-                name,
-                uid,
+                &ObjectId::new(namespace, name, Some(uid)),
                 &secrets("k"),
                 &key(),
             )

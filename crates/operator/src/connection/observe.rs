@@ -133,8 +133,19 @@ mod tests {
 
     const DESIRED_MARKER: Option<&str> = Some("foundry-gateway-operator:ns/gw");
 
-    #[test]
-    fn observations_give_the_drifted_condition_and_ready_rule() {
+    /// (case, live, ours, Drifted status, reason, message contains, Ready blocked)
+    type Case = (
+        &'static str,
+        Option<ConnectionProperties>,
+        bool,
+        bool,
+        &'static str,
+        &'static str,
+        bool,
+    );
+
+    /// Live connections against the desired `props("https://gw.example.com", DESIRED_MARKER)`.
+    fn cases() -> Vec<Case> {
         let desired = props("https://gw.example.com", DESIRED_MARKER);
         let same_unmarked = props("https://gw.example.com", None);
         let moved = props("https://elsewhere.example.com", None);
@@ -142,17 +153,7 @@ mod tests {
         edited_metadata
             .metadata
             .insert("deploymentInPath".into(), "true".into());
-        // (case, live, ours, Drifted status, reason, message contains, Ready blocked)
-        #[allow(clippy::type_complexity)]
-        let cases: Vec<(
-            &str,
-            Option<&ConnectionProperties>,
-            bool,
-            bool,
-            &str,
-            &str,
-            bool,
-        )> = vec![
+        vec![
             (
                 "missing",
                 None,
@@ -164,7 +165,7 @@ mod tests {
             ),
             (
                 "equal and ours",
-                Some(&desired),
+                Some(desired),
                 true,
                 false,
                 reasons::IN_SYNC,
@@ -173,7 +174,7 @@ mod tests {
             ),
             (
                 "equal but unmarked",
-                Some(&same_unmarked),
+                Some(same_unmarked),
                 false,
                 false,
                 reasons::IN_SYNC,
@@ -182,7 +183,7 @@ mod tests {
             ),
             (
                 "target edited by hand",
-                Some(&moved),
+                Some(moved),
                 false,
                 true,
                 reasons::DRIFTED,
@@ -191,16 +192,21 @@ mod tests {
             ),
             (
                 "metadata edited by hand",
-                Some(&edited_metadata),
+                Some(edited_metadata),
                 true,
                 true,
                 reasons::DRIFTED,
                 "in: metadata;",
                 false,
             ),
-        ];
-        for (case, live, ours, status, reason, text, blocked) in cases {
-            let observation = observe(&desired, live, ours);
+        ]
+    }
+
+    #[test]
+    fn observations_give_the_drifted_condition_and_ready_rule() {
+        let desired = props("https://gw.example.com", DESIRED_MARKER);
+        for (case, live, ours, status, reason, text, blocked) in cases() {
+            let observation = observe(&desired, live.as_ref(), ours);
             let (s, r, m) = drifted_condition(&observation, "conn");
             assert_eq!((s, r), (status, reason), "{case}: {m}");
             assert!(m.contains(text), "{case}: {m}");

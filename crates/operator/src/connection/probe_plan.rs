@@ -118,6 +118,10 @@ mod tests {
         for (facts, want) in cases {
             assert_eq!(plan(SpecProbeMode::Auto, facts), Some(want), "{facts:?}");
         }
+    }
+
+    #[test]
+    fn a_mode_other_than_auto_is_followed_whatever_the_facts() {
         assert_eq!(plan(SpecProbeMode::Off, ENTRA_WITH_MODEL), None);
         assert_eq!(
             plan(SpecProbeMode::Inference, ENTRA_WITH_MODEL),

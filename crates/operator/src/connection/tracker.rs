@@ -60,6 +60,36 @@ impl Tracker {
                 .is_none_or(|t| t.elapsed() >= resync)
     }
 
+    /// Remembers a read of Foundry made now, with these inputs, that found (or wrote) the
+    /// connection `connection_id`; `observed` is what a read under `managementPolicy: Observe`
+    /// found (None after a read under `Full`).
+    pub fn checked(
+        &mut self,
+        generation: i64,
+        credentials: &str,
+        connection_id: &str,
+        observed: Option<super::observe::Observation>,
+    ) {
+        self.synced_generation = Some(generation);
+        self.synced_credentials = Some(credentials.to_owned());
+        self.connection_id = Some(connection_id.to_owned());
+        self.last_foundry_check = Some(Instant::now());
+        self.observed = observed;
+    }
+
+    /// The credentials digest this object last applied, given the one status shows. After a
+    /// read under Observe, the tracker holds what was read with, not what was written: only
+    /// status says what was last applied. Otherwise the tracker, not the (possibly stale)
+    /// cached status, says what was last written: a reconcile that sees its own previous status
+    /// write late must not write again.
+    pub fn applied<'a>(&'a self, status: Option<&'a str>) -> Option<&'a str> {
+        if self.observed.is_some() {
+            status
+        } else {
+            self.synced_credentials.as_deref().or(status)
+        }
+    }
+
     /// Whether the gateway must be probed now.
     pub fn probe_due(&self, generation: i64, credentials: &str, interval: Duration) -> bool {
         self.probed_with
@@ -219,6 +249,47 @@ mod tests {
             GatewayState::Inactive,
             "a new key that fails is not hidden by damping"
         );
+    }
+
+    #[test]
+    fn what_was_applied_comes_from_memory_unless_the_last_read_only_observed() {
+        let observed = Some(super::super::observe::Observation::Missing);
+        // (synced credentials, last read observed, status) → applied
+        let cases = [
+            (None, None, None, None),
+            (None, None, Some("s"), Some("s")),
+            (Some("t"), None, Some("s"), Some("t")),
+            (Some("t"), None, None, Some("t")),
+            (Some("t"), observed.clone(), Some("s"), Some("s")),
+            (Some("t"), observed, None, None),
+        ];
+        for (synced, observed, status, want) in cases {
+            let t = Tracker {
+                synced_credentials: synced.map(str::to_owned),
+                observed: observed.clone(),
+                ..Tracker::default()
+            };
+            assert_eq!(
+                t.applied(status),
+                want,
+                "{synced:?} {observed:?} {status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_check_remembers_its_inputs_and_what_it_found() {
+        let mut t = Tracker {
+            observed: Some(super::super::observe::Observation::Missing),
+            ..Tracker::default()
+        };
+        t.checked(2, "c", "id", None);
+        assert_eq!(t.synced_generation, Some(2));
+        assert_eq!(t.synced_credentials.as_deref(), Some("c"));
+        assert_eq!(t.connection_id.as_deref(), Some("id"));
+        assert_eq!(t.observed, None);
+        assert!(!t.foundry_check_due(2, "c", Duration::from_secs(600)));
+        assert!(t.foundry_check_due(3, "c", Duration::from_secs(600)));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! Full: switching to Full writes only what differs. A connection that another object of the
 //! installation also names is written at once, so that its marker settles who owns it.
 
+use foundry_gateway_client::connections::ConnectionProperties;
+
 /// Whose the live connection is, as far as writing goes (refusals are decided before).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Claim {
@@ -31,6 +33,24 @@ pub struct Live {
     /// The readable fields that differ from the desired body (None when equal); the ownership
     /// marker is left out of an unmarked connection's comparison.
     pub drift: Option<String>,
+}
+
+impl Live {
+    /// The live connection `live` with this claim, compared with `desired`: an unmarked
+    /// connection lacks the marker the desired body carries, so the marker is left out of its
+    /// comparison ([`super::observe::content_drift`]).
+    pub fn compare(
+        claim: Claim,
+        desired: &ConnectionProperties,
+        live: &ConnectionProperties,
+    ) -> Self {
+        let drift = if claim == Claim::Unmarked {
+            super::observe::content_drift(desired, live)
+        } else {
+            super::build::drift(desired, live)
+        };
+        Self { claim, drift }
+    }
 }
 
 /// What the controller does to the Foundry connection.
@@ -151,6 +171,39 @@ mod tests {
                 plan_write(live.as_ref(), applied, "c", elsewhere),
                 expected,
                 "{live:?} applied={applied:?} elsewhere={elsewhere}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unmarked_connection_is_compared_without_the_marker() {
+        use super::super::build::{MANAGED_BY_KEY, MANAGED_BY_UID_KEY};
+        use foundry_gateway_client::connections::{ConnectionAuth, ConnectionCategory};
+        let unmarked = ConnectionProperties::new(
+            ConnectionCategory::ModelGateway,
+            "https://gw.example.com",
+            ConnectionAuth::ApiKey { key: None },
+        );
+        let mut desired = unmarked.clone();
+        let marker = "foundry-gateway-operator:ns/gw";
+        desired
+            .metadata
+            .insert(MANAGED_BY_KEY.into(), marker.into());
+        desired
+            .metadata
+            .insert(MANAGED_BY_UID_KEY.into(), "uid".into());
+        // (claim, live, drift)
+        let cases = [
+            (Claim::Unmarked, &unmarked, None),
+            (Claim::OwnerGone, &unmarked, Some("metadata")),
+            (Claim::Ours, &unmarked, Some("metadata")),
+            (Claim::Ours, &desired, None),
+        ];
+        for (claim, found, drift) in cases {
+            assert_eq!(
+                Live::compare(claim, &desired, found),
+                live(claim, drift),
+                "{claim:?}"
             );
         }
     }
