@@ -4,7 +4,8 @@
 #![warn(
     clippy::arithmetic_side_effects,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    clippy::too_many_lines
 )]
 #![cfg_attr(
     test,

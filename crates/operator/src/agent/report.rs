@@ -108,6 +108,32 @@ pub struct Report {
     pub drifted: DriftedCondition,
 }
 
+impl Report {
+    /// The report before any step ran: under `managementPolicy: Full` there is no `Drifted`
+    /// condition, whatever the steps find; under Observe it stays until the compare step runs.
+    pub fn new(observe: bool) -> Self {
+        Self {
+            drifted: if observe {
+                DriftedCondition::Keep
+            } else {
+                DriftedCondition::Remove
+            },
+            ..Self::default()
+        }
+    }
+}
+
+/// Generation, reconcile request and time of a status write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusStamp {
+    /// `metadata.generation` the status is for.
+    pub generation: i64,
+    /// The `reconcile.fluxcd.io/requestedAt` value handled.
+    pub requested: Option<String>,
+    /// Now (a condition's transition time when it changes).
+    pub now: Timestamp,
+}
+
 /// The status after a reconcile: the live status with the report's conditions and facts, and the
 /// generic conditions of `outcome`. Equal inputs give an equal status, so a quiet resync writes
 /// nothing.
@@ -115,11 +141,38 @@ pub fn desired_status(
     live: &PromptAgentStatus,
     report: &Report,
     outcome: &Outcome,
-    generation: i64,
-    requested: Option<String>,
-    now: Timestamp,
+    stamp: StatusStamp,
 ) -> PromptAgentStatus {
+    let StatusStamp {
+        generation,
+        requested,
+        now,
+    } = stamp;
     let mut conditions = Conditions::from_live(&live.conditions);
+    set_domain_conditions(&mut conditions, report, generation, now);
+    conditions.apply_outcome(outcome, generation, now);
+    let mut status = PromptAgentStatus {
+        observed_generation: Some(generation),
+        conditions: conditions.into_vec(),
+        last_handled_reconcile_at: requested,
+        ..live.clone()
+    };
+    if let Some(served) = &report.served {
+        status.agent = Some(served.agent.clone());
+        status.model = Some(served.model.clone());
+        status.spec_hash = Some(served.spec_hash.clone());
+    }
+    status
+}
+
+/// The report's conditions: `ConnectionResolved`, `ModelResolved`, `Verified` and `Drifted`,
+/// each set, removed or kept as the report says.
+fn set_domain_conditions(
+    conditions: &mut Conditions,
+    report: &Report,
+    generation: i64,
+    now: Timestamp,
+) {
     let domain = [
         (types::CONNECTION_RESOLVED, &report.connection),
         (types::MODEL_RESOLVED, &report.model),
@@ -152,19 +205,6 @@ pub fn desired_status(
             );
         }
     }
-    conditions.apply_outcome(outcome, generation, now);
-    let mut status = PromptAgentStatus {
-        observed_generation: Some(generation),
-        conditions: conditions.into_vec(),
-        last_handled_reconcile_at: requested,
-        ..live.clone()
-    };
-    if let Some(served) = &report.served {
-        status.agent = Some(served.agent.clone());
-        status.model = Some(served.model.clone());
-        status.spec_hash = Some(served.spec_hash.clone());
-    }
-    status
 }
 
 /// The status of the very first reconcile, written before any work so that a new object never
@@ -362,6 +402,14 @@ mod tests {
         LEGACY_MANAGED_BY_VALUE, MANAGED_BY_KEY, MANAGED_BY_UID_KEY, SPEC_HASH_KEY,
     };
 
+    fn stamp(generation: i64, requested: Option<String>, now: Timestamp) -> StatusStamp {
+        StatusStamp {
+            generation,
+            requested,
+            now,
+        }
+    }
+
     fn t(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + seconds).expect("valid timestamp")
     }
@@ -440,16 +488,14 @@ mod tests {
                     ..healthy_report("1")
                 },
                 &ready("ok"),
-                1,
-                None,
-                t(0),
+                stamp(1, None, t(0)),
             );
             let report = Report {
                 drifted: drifted_condition,
                 verified,
                 ..healthy_report("1")
             };
-            let status = desired_status(&before, &report, &ready("ok"), 2, None, t(1));
+            let status = desired_status(&before, &report, &ready("ok"), stamp(2, None, t(1)));
             let status_of = |type_: &str| condition(&status, type_).map(|c| c.status.as_str());
             assert_eq!(status_of(types::DRIFTED), want_drifted, "{case}");
             assert_eq!(status_of(types::VERIFIED), want_verified, "{case}");
@@ -526,17 +572,13 @@ mod tests {
             &PromptAgentStatus::default(),
             &healthy_report("1"),
             &ready("Agent weather version 1 runs"),
-            1,
-            None,
-            t(0),
+            stamp(1, None, t(0)),
         );
         let again = desired_status(
             &first,
             &healthy_report("1"),
             &ready("Agent weather version 1 runs"),
-            1,
-            None,
-            t(600),
+            stamp(1, None, t(600)),
         );
         assert_eq!(again, first);
         assert_eq!(
@@ -573,9 +615,7 @@ mod tests {
             &PromptAgentStatus::default(),
             &healthy_report("3"),
             &ready("ok"),
-            1,
-            None,
-            t(0),
+            stamp(1, None, t(0)),
         );
         let after = desired_status(
             &before,
@@ -584,9 +624,7 @@ mod tests {
                 reason: reasons::PROJECT_NOT_READY.into(),
                 message: "FoundryProject proj does not exist".into(),
             },
-            1,
-            None,
-            t(10),
+            stamp(1, None, t(10)),
         );
         assert_eq!(after.agent, Some(agent_ref("3")));
         assert_eq!(after.spec_hash.as_deref(), Some("h1"));
@@ -607,15 +645,13 @@ mod tests {
             &PromptAgentStatus::default(),
             &healthy_report("1"),
             &ready("ok"),
-            1,
-            None,
-            t(0),
+            stamp(1, None, t(0)),
         );
         let report = Report {
             verified: VerifiedCondition::Remove,
             ..healthy_report("1")
         };
-        let status = desired_status(&verified, &report, &ready("ok"), 2, None, t(1));
+        let status = desired_status(&verified, &report, &ready("ok"), stamp(2, None, t(1)));
         assert!(condition(&status, types::VERIFIED).is_none());
         assert_eq!(
             condition(&status, types::READY).map(|c| c.status.as_str()),
@@ -640,9 +676,7 @@ mod tests {
                 reason: check.reason.clone(),
                 message: check.message.clone(),
             },
-            1,
-            None,
-            t(0),
+            stamp(1, None, t(0)),
         );
         let ready = condition(&status, types::READY).expect("Ready");
         assert_eq!(
@@ -770,9 +804,7 @@ mod tests {
             &PromptAgentStatus::default(),
             &healthy_report("2"),
             &ready("ok"),
-            5,
-            None,
-            t(0),
+            stamp(5, None, t(0)),
         );
         assert!(verified_in_status(&status, 5, &agent_ref("2")).is_some());
         assert!(

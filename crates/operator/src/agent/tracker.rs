@@ -19,6 +19,27 @@ pub struct Synced {
     pub state: Option<String>,
 }
 
+/// A look at Foundry: read now, or the last one remembered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Look<T> {
+    /// What it found.
+    pub found: T,
+    /// Whether it was read now.
+    pub fresh: bool,
+}
+
+impl<T> Look<T> {
+    /// A look read now.
+    pub fn fresh(found: T) -> Self {
+        Self { found, fresh: true }
+    }
+}
+
+/// Whether Foundry is still creating the version.
+fn creating(state: &Option<String>) -> bool {
+    state.as_deref() == Some("creating")
+}
+
 /// What the last look at Foundry found under `managementPolicy: Observe`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {
@@ -115,6 +136,25 @@ impl Tracker {
                         || v.at.is_none_or(|at| at.elapsed() >= v.retry_in))
             }
             _ => true,
+        }
+    }
+
+    /// Remembers a look under `managementPolicy: Full` when it was read now. A version still
+    /// being created is looked at again at the next reconcile.
+    pub fn remember_sync(&mut self, look: &Look<Synced>) {
+        if look.fresh {
+            self.observed = None;
+            self.synced = Some(look.found.clone());
+            self.last_foundry_check = (!creating(&look.found.state)).then(Instant::now);
+        }
+    }
+
+    /// [`Self::remember_sync`] under `managementPolicy: Observe`.
+    pub fn remember_observe(&mut self, look: &Look<Observed>) {
+        if look.fresh {
+            self.synced = None;
+            self.observed = Some(look.found.clone());
+            self.last_foundry_check = (!creating(&look.found.state)).then(Instant::now);
         }
     }
 
@@ -240,5 +280,40 @@ mod tests {
         t.verification = Some(verified(subject("1", "hi"), false, Duration::ZERO));
         assert!(t.verification_due(&subject("1", "hi"), 1));
         assert_eq!(t.until_verification_retry(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_fresh_look_is_remembered_and_one_under_the_other_policy_is_forgotten() {
+        let mut t = Tracker::default();
+        let synced = Synced {
+            target: "p#weather".into(),
+            served: served("h1"),
+            state: None,
+        };
+        t.remember_sync(&Look {
+            found: synced.clone(),
+            fresh: false,
+        });
+        assert!(
+            t.synced.is_none(),
+            "a remembered look is not recorded again"
+        );
+        t.remember_sync(&Look::fresh(synced.clone()));
+        assert!(t.synced.is_some() && t.last_foundry_check.is_some());
+        let creating = Synced {
+            state: Some("creating".into()),
+            ..synced
+        };
+        t.remember_sync(&Look::fresh(creating));
+        assert!(t.last_foundry_check.is_none(), "being created: look again");
+        t.remember_observe(&Look::fresh(Observed {
+            target: "p#weather".into(),
+            spec_hash: "h1".into(),
+            observation: crate::agent_definition::AgentObservation::Missing,
+            served: None,
+            state: None,
+        }));
+        assert!(t.synced.is_none() && t.observed.is_some());
+        assert!(t.last_foundry_check.is_some());
     }
 }

@@ -109,91 +109,98 @@ fn structured_input(input: &api::StructuredInput) -> wire::StructuredInput {
 /// missing or the kind is not supported.
 fn tool(t: &api::Tool) -> Option<wire::Tool> {
     Some(match &t.type_ {
-        ToolType::CodeInterpreter => {
-            let ci = t.code_interpreter.as_ref()?;
-            wire::Tool::CodeInterpreter(wire::CodeInterpreterTool {
-                container: Some(CodeInterpreterContainer::Auto(AutoContainer::new(
-                    ci.file_ids.clone(),
-                ))),
-            })
-        }
-        ToolType::Function => {
-            let f = t.function.as_ref()?;
-            wire::Tool::Function(wire::FunctionTool {
-                name: f.name.clone(),
-                description: f.description.clone(),
-                parameters: f.parameters.clone(),
-                strict: f.strict,
-            })
-        }
-        ToolType::FileSearch => {
-            let fs = t.file_search.as_ref()?;
-            wire::Tool::FileSearch(wire::FileSearchTool {
-                vector_store_ids: fs.vector_store_ids.clone(),
-                // Validation keeps it within 1..=50.
-                max_num_results: fs.max_num_results.and_then(|n| u32::try_from(n).ok()),
-                ranking_options: None,
-                filters: None,
-            })
-        }
-        ToolType::OpenApi => {
-            let api = t.open_api.as_ref()?;
-            wire::Tool::OpenApi(wire::OpenApiTool {
-                openapi: wire::OpenApiFunction {
-                    name: api.name.clone(),
-                    description: api.description.clone(),
-                    spec: api.spec.clone(),
-                    auth: open_api_auth(&api.auth)?,
-                },
-            })
-        }
-        ToolType::FoundryIq => {
-            let iq = t.foundry_iq.as_ref()?;
-            wire::Tool::Mcp(wire::McpTool {
-                server_label: iq.server_label.clone(),
-                server_url: iq.server_url.clone(),
-                require_approval: Some(Value::String("never".to_owned())),
-                allowed_tools: Some(vec![KNOWLEDGE_BASE_RETRIEVE.to_owned()]),
-                headers: None,
-                project_connection_id: Some(iq.project_connection_id.clone()),
-            })
-        }
+        ToolType::CodeInterpreter => code_interpreter(t.code_interpreter.as_ref()?),
+        ToolType::Function => function(t.function.as_ref()?),
+        ToolType::FileSearch => file_search(t.file_search.as_ref()?),
+        ToolType::OpenApi => open_api(t.open_api.as_ref()?)?,
+        ToolType::FoundryIq => foundry_iq(t.foundry_iq.as_ref()?),
         ToolType::SharePointGrounding => {
             wire::Tool::SharepointGrounding(connections(t.share_point_grounding.as_ref()?))
         }
         ToolType::FabricDataAgent => {
             wire::Tool::FabricDataAgent(connections(t.fabric_data_agent.as_ref()?))
         }
-        ToolType::Mcp => {
-            let mcp = t.mcp.as_ref()?;
-            wire::Tool::Mcp(wire::McpTool {
-                server_label: mcp.server_label.clone(),
-                server_url: mcp.server_url.clone(),
-                require_approval: mcp.require_approval.map(|a| {
-                    Value::String(
-                        match a {
-                            McpApproval::Always => "always",
-                            McpApproval::Never => "never",
-                        }
-                        .to_owned(),
-                    )
-                }),
-                // An empty list on the wire would allow no tool at all; the CRD means "all".
-                allowed_tools: (!mcp.allowed_tools.is_empty()).then(|| mcp.allowed_tools.clone()),
-                headers: None,
-                project_connection_id: mcp.project_connection_id.clone(),
-            })
-        }
-        ToolType::BrowserAutomation => {
-            let ba = t.browser_automation.as_ref()?;
-            wire::Tool::BrowserAutomation(wire::BrowserAutomationTool {
-                connection: ProjectConnectionRef {
-                    project_connection_id: ba.project_connection_id.clone(),
-                },
-            })
-        }
+        ToolType::Mcp => mcp(t.mcp.as_ref()?),
+        ToolType::BrowserAutomation => browser_automation(t.browser_automation.as_ref()?),
         // Refused by validation, which runs first.
         ToolType::Unsupported(_) => return None,
+    })
+}
+
+fn code_interpreter(ci: &api::CodeInterpreterTool) -> wire::Tool {
+    wire::Tool::CodeInterpreter(wire::CodeInterpreterTool {
+        container: Some(CodeInterpreterContainer::Auto(AutoContainer::new(
+            ci.file_ids.clone(),
+        ))),
+    })
+}
+
+fn function(f: &api::FunctionTool) -> wire::Tool {
+    wire::Tool::Function(wire::FunctionTool {
+        name: f.name.clone(),
+        description: f.description.clone(),
+        parameters: f.parameters.clone(),
+        strict: f.strict,
+    })
+}
+
+fn file_search(fs: &api::FileSearchTool) -> wire::Tool {
+    wire::Tool::FileSearch(wire::FileSearchTool {
+        vector_store_ids: fs.vector_store_ids.clone(),
+        // Validation keeps it within 1..=50.
+        max_num_results: fs.max_num_results.and_then(|n| u32::try_from(n).ok()),
+        ranking_options: None,
+        filters: None,
+    })
+}
+
+fn open_api(api: &api::OpenApiTool) -> Option<wire::Tool> {
+    Some(wire::Tool::OpenApi(wire::OpenApiTool {
+        openapi: wire::OpenApiFunction {
+            name: api.name.clone(),
+            description: api.description.clone(),
+            spec: api.spec.clone(),
+            auth: open_api_auth(&api.auth)?,
+        },
+    }))
+}
+
+fn foundry_iq(iq: &api::FoundryIqTool) -> wire::Tool {
+    wire::Tool::Mcp(wire::McpTool {
+        server_label: iq.server_label.clone(),
+        server_url: iq.server_url.clone(),
+        require_approval: Some(Value::String("never".to_owned())),
+        allowed_tools: Some(vec![KNOWLEDGE_BASE_RETRIEVE.to_owned()]),
+        headers: None,
+        project_connection_id: Some(iq.project_connection_id.clone()),
+    })
+}
+
+fn mcp(mcp: &api::McpTool) -> wire::Tool {
+    wire::Tool::Mcp(wire::McpTool {
+        server_label: mcp.server_label.clone(),
+        server_url: mcp.server_url.clone(),
+        require_approval: mcp.require_approval.map(|a| {
+            Value::String(
+                match a {
+                    McpApproval::Always => "always",
+                    McpApproval::Never => "never",
+                }
+                .to_owned(),
+            )
+        }),
+        // An empty list on the wire would allow no tool at all; the CRD means "all".
+        allowed_tools: (!mcp.allowed_tools.is_empty()).then(|| mcp.allowed_tools.clone()),
+        headers: None,
+        project_connection_id: mcp.project_connection_id.clone(),
+    })
+}
+
+fn browser_automation(ba: &api::BrowserAutomationTool) -> wire::Tool {
+    wire::Tool::BrowserAutomation(wire::BrowserAutomationTool {
+        connection: ProjectConnectionRef {
+            project_connection_id: ba.project_connection_id.clone(),
+        },
     })
 }
 

@@ -159,64 +159,95 @@ fn validate_tools(tools: &[Tool]) -> Result<(), ValidationError> {
             hint: "",
         });
     }
-    let mut functions = Names::new("function name");
-    let mut server_labels = Names::new("mcp server label");
-    let mut open_apis = Names::new("openApi name");
+    let mut names = ToolNames::default();
     for (index, tool) in tools.iter().enumerate() {
         check_members(index, tool)?;
-        let field = |rest: &str| format!("spec.tools[{index}].{rest}");
-        if let Some(f) = &tool.function {
-            tool_name(&f.name, || field("function.name"))?;
-            functions.insert(&f.name, index)?;
-            if let Some(parameters) = &f.parameters {
-                require_object(parameters, || field("function.parameters"))?;
-            }
+        check_tool(index, tool, &mut names)?;
+    }
+    Ok(())
+}
+
+/// The names the tools declare, each unique within its namespace.
+struct ToolNames<'a> {
+    functions: Names<'a>,
+    server_labels: Names<'a>,
+    open_apis: Names<'a>,
+}
+
+impl Default for ToolNames<'_> {
+    fn default() -> Self {
+        Self {
+            functions: Names::new("function name"),
+            server_labels: Names::new("mcp server label"),
+            open_apis: Names::new("openApi name"),
         }
-        if let Some(fs) = &tool.file_search {
-            if fs.vector_store_ids.is_empty() {
-                return Err(ValidationError::Empty {
-                    field: field("fileSearch.vectorStoreIds"),
-                });
-            }
-            if let Some(n) = fs.max_num_results
-                && !(1..=50).contains(&n)
-            {
-                return Err(ValidationError::OutOfRange {
-                    field: field("fileSearch.maxNumResults"),
-                    value: n.to_string(),
-                    allowed: "between 1 and 50",
-                });
-            }
+    }
+}
+
+/// The settings of one tool, whose members [`check_members`] checked; its names go to `names`.
+fn check_tool<'a>(
+    index: usize,
+    tool: &'a Tool,
+    names: &mut ToolNames<'a>,
+) -> Result<(), ValidationError> {
+    let field = |rest: &str| format!("spec.tools[{index}].{rest}");
+    if let Some(f) = &tool.function {
+        tool_name(&f.name, || field("function.name"))?;
+        names.functions.insert(&f.name, index)?;
+        if let Some(parameters) = &f.parameters {
+            require_object(parameters, || field("function.parameters"))?;
         }
-        if let Some(api) = &tool.open_api {
-            tool_name(&api.name, || field("openApi.name"))?;
-            open_apis.insert(&api.name, index)?;
-            require_object(&api.spec, || field("openApi.spec"))?;
-            check_open_api_auth(index, &api.auth)?;
-        }
-        if let Some(iq) = &tool.foundry_iq {
-            tool_name(&iq.server_label, || field("foundryIq.serverLabel"))?;
-            server_labels.insert(&iq.server_label, index)?;
-        }
-        if let Some(mcp) = &tool.mcp {
-            tool_name(&mcp.server_label, || field("mcp.serverLabel"))?;
-            server_labels.insert(&mcp.server_label, index)?;
-        }
-        for (member, settings) in [
-            ("sharePointGrounding", &tool.share_point_grounding),
-            ("fabricDataAgent", &tool.fabric_data_agent),
-        ] {
-            if settings
-                .as_ref()
-                .is_some_and(|s| s.project_connection_ids.is_empty())
-            {
-                return Err(ValidationError::Empty {
-                    field: field(&format!("{member}.projectConnectionIds")),
-                });
-            }
+    }
+    if let Some(fs) = &tool.file_search {
+        check_file_search(fs, field)?;
+    }
+    if let Some(api) = &tool.open_api {
+        tool_name(&api.name, || field("openApi.name"))?;
+        names.open_apis.insert(&api.name, index)?;
+        require_object(&api.spec, || field("openApi.spec"))?;
+        check_open_api_auth(index, &api.auth)?;
+    }
+    if let Some(iq) = &tool.foundry_iq {
+        tool_name(&iq.server_label, || field("foundryIq.serverLabel"))?;
+        names.server_labels.insert(&iq.server_label, index)?;
+    }
+    if let Some(mcp) = &tool.mcp {
+        tool_name(&mcp.server_label, || field("mcp.serverLabel"))?;
+        names.server_labels.insert(&mcp.server_label, index)?;
+    }
+    for (member, settings) in [
+        ("sharePointGrounding", &tool.share_point_grounding),
+        ("fabricDataAgent", &tool.fabric_data_agent),
+    ] {
+        if settings
+            .as_ref()
+            .is_some_and(|s| s.project_connection_ids.is_empty())
+        {
+            return Err(ValidationError::Empty {
+                field: field(&format!("{member}.projectConnectionIds")),
+            });
         }
     }
     Ok(())
+}
+
+fn check_file_search(
+    fs: &foundry_gateway_api::agent::FileSearchTool,
+    field: impl Fn(&str) -> String,
+) -> Result<(), ValidationError> {
+    if fs.vector_store_ids.is_empty() {
+        return Err(ValidationError::Empty {
+            field: field("fileSearch.vectorStoreIds"),
+        });
+    }
+    match fs.max_num_results {
+        Some(n) if !(1..=50).contains(&n) => Err(ValidationError::OutOfRange {
+            field: field("fileSearch.maxNumResults"),
+            value: n.to_string(),
+            allowed: "between 1 and 50",
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The member named by `type` is set, and no other.

@@ -1,10 +1,14 @@
 //! Step "resolve": the FoundryProject the connection belongs to, and the Secret values its spec
 //! refers to (all in the object's namespace).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
+use foundry_gateway_api::common::SecretKeyRef;
 use foundry_gateway_api::conditions::reasons;
-use foundry_gateway_api::{FoundryProject, GatewayConnection};
+use foundry_gateway_api::{FoundryProject, GatewayConnection, References};
+use foundry_gateway_client::SecretString;
 use kube::runtime::reflector::ObjectRef;
 
 use super::build::ResolvedSecrets;
@@ -60,41 +64,39 @@ async fn usable_project(
         })
 }
 
-/// Reads every Secret value the spec refers to.
+/// Reads every Secret key the object references ([`References::secret_refs`], the list the
+/// watches use too), then hands each field its value.
 async fn secrets(
     ctx: &Context,
     gc: &GatewayConnection,
     key: &ObjectKey,
 ) -> Result<ResolvedSecrets, Failure> {
-    let namespace = &key.namespace;
-    let mut secrets = ResolvedSecrets::default();
-    if let Some(api_key) = &gc.spec.auth.api_key {
-        let r = &api_key.secret_ref;
-        secrets.api_key = Some(
-            project::read_secret_key(ctx, namespace, &r.name, &r.key, key)
-                .await?
-                .0
-                .into(),
-        );
-    }
-    if let Some(oauth) = &gc.spec.auth.oauth2 {
-        let r = &oauth.client_secret_ref;
-        secrets.oauth_client_secret = Some(
-            project::read_secret_key(ctx, namespace, &r.name, &r.key, key)
-                .await?
-                .0
-                .into(),
-        );
-    }
-    for header in &gc.spec.custom_headers {
-        if let Some(r) = &header.value_from {
-            let value = project::read_secret_key(ctx, namespace, &r.name, &r.key, key)
-                .await?
-                .0;
-            secrets
-                .header_values
-                .insert(header.name.clone(), value.into());
+    let mut read: HashMap<(&str, &str), SecretString> = HashMap::new();
+    for used in gc.secret_refs() {
+        let (name, secret_key) = (used.secret.name.as_str(), used.secret.key.as_str());
+        if let Entry::Vacant(slot) = read.entry((name, secret_key)) {
+            let (value, _) =
+                project::read_secret_key(ctx, &key.namespace, name, secret_key, key).await?;
+            slot.insert(value.into());
         }
     }
-    Ok(secrets)
+    let value = |r: &SecretKeyRef| read.get(&(r.name.as_str(), r.key.as_str())).cloned();
+    let spec = &gc.spec;
+    Ok(ResolvedSecrets {
+        api_key: spec
+            .auth
+            .api_key
+            .as_ref()
+            .and_then(|a| value(&a.secret_ref)),
+        oauth_client_secret: spec
+            .auth
+            .oauth2
+            .as_ref()
+            .and_then(|o| value(&o.client_secret_ref)),
+        header_values: spec
+            .custom_headers
+            .iter()
+            .filter_map(|h| Some((h.name.clone(), value(h.value_from.as_ref()?)?)))
+            .collect(),
+    })
 }

@@ -126,10 +126,12 @@ fn strings_are_escaped_canonically() {
     );
 }
 
-#[test]
-fn every_change_of_what_is_sent_changes_the_hash() {
-    type Change = fn(&mut PromptAgentSpec, &mut String, &mut String);
-    let changes: Vec<(&str, Change)> = vec![
+/// A change of the spec, the instructions or the Foundry connection name.
+type Change = fn(&mut PromptAgentSpec, &mut String, &mut String);
+
+/// Changes of what is sent outside the tools.
+fn definition_changes() -> Vec<(&'static str, Change)> {
+    vec![
         ("connection", |_, _, c| *c = "other-gw".into()),
         ("model", |s, _, _| s.model.name = "gpt-4o-mini".into()),
         ("instructions", |_, i, _| i.push('!')),
@@ -158,6 +160,12 @@ fn every_change_of_what_is_sent_changes_the_hash() {
         ("structured input", |s, _, _| {
             s.structured_inputs.get_mut("city").unwrap().default_value = Some(json!("Lyon"))
         }),
+    ]
+}
+
+/// Changes of the tools.
+fn tool_changes() -> Vec<(&'static str, Change)> {
+    vec![
         ("tool order", |s, _, _| s.tools.swap(0, 1)),
         ("tool removed", |s, _, _| {
             s.tools.pop();
@@ -203,7 +211,12 @@ fn every_change_of_what_is_sent_changes_the_hash() {
                 .unwrap()
                 .project_connection_id = "x".into()
         }),
-    ];
+    ]
+}
+
+#[test]
+fn every_change_of_what_is_sent_changes_the_hash() {
+    let changes = [definition_changes(), tool_changes()].concat();
     let base = full_hash();
     let mut seen = BTreeMap::from([(base.clone(), "base")]);
     for (name, change) in changes {
