@@ -142,7 +142,7 @@ pub(super) async fn resolve(
     agent_name: String,
 ) -> Result<Resolved, Failure> {
     let namespace = agent.namespace().unwrap_or_default();
-    let project = resolve_project(ctx, agent, &namespace).await?;
+    let project = project::usable(ctx, &namespace, &agent.spec.project_ref.name).await?;
     let connection = ctx.stores.connections.get(
         &ObjectRef::<GatewayConnection>::new(&agent.spec.model.connection_ref.name)
             .within(&namespace),
@@ -167,27 +167,6 @@ pub(super) async fn resolve(
         project,
         references,
     })
-}
-
-async fn resolve_project(
-    ctx: &Context,
-    agent: &PromptAgent,
-    namespace: &str,
-) -> Result<Arc<ResolvedProject>, Failure> {
-    let name = &agent.spec.project_ref.name;
-    let project_ref = ObjectRef::<FoundryProject>::new(name).within(namespace);
-    let Some(project) = ctx.stores.projects.get(&project_ref) else {
-        return Err(Failure::Waiting {
-            reason: reasons::PROJECT_NOT_READY.into(),
-            message: format!("FoundryProject {name} does not exist in namespace {namespace}"),
-        });
-    };
-    project::resolve(ctx, &project, false)
-        .await
-        .map_err(|f| Failure::Waiting {
-            reason: reasons::PROJECT_NOT_READY.into(),
-            message: format!("FoundryProject {name} is not usable: {}", message_of(&f)),
-        })
 }
 
 /// `ConnectionResolved` and `ModelResolved`: the connection is Ready at its generation and serves

@@ -6,10 +6,8 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use foundry_gateway_api::common::SecretKeyRef;
-use foundry_gateway_api::conditions::reasons;
-use foundry_gateway_api::{FoundryProject, GatewayConnection, References};
+use foundry_gateway_api::{GatewayConnection, References};
 use foundry_gateway_client::SecretString;
-use kube::runtime::reflector::ObjectRef;
 
 use super::build::ResolvedSecrets;
 use super::start::Start;
@@ -30,38 +28,11 @@ pub struct Resolved {
 /// Resolves the project (a project that is missing or not usable is waited for) and reads the
 /// Secrets.
 pub async fn resolve(ctx: &Context, start: &Start<'_>) -> Result<Resolved, Failed> {
-    let project = usable_project(ctx, start.gc, &start.key.namespace)
+    let project = project::usable(ctx, &start.key.namespace, &start.gc.spec.project_ref.name)
         .await
         .at(Step::Resolve)?;
     let secrets = secrets(ctx, start.gc, &start.key).await.at(Step::Resolve)?;
     Ok(Resolved { project, secrets })
-}
-
-/// The FoundryProject of `spec.projectRef`, resolved; Waiting `ProjectNotReady` while it is
-/// missing or not usable.
-async fn usable_project(
-    ctx: &Context,
-    gc: &GatewayConnection,
-    namespace: &str,
-) -> Result<Arc<ResolvedProject>, Failure> {
-    let name = &gc.spec.project_ref.name;
-    let project_ref = ObjectRef::<FoundryProject>::new(name).within(namespace);
-    let Some(project) = ctx.stores.projects.get(&project_ref) else {
-        return Err(Failure::Waiting {
-            reason: reasons::PROJECT_NOT_READY.into(),
-            message: format!("FoundryProject {name} does not exist in namespace {namespace}"),
-        });
-    };
-    project::resolve(ctx, &project, false)
-        .await
-        .map_err(|f| match f {
-            Failure::Permanent { message, .. }
-            | Failure::Transient { message, .. }
-            | Failure::Waiting { message, .. } => Failure::Waiting {
-                reason: reasons::PROJECT_NOT_READY.into(),
-                message: format!("FoundryProject {name} is not usable: {message}"),
-            },
-        })
 }
 
 /// Reads every Secret key the object references ([`References::secret_refs`], the list the

@@ -28,7 +28,7 @@ use crate::failure::Failure;
 use crate::status::Conditions;
 
 pub use self::identity::project_identity;
-pub use self::resolve::resolve;
+pub use self::resolve::{resolve, usable};
 pub use crate::clients::{ProjectResolver, ResolvedProject};
 pub use crate::controller::read_secret_key;
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use foundry_gateway_api::FoundryProject;
+use foundry_gateway_api::conditions::reasons;
 use foundry_gateway_api::project::FoundryProjectSpec;
 use foundry_gateway_client::connections::{
     ConnectionScope as ClientConnectionScope, ConnectionsClientOptions, ProjectResourceId,
@@ -12,6 +13,7 @@ use foundry_gateway_client::connections::{
 use foundry_gateway_client::project::ProjectClientOptions;
 use foundry_gateway_client::{ConnectionsClient, ProjectClient, TokenCredential};
 use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 
 use super::identity::{check_policy, project_identity, spec_fingerprint};
 use super::{DEFAULT_ARM_API_VERSION, DEFAULT_MANAGEMENT_ENDPOINT, ResolvedProject, credentials};
@@ -122,5 +124,31 @@ fn clients(
         account_connections,
         data,
         credential,
+    })
+}
+
+/// The FoundryProject `name` of `namespace` as another object uses it: from the store, resolved;
+/// Waiting `ProjectNotReady` while it is missing or not usable, whatever the project's own
+/// failure (the project reports that itself).
+pub async fn usable(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Arc<ResolvedProject>, Failure> {
+    let project_ref = ObjectRef::<FoundryProject>::new(name).within(namespace);
+    let Some(project) = ctx.stores.projects.get(&project_ref) else {
+        return Err(Failure::Waiting {
+            reason: reasons::PROJECT_NOT_READY.into(),
+            message: format!("FoundryProject {name} does not exist in namespace {namespace}"),
+        });
+    };
+    resolve(ctx, &project, false).await.map_err(|f| {
+        let (Failure::Permanent { message, .. }
+        | Failure::Transient { message, .. }
+        | Failure::Waiting { message, .. }) = f;
+        Failure::Waiting {
+            reason: reasons::PROJECT_NOT_READY.into(),
+            message: format!("FoundryProject {name} is not usable: {message}"),
+        }
     })
 }
