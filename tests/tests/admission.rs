@@ -564,3 +564,90 @@ async fn an_update_is_checked_only_for_the_references_it_changes() {
     );
     assert_eq!(stored["metadata"]["labels"]["team"], "agents");
 }
+
+/// The finalizers of a stored object.
+fn finalizers(object: &DynamicObject) -> Vec<String> {
+    object.metadata.finalizers.clone().unwrap_or_default()
+}
+
+/// Lets an object go: without the operator, our finalizer would keep it (and its namespace).
+async fn release(ns: &TestNamespace, kind: &str, name: &str) {
+    api(ns.client(), ns, kind)
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_apiserver_sets_the_operators_finalizer_when_a_connection_or_agent_is_created() {
+    const FINALIZER: &str = "gateway.foundry.dev/finalizer";
+    let ns = tenants("admission-finalizer").await;
+    let full = client_as(FULL).await;
+    let spec = || connection(json!({"apiKey": {"secretRef": {"name": "gw-key", "key": "key"}}}));
+    // The apiserver loads policies asynchronously: create until the mutation shows.
+    let deadline = Instant::now() + EFFECT_TIMEOUT;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let name = format!("finalizer-probe-{attempt}");
+        let created = create(&full, &ns, "GatewayConnection", &name, spec())
+            .await
+            .unwrap();
+        let set = finalizers(&created) == [FINALIZER];
+        release(&ns, "GatewayConnection", &name).await;
+        if set {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the finalizer policy was not in effect within {EFFECT_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let agent = create(
+        &full,
+        &ns,
+        "PromptAgent",
+        "agent",
+        json!({"projectRef": {"name": "contoso"},
+               "model": {"connectionRef": {"name": "gw"}, "name": "gpt-4o"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(finalizers(&agent), [FINALIZER]);
+    release(&ns, "PromptAgent", "agent").await;
+    // A finalizer of the user's own is kept beside ours.
+    let mut theirs: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.foundry.dev/v1alpha1", "kind": "GatewayConnection",
+        "metadata": {"name": "theirs", "finalizers": ["example.com/keep"]},
+        "spec": spec(),
+    }))
+    .unwrap();
+    theirs = api(&full, &ns, "GatewayConnection")
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    let mut kept = finalizers(&theirs);
+    kept.sort();
+    assert_eq!(kept, ["example.com/keep", FINALIZER]);
+    release(&ns, "GatewayConnection", "theirs").await;
+    // A FoundryProject has no finalizer of ours.
+    let project = create(
+        &full,
+        &ns,
+        "FoundryProject",
+        "project",
+        project(json!({"managedIdentity": {}})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        finalizers(&project).is_empty(),
+        "{:?}",
+        finalizers(&project)
+    );
+}
