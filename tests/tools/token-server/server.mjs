@@ -1,6 +1,6 @@
 // The OAuth2 token server of the Foundry gateway test bed: oauth2-mock-server's issuer and
 // handlers behind an HTTPS server of ours, so that it behaves like the token endpoints Foundry and
-// its clients really call (DESIGN.md section 7, reference section 3.1).
+// its clients really call (docs/ARCHITECTURE.md, Test layers; the Foundry reference, section 3.1).
 //
 // What it adds to oauth2-mock-server:
 // - the Microsoft Entra path form `POST /{tenant}/oauth2/v2.0/token` (what azure_identity calls
