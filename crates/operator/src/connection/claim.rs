@@ -32,24 +32,8 @@ pub async fn observe_claim(
     match ownership(build::marker(live).as_ref(), &me) {
         Ownership::Ours => Ok(true),
         Ownership::Foreign(owner) => {
-            let state = owner_state(&ctx.client, &ctx.stores.connections, &owner).await;
-            if state.blocks() {
-                return Err(Failure::permanent(
-                    reasons::OWNED_ELSEWHERE,
-                    owned_elsewhere_message(
-                        &Taken {
-                            what: &format!(
-                                "Foundry connection \"{connection}\" of project {project}"
-                            ),
-                            kind: KIND,
-                            fix: "spec.connectionName",
-                            adopt: gc.spec.adopt == Some(true),
-                        },
-                        &owner,
-                        &state,
-                    ),
-                ));
-            }
+            let what = format!("Foundry connection \"{connection}\" of project {project}");
+            refuse_a_live_owner(ctx, gc, &owner, &what).await?;
             Ok(false)
         }
         Ownership::Unmarked | Ownership::Legacy => Ok(false),
@@ -58,9 +42,9 @@ pub async fn observe_claim(
 
 /// Whether this object may write the live connection of that name, and whose it is
 /// ([`Claim`]): ours when its marker names this object; else it may be adopted (`adopt: true`,
-/// and no marker, or a recorded owner that is confirmed gone). Refused with `OwnedElsewhere` while another object
-/// that owns it exists or cannot be looked up, even with `adopt: true`; with `AlreadyExists`
-/// otherwise without `adopt`.
+/// and no marker, or a recorded owner that is confirmed gone). Refused with `OwnedElsewhere`
+/// while another object that owns it exists or cannot be looked up, even with `adopt: true`;
+/// with `AlreadyExists` otherwise without `adopt`.
 pub async fn claim(
     ctx: &Context,
     gc: &GatewayConnection,
@@ -73,22 +57,8 @@ pub async fn claim(
     let previous = match ownership(build::marker(live).as_ref(), &me) {
         Ownership::Ours => return Ok(Claim::Ours),
         Ownership::Foreign(owner) => {
-            let state = owner_state(&ctx.client, &ctx.stores.connections, &owner).await;
-            if state.blocks() {
-                return Err(Failure::permanent(
-                    reasons::OWNED_ELSEWHERE,
-                    owned_elsewhere_message(
-                        &Taken {
-                            what: &format!("Foundry connection \"{connection}\""),
-                            kind: KIND,
-                            fix: "spec.connectionName",
-                            adopt,
-                        },
-                        &owner,
-                        &state,
-                    ),
-                ));
-            }
+            let what = format!("Foundry connection \"{connection}\"");
+            refuse_a_live_owner(ctx, gc, &owner, &what).await?;
             Some(owner)
         }
         Ownership::Unmarked | Ownership::Legacy => None,
@@ -112,6 +82,33 @@ pub async fn claim(
         reasons::ALREADY_EXISTS,
         format!(
             "A connection named {connection} already exists in project {project} and {why}; set spec.adopt: true to take it over, or choose another spec.connectionName"
+        ),
+    ))
+}
+
+/// Refuses with `OwnedElsewhere` while the object that the marker names exists or cannot be
+/// looked up (`what` names the Foundry connection in the message).
+async fn refuse_a_live_owner(
+    ctx: &Context,
+    gc: &GatewayConnection,
+    owner: &ObjectId,
+    what: &str,
+) -> Result<(), Failure> {
+    let state = owner_state(&ctx.client, &ctx.stores.connections, owner).await;
+    if !state.blocks() {
+        return Ok(());
+    }
+    Err(Failure::permanent(
+        reasons::OWNED_ELSEWHERE,
+        owned_elsewhere_message(
+            &Taken {
+                what,
+                kind: KIND,
+                fix: "spec.connectionName",
+                adopt: gc.spec.adopt == Some(true),
+            },
+            owner,
+            &state,
         ),
     ))
 }
