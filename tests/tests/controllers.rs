@@ -8,6 +8,9 @@
 //! requested (not one call reaches the emulator); a missing identity Secret is Reconciling
 //! `SecretNotFound`, then Stalled once the grace period has passed.
 //!
+//! GatewayConnection: the driver run in-process creates the Foundry connection with exactly one
+//! PUT, writes its status, and a second pass (a resync) writes nothing to Foundry.
+//!
 //! The tests of this binary share one emulator and count its calls, so they run one at a time.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -35,6 +38,19 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// The infrastructure a controller runs with, as the binary builds it, for the test bed.
 fn context(ns: &TestNamespace) -> Arc<Context> {
+    context_with(ns, empty_stores())
+}
+
+fn empty_stores() -> Stores {
+    Stores {
+        projects: reflector::store().0,
+        connections: reflector::store().0,
+        agents: reflector::store().0,
+    }
+}
+
+/// The infrastructure with these reflector stores.
+fn context_with(ns: &TestNamespace, stores: Stores) -> Arc<Context> {
     let ca = stack().ca_file().display().to_string();
     let local = "127.0.0.1,localhost";
     let settings = Settings::try_parse_from([
@@ -51,11 +67,6 @@ fn context(ns: &TestNamespace) -> Arc<Context> {
         local,
     ])
     .expect("settings");
-    let stores = Stores {
-        projects: reflector::store().0,
-        connections: reflector::store().0,
-        agents: reflector::store().0,
-    };
     Arc::new(Context::new(ns.client().clone(), settings, Metrics::new(), stores).expect("context"))
 }
 
@@ -189,4 +200,87 @@ async fn a_missing_identity_secret_is_reconciling_then_stalled_after_the_grace_p
         .unwrap()
         .to_owned();
     assert!(message.contains("Secret absent"), "{message}");
+}
+
+/// Calls of one operation whose path names `name`.
+fn calls_naming(operation: &str, name: &str) -> usize {
+    stack()
+        .emulator
+        .requests(&format!("operation={operation}"))
+        .expect("request log")
+        .as_array()
+        .map_or(0, |all| {
+            all.iter()
+                .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with(name)))
+                .count()
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_is_created_with_one_put_and_a_resync_writes_nothing() {
+    use foundry_gateway_api::GatewayConnection;
+    use foundry_gateway_operator::connection;
+    use foundry_gateway_operator::controller::Scoped;
+    use foundry_gateway_tests::fixtures::ConnectionFixture;
+    use kube::runtime::watcher;
+
+    let _serial = SERIAL.lock().await;
+    let ns = TestNamespace::new("ctl-connection").await;
+    identity_secret(&ns).await;
+    apply_secret(
+        &ns,
+        "gateway-key",
+        json!({"key": stack().gateway.master_key.expose()}),
+    )
+    .await;
+    let project = create(&ns, FoundryProject::test("local")).await;
+    let (projects, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Apply((*project).clone()));
+    let ctx = Arc::new(Scoped::<connection::Memory>::new(context_with(
+        &ns,
+        Stores {
+            projects,
+            ..empty_stores()
+        },
+    )));
+    let name = format!("ctl-{}", &ns.name()[ns.name().len() - 5..]);
+    let mut gc = GatewayConnection::test("gw")
+        .with_api_key("gateway-key")
+        .in_namespace(ns.name());
+    gc.spec.connection_name = Some(name.clone());
+    let api: Api<GatewayConnection> = Api::namespaced(ns.client().clone(), ns.name());
+    api.patch(
+        "gw",
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&gc),
+    )
+    .await
+    .expect("the apiserver accepts the fixture");
+    // A pass: the finalizer (unless admission set it), then the pipeline; each reads the object
+    // as stored.
+    let pass = || async {
+        let live = Arc::new(api.get("gw").await.unwrap());
+        connection::reconcile(live, Arc::clone(&ctx))
+            .await
+            .expect("the reconcile ends without an error");
+    };
+    pass().await;
+    pass().await;
+    assert_eq!(
+        calls_naming("ProjectConnections_Create", &name),
+        1,
+        "one PUT creates it"
+    );
+    let live = serde_json::to_value(api.get("gw").await.unwrap()).unwrap();
+    assert!(
+        live["status"]["connectionId"]
+            .as_str()
+            .is_some_and(|id| id.ends_with(&format!("/connections/{name}"))),
+        "{live:#}"
+    );
+    assert_eq!(live["status"]["observedGeneration"], 1, "{live:#}");
+    // A resync: nothing differs, nothing is written.
+    pass().await;
+    assert_eq!(calls_naming("ProjectConnections_Create", &name), 1);
+    assert_eq!(calls_naming("ProjectConnections_Delete", &name), 0);
 }
