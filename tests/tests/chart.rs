@@ -151,6 +151,8 @@ fn default_values_render_a_cluster_wide_operator_with_leader_election_and_a_hard
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
         "PodDisruptionBudget",
         "Role",
         "RoleBinding",
@@ -680,6 +682,40 @@ fn the_admission_policy_renders_by_default_denies_and_can_be_turned_off() {
     let off = template("rel", "ops", &[], &["admissionPolicy.enabled=false"]);
     assert!(of_kind(&off, "ValidatingAdmissionPolicy").is_empty());
     assert!(of_kind(&off, "ValidatingAdmissionPolicyBinding").is_empty());
+}
+
+#[test]
+fn the_finalizer_policy_renders_by_default_for_connections_and_agents_and_can_be_turned_off() {
+    let docs = template("rel", "ops", &[], &[]);
+    let policy = only(&docs, "MutatingAdmissionPolicy");
+    assert_eq!(policy["apiVersion"], "admissionregistration.k8s.io/v1");
+    assert_eq!(
+        policy["metadata"]["name"],
+        "rel-foundry-gateway-operator-finalizer"
+    );
+    // Never blocks a create: without the policy the operator adds the finalizer itself.
+    assert_eq!(policy["spec"]["failurePolicy"], "Ignore");
+    let rule = &policy["spec"]["matchConstraints"]["resourceRules"][0];
+    assert_eq!(strings(&rule["operations"]), ["CREATE"]);
+    assert_eq!(
+        strings(&rule["resources"]),
+        ["gatewayconnections", "promptagents"]
+    );
+    let expression = policy["spec"]["mutations"][0]["applyConfiguration"]["expression"]
+        .as_str()
+        .unwrap();
+    assert!(
+        expression.contains("gateway.foundry.dev/finalizer"),
+        "{expression}"
+    );
+    let binding = only(&docs, "MutatingAdmissionPolicyBinding");
+    assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+
+    let off = template("rel", "ops", &[], &["admissionPolicy.finalizer=false"]);
+    assert!(of_kind(&off, "MutatingAdmissionPolicy").is_empty());
+    assert!(of_kind(&off, "MutatingAdmissionPolicyBinding").is_empty());
+    // The reference policy does not depend on it.
+    assert_eq!(of_kind(&off, "ValidatingAdmissionPolicy").len(), 1);
 }
 
 #[test]
