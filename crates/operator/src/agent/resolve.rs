@@ -104,18 +104,12 @@ pub(super) async fn instructions(
             from.name
         )
     };
-    if ctx.missing_past_grace(&missing) {
-        Err(Failure::permanent(
-            reasons::CONFIG_MAP_NOT_FOUND,
-            format!("{what}; create it or fix the reference"),
-        ))
-    } else {
-        Err(Failure::Transient {
-            reason: reasons::CONFIG_MAP_NOT_FOUND.to_owned(),
-            message: format!("{what}; waiting for it"),
-            retry_after: None,
-        })
-    }
+    Err(crate::controller::references::missing(
+        ctx,
+        &missing,
+        reasons::CONFIG_MAP_NOT_FOUND,
+        &what,
+    ))
 }
 
 /// The text of `key` in a ConfigMap: its data, else its binary data when that is UTF-8.

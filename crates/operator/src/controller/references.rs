@@ -1,5 +1,6 @@
 //! Reading what an object references in its own namespace, with the grace period of a missing
-//! Secret key: transient (Reconciling) for `--secret-grace`, then permanent (Stalled).
+//! Secret or ConfigMap key ([`missing`]): transient (Reconciling) for `--secret-grace`, then
+//! permanent (Stalled).
 
 use foundry_gateway_api::conditions::reasons;
 use k8s_openapi::api::core::v1::Secret;
@@ -42,18 +43,22 @@ pub async fn read_secret_key(
             } else {
                 format!("Secret {name} does not exist in namespace {namespace}")
             };
-            if ctx.missing_past_grace(&missing_key) {
-                Err(Failure::permanent(
-                    reasons::SECRET_NOT_FOUND,
-                    format!("{what}; create it or fix the reference"),
-                ))
-            } else {
-                Err(Failure::Transient {
-                    reason: reasons::SECRET_NOT_FOUND.to_owned(),
-                    message: format!("{what}; waiting for it"),
-                    retry_after: None,
-                })
-            }
+            Err(missing(ctx, &missing_key, reasons::SECRET_NOT_FOUND, &what))
+        }
+    }
+}
+
+/// The failure of a referenced key that is missing (`what` says which and why): transient
+/// (Reconciling) during `--secret-grace` since it was first found missing, then permanent
+/// (Stalled). [`Context::found`] ends the grace period when the key appears.
+pub fn missing(ctx: &Context, key: &RetryKey, reason: &str, what: &str) -> Failure {
+    if ctx.missing_past_grace(key) {
+        Failure::permanent(reason, format!("{what}; create it or fix the reference"))
+    } else {
+        Failure::Transient {
+            reason: reason.to_owned(),
+            message: format!("{what}; waiting for it"),
+            retry_after: None,
         }
     }
 }
