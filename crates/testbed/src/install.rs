@@ -243,41 +243,11 @@ pub fn promtool() -> StackResult<PathBuf> {
 fn install_promtool(dir: &Path) -> StackResult<()> {
     let what = "promtool";
     let log = dir.join("install.log");
-    let download = dir.join("download");
-    fs::create_dir_all(&download).map_err(|source| StackError::create_dir(&download, source))?;
-    let fetch = || {
-        run_logged(
-            what,
-            Command::new("apt-get")
-                .args(["download", "prometheus"])
-                .current_dir(&download),
-            &log,
-        )
-    };
-    if fetch().is_err() {
-        // A fresh machine may have no package lists yet: read them once, then try again.
-        run_logged(what, Command::new("apt-get").arg("update"), &log)?;
-        fetch()?;
-    }
-    let deb = fs::read_dir(&download)
-        .map_err(|source| StackError::read(&download, source))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_some_and(|e| e == "deb"))
-        .ok_or_else(|| StackError::Tool {
-            command: "apt-get download prometheus".to_owned(),
-            message: "no .deb was downloaded".to_owned(),
-        })?;
     let unpacked = dir.join("unpacked");
-    run_logged(
-        what,
-        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked),
-        &log,
-    )?;
+    unpack_debian_packages(what, &["prometheus"], dir, &unpacked, &log)?;
     let binary = dir.join("promtool");
     let extracted = unpacked.join("usr").join("bin").join("promtool");
     fs::rename(&extracted, &binary).map_err(|source| StackError::write(&binary, source))?;
-    let _ = fs::remove_dir_all(&download);
     let _ = fs::remove_dir_all(&unpacked);
     let version = output_of(Command::new(&binary).arg("--version"))?;
     let expected = format!("promtool, version {PROMTOOL_VERSION}");
@@ -292,6 +262,60 @@ fn install_promtool(dir: &Path) -> StackResult<()> {
             ),
         })
     }
+}
+
+/// Downloads Debian's `packages` with `apt-get download` into `work/download` (reading the package
+/// lists with `apt-get update` once when the download fails without them) and unpacks each with
+/// `dpkg-deb -x` into `into`: no root and no system install. The download folder is removed.
+pub(crate) fn unpack_debian_packages(
+    what: &str,
+    packages: &[&str],
+    work: &Path,
+    into: &Path,
+    log: &Path,
+) -> StackResult<()> {
+    let download = work.join("download");
+    fs::create_dir_all(&download).map_err(|source| StackError::create_dir(&download, source))?;
+    let fetch = || {
+        run_logged(
+            what,
+            Command::new("apt-get")
+                .arg("download")
+                .args(packages)
+                .current_dir(&download),
+            log,
+        )
+    };
+    if fetch().is_err() {
+        // A fresh machine may have no package lists yet: read them once, then try again.
+        run_logged(what, Command::new("apt-get").arg("update"), log)?;
+        fetch()?;
+    }
+    let debs: Vec<PathBuf> = fs::read_dir(&download)
+        .map_err(|source| StackError::read(&download, source))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    if debs.len() < packages.len() {
+        return Err(StackError::Tool {
+            command: format!("apt-get download {}", packages.join(" ")),
+            message: format!(
+                "{} of {} packages were downloaded",
+                debs.len(),
+                packages.len()
+            ),
+        });
+    }
+    for deb in &debs {
+        run_logged(
+            what,
+            Command::new("dpkg-deb").arg("-x").arg(deb).arg(into),
+            log,
+        )?;
+    }
+    let _ = fs::remove_dir_all(&download);
+    Ok(())
 }
 
 /// The Python interpreter virtual environments are made from.

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::install::{self, ensure_installed, output_of, run_logged};
+use crate::install::{self, ensure_installed, output_of};
 use crate::stack_error::{StackError, StackResult};
 
 /// Upstream version of Debian bookworm's containerd, the cache key of the whole folder.
@@ -140,47 +140,7 @@ pub fn ensure_node_packages() -> StackResult<NodePackages> {
 fn install(dir: &Path) -> StackResult<()> {
     let what = "the node's Debian packages";
     let log = dir.join("install.log");
-    let download = dir.join("download");
-    fs::create_dir_all(&download).map_err(|source| StackError::create_dir(&download, source))?;
-    let fetch = || {
-        run_logged(
-            what,
-            Command::new("apt-get")
-                .arg("download")
-                .args(PACKAGES)
-                .current_dir(&download),
-            &log,
-        )
-    };
-    if fetch().is_err() {
-        // A fresh machine may have no package lists yet: read them once, then try again.
-        run_logged(what, Command::new("apt-get").arg("update"), &log)?;
-        fetch()?;
-    }
-    let debs: Vec<PathBuf> = fs::read_dir(&download)
-        .map_err(|source| StackError::read(&download, source))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "deb"))
-        .collect();
-    if debs.len() < PACKAGES.len() {
-        return Err(StackError::Tool {
-            command: format!("apt-get download {}", PACKAGES.join(" ")),
-            message: format!(
-                "{} of {} packages were downloaded",
-                debs.len(),
-                PACKAGES.len()
-            ),
-        });
-    }
-    for deb in &debs {
-        run_logged(
-            what,
-            Command::new("dpkg-deb").arg("-x").arg(deb).arg(dir),
-            &log,
-        )?;
-    }
-    let _ = fs::remove_dir_all(&download);
+    install::unpack_debian_packages(what, PACKAGES, dir, dir, &log)?;
     let bin = dir.join("bin");
     fs::create_dir_all(&bin).map_err(|source| StackError::create_dir(&bin, source))?;
     for name in IPTABLES_NAMES {
