@@ -12,7 +12,7 @@ use super::claim::{claim, named_elsewhere, observe_claim};
 use super::observe::{self, Observation};
 use super::start::Start;
 use super::tracker::Tracker;
-use super::write_plan::{self, Live, WritePlan};
+use super::write_plan::{self, Claim, Live, WritePlan};
 use crate::context::Context;
 use crate::controller::{AtStep, Failed, Step, publish};
 use crate::failure::Failure;
@@ -157,11 +157,18 @@ impl Pass<'_> {
             .start
             .memory
             .applied(self.start.status.credentials_hash.as_deref());
+        // Only an unmarked connection that matches can be taken as it is, and only then does it
+        // matter whether another object names it: the scan of the store is skipped otherwise
+        // (at scale it would run for every connection on every check).
+        let may_adopt_as_is = found
+            .as_ref()
+            .is_some_and(|l| l.claim == Claim::Unmarked && l.drift.is_none());
+        let elsewhere = may_adopt_as_is && named_elsewhere(self.ctx, self.start.gc, &desired.name);
         let plan = write_plan::plan_write(
             found.as_ref(),
             applied,
             &desired.credentials_hash,
-            named_elsewhere(self.ctx, self.start.gc, &desired.name),
+            elsewhere,
         );
         if plan == WritePlan::AdoptAsIs && applied.is_none() {
             self.adopted_as_is().await;
