@@ -3,13 +3,16 @@
 //! `config/rbac/role.yaml`, and per-namespace RBAC that keeps Secrets out of the ClusterRole; the
 //! admission policy and the NetworkPolicy; generated files up to date; the Dockerfile's shape;
 //! `helm install` and `helm uninstall` on the test bed, with the RBAC checked by the apiserver's
-//! authorizer; and the GitOps health checks (Argo CD's Lua run in Lua 5.1, kstatus and Flux's
-//! `healthCheckExprs` run by their own Go code) judging objects whose status went through the real
-//! apiserver.
+//! authorizer; and the GitOps health checks judging objects whose status went through the real
+//! apiserver, each by the tool's own code: Argo CD's Lua by Argo CD's own runtime (argo-cd
+//! v2.14.21's settings manager reads the README's `argocd-cm` from the apiserver, its util/lua and
+//! gitops-engine's health package judge), kstatus and Flux's `healthCheckExprs` by cli-utils and
+//! Flux's evaluator.
 //!
-//! Helm is the pinned Helm 4 of `cargo xtask chart helm` (this file includes that module). The
-//! kstatus tool is `tests/tools/kstatus`, built with the local Go into the cache outside the
-//! repository, keyed by the cli-utils version and a hash of its sources.
+//! Helm is the pinned Helm 4 of `cargo xtask chart helm` (this file includes that module). The Go
+//! tools `tests/tools/kstatus` and `tests/tools/argocd-health` are built with the local Go into the
+//! cache outside the repository, keyed by the version they pin (cli-utils, Argo CD) and a hash of
+//! the module's files.
 
 // Helpers of this test crate fail the test on purpose when something misbehaves.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -31,7 +34,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -1673,42 +1676,60 @@ async fn capture(client: &Client, namespace: &str) -> Vec<Captured> {
     captured
 }
 
-/// Runs the kind's Argo CD health check with `obj` bound to `object`: (status, message).
-fn argocd_health(kind: &str, object: &Json) -> (String, String) {
-    use mlua::serde::SerializeOptions;
-    use mlua::{Lua, LuaOptions, LuaSerdeExt as _, StdLib, Table};
-    let path = chart::chart_dir()
-        .join("health")
-        .join("argocd")
-        .join(format!("{kind}.lua"));
-    let script = fs::read_to_string(&path).unwrap();
-    // Argo CD opens these libraries (base always) and converts the object to plain tables.
-    let lua = Lua::new_with(
-        StdLib::TABLE | StdLib::STRING | StdLib::MATH,
-        LuaOptions::default(),
-    )
-    .unwrap();
-    let options = SerializeOptions::new()
-        .set_array_metatable(false)
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
-    lua.globals()
-        .set("obj", lua.to_value_with(object, options).unwrap())
+/// Argo CD's verdict on one object, as the argocd-health tool printed it.
+#[derive(Debug, serde::Deserialize)]
+struct Health {
+    status: String,
+    message: String,
+    #[serde(default)]
+    error: String,
+}
+
+/// The health Argo CD gives each of `objects`, with the resource overrides read from the
+/// `argocd-cm` ConfigMap in `namespace` of the test bed by Argo CD's settings manager.
+fn argocd_health(namespace: &str, objects: &[&Json]) -> Vec<Health> {
+    let mut child = Command::new(argocd_health_tool())
+        .arg("--kubeconfig")
+        .arg(testbed().kubeconfig_path())
+        .args(["--namespace", namespace, "--timeout", "60s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let hs: Table = lua
-        .load(&script)
-        .set_name(path.display().to_string())
-        .eval()
-        .unwrap_or_else(|err| panic!("{kind}.lua failed: {err}"));
-    (hs.get("status").unwrap(), hs.get("message").unwrap())
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(objects).unwrap().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the argocd-health tool failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let judged: Vec<Health> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(judged.len(), objects.len(), "one verdict per object");
+    judged
 }
 
 #[tokio::test]
 async fn argocd_health_checks_judge_objects_from_the_apiserver_as_the_status_contract_says() {
     let ns = TestNamespace::new("argocd-health").await;
+    // The README's argocd-cm, where Argo CD reads it (its namespace is this test's).
+    let mut config_map: ConfigMap = serde_yaml::from_value(readme_block("argocd")).unwrap();
+    config_map.metadata.namespace = Some(ns.name().to_owned());
+    Api::<ConfigMap>::namespaced(ns.client().clone(), ns.name())
+        .create(&PostParams::default(), &config_map)
+        .await
+        .unwrap();
     let objects = capture(ns.client(), ns.name()).await;
-    for captured in &objects {
-        let (status, message) = argocd_health(captured.kind, &captured.object);
+    let judged = argocd_health(
+        ns.name(),
+        &objects.iter().map(|c| &c.object).collect::<Vec<_>>(),
+    );
+    for (captured, health) in objects.iter().zip(&judged) {
         let (expected, in_message) = match captured.state {
             State::New => ("Progressing", "report a status"),
             State::Reconciling => ("Progressing", "Progressing"),
@@ -1719,6 +1740,17 @@ async fn argocd_health_checks_judge_objects_from_the_apiserver_as_the_status_con
             State::ConnectionNotReady => ("Degraded", "ConnectionNotReady"),
             State::Suspended => ("Suspended", "spec.suspend"),
         };
+        let Health {
+            status,
+            message,
+            error,
+        } = health;
+        assert!(
+            error.is_empty(),
+            "{} {:?}: the health check failed: {error}",
+            captured.kind,
+            captured.state
+        );
         assert_eq!(
             status, expected,
             "{} {:?}: {message}\n{:#}",
@@ -1803,36 +1835,90 @@ async fn kstatus_and_the_flux_health_check_exprs_judge_objects_from_the_apiserve
 }
 
 // ---------------------------------------------------------------------------------------------
-// The kstatus tool
+// The Go tools
 
-/// The cli-utils version the tool is built with (`tests/tools/kstatus/go.mod`).
+/// The cli-utils version the kstatus tool is built with (`tests/tools/kstatus/go.mod`).
 const CLI_UTILS_VERSION: &str = "v0.37.2";
 
-fn kstatus_module() -> PathBuf {
-    paths::repo_root()
-        .join("tests")
-        .join("tools")
-        .join("kstatus")
-}
+/// The Argo CD version the argocd-health tool is built with (`tests/tools/argocd-health/go.mod`).
+const ARGO_CD_VERSION: &str = "v2.14.21";
 
-/// The kstatus tool, built with `go build` into
-/// `<cache>/kstatus-cli-utils-<version>-<hash of its sources>` when missing.
+/// The kstatus tool (`tests/tools/kstatus`), built once per test binary when missing.
 fn kstatus_tool() -> PathBuf {
     static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    TOOL.get_or_init(build_kstatus_tool).clone()
+    TOOL.get_or_init(|| {
+        build_go_tool(&GoTool {
+            name: "kstatus",
+            requires: "sigs.k8s.io/cli-utils",
+            short: "cli-utils",
+            version: CLI_UTILS_VERSION,
+        })
+    })
+    .clone()
 }
 
-fn build_kstatus_tool() -> PathBuf {
-    let module = kstatus_module();
+/// The argocd-health tool (`tests/tools/argocd-health`), built once per test binary when missing.
+fn argocd_health_tool() -> PathBuf {
+    static TOOL: OnceLock<PathBuf> = OnceLock::new();
+    TOOL.get_or_init(|| {
+        build_go_tool(&GoTool {
+            name: "argocd-health",
+            requires: "github.com/argoproj/argo-cd/v2",
+            short: "argo-cd",
+            version: ARGO_CD_VERSION,
+        })
+    })
+    .clone()
+}
+
+/// A Go module `tests/tools/<name>` whose main package is a tool of these tests.
+struct GoTool {
+    /// The folder, and the name of the binary.
+    name: &'static str,
+    /// The module whose version keys the cache: go.mod must require it at `version`.
+    requires: &'static str,
+    /// Its name in the cache folder's name.
+    short: &'static str,
+    version: &'static str,
+}
+
+/// The files below `dir`, as paths relative to `module`.
+fn module_files(module: &Path, dir: &Path, files: &mut Vec<String>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            module_files(module, &path, files);
+        } else {
+            let relative = path.strip_prefix(module).unwrap();
+            let parts: Vec<_> = relative.iter().map(|p| p.to_str().unwrap()).collect();
+            files.push(parts.join("/"));
+        }
+    }
+}
+
+/// Builds the tool with `go build -trimpath` into
+/// `<cache>/<name>-<pinned module>-<version>-<hash of the module's files>/<name>` unless it is
+/// there; a lock file lets one test binary build while the others wait.
+fn build_go_tool(tool: &GoTool) -> PathBuf {
+    let GoTool {
+        name,
+        requires,
+        short,
+        version,
+    } = *tool;
+    let module = paths::repo_root().join("tests").join("tools").join(name);
     let go_mod = fs::read_to_string(module.join("go.mod")).unwrap();
     assert!(
         go_mod
             .lines()
-            .any(|line| line.trim() == format!("sigs.k8s.io/cli-utils {CLI_UTILS_VERSION}")),
-        "tests/tools/kstatus/go.mod does not require cli-utils {CLI_UTILS_VERSION}"
+            .any(|line| line.trim() == format!("{requires} {version}")),
+        "tests/tools/{name}/go.mod does not require {requires} {version}"
     );
+    let mut files = Vec::new();
+    module_files(&module, &module, &mut files);
+    files.sort();
     let mut hasher = Sha256::new();
-    for file in ["go.mod", "go.sum", "main.go"] {
+    for file in &files {
         let bytes = fs::read(module.join(file)).unwrap();
         hasher.update(file.as_bytes());
         hasher.update((bytes.len() as u64).to_le_bytes());
@@ -1843,8 +1929,8 @@ fn build_kstatus_tool() -> PathBuf {
         .map(|b| format!("{b:02x}"))
         .collect();
     let root = paths::cache_root().unwrap();
-    let dir = root.join(format!("kstatus-cli-utils-{CLI_UTILS_VERSION}-{hash}"));
-    let binary = dir.join("kstatus");
+    let dir = root.join(format!("{name}-{short}-{version}-{hash}"));
+    let binary = dir.join(name);
     if binary.is_file() {
         return binary;
     }
@@ -1858,13 +1944,13 @@ fn build_kstatus_tool() -> PathBuf {
     match lock.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => lock.lock().unwrap(),
-        Err(TryLockError::Error(err)) => panic!("failed to lock the kstatus cache: {err}"),
+        Err(TryLockError::Error(err)) => panic!("failed to lock the {name} cache: {err}"),
     }
     if binary.is_file() {
         return binary;
     }
-    eprintln!("Building the kstatus tool into {}", dir.display());
-    let temp = dir.join(format!(".kstatus.tmp-{}", std::process::id()));
+    eprintln!("Building the {name} tool into {}", dir.display());
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let output = run(Command::new("go")
         .current_dir(&module)
         .env("GOTOOLCHAIN", "local")
@@ -1874,7 +1960,7 @@ fn build_kstatus_tool() -> PathBuf {
         .arg("."));
     assert!(
         output.status.success(),
-        "go build of tests/tools/kstatus failed:\n{}",
+        "go build of tests/tools/{name} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     fs::rename(&temp, &binary).unwrap();
