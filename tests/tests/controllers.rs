@@ -24,6 +24,7 @@ use foundry_gateway_operator::context::{Context, Stores};
 use foundry_gateway_operator::metrics::Metrics;
 use foundry_gateway_operator::project;
 use foundry_gateway_operator::settings::Settings;
+use foundry_gateway_operator::stores::Filled;
 use foundry_gateway_testbed::stack::OPERATOR_CLIENT_ID;
 use foundry_gateway_tests::fixtures::{Fixture, ProjectFixture};
 use foundry_gateway_tests::harness::{FIELD_MANAGER, TestNamespace};
@@ -46,6 +47,7 @@ fn empty_stores() -> Stores {
         projects: reflector::store().0,
         connections: reflector::store().0,
         agents: reflector::store().0,
+        filled: Filled::already(),
     }
 }
 
@@ -235,7 +237,10 @@ async fn a_connection_is_created_with_one_put_and_a_resync_writes_nothing() {
     .await;
     let project = create(&ns, FoundryProject::test("local")).await;
     let (projects, mut writer) = reflector::store();
-    writer.apply_watcher_event(&watcher::Event::Apply((*project).clone()));
+    // A store as a watch fills it: the initial list, then ready.
+    writer.apply_watcher_event(&watcher::Event::Init);
+    writer.apply_watcher_event(&watcher::Event::InitApply((*project).clone()));
+    writer.apply_watcher_event(&watcher::Event::InitDone);
     let ctx = Arc::new(Scoped::<connection::Memory>::new(context_with(
         &ns,
         Stores {

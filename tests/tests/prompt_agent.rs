@@ -1325,3 +1325,42 @@ async fn deleting_an_agent_removes_it_from_foundry_with_policy_delete_and_keeps_
     );
     assert_eq!(versions(&kept).len(), 1, "with its version");
 }
+
+/// A restarted operator (a new process, as after a crash, a rollout or a leader change) takes
+/// over Ready objects without writing their status (no Ready flap while its first probe runs,
+/// no "project does not exist" while its stores fill), and an agent deleted together with its
+/// connection then goes first, the connection right after.
+#[tokio::test]
+async fn after_a_restart_nothing_flaps_and_an_agent_and_its_connection_deleted_together_go() {
+    let mut w = World::new("pa-restart", Duration::from_secs(600)).await;
+    let t = tag(&w);
+    ready_static_connection(&w, &t).await;
+    let agent = format!("{t}-restart");
+    apply(
+        &w.ns,
+        PA,
+        "agent",
+        agent_spec(&agent, "gw", "gpt-4o", "Be brief."),
+    )
+    .await;
+    wait_for(&w.ns, PA, "agent", READY, "Ready", ready).await;
+    let version = |o: &Value| o["metadata"]["resourceVersion"].clone();
+    let before = (
+        version(&get(&w.ns, GWC, "gw").await.unwrap()),
+        version(&get(&w.ns, PA, "agent").await.unwrap()),
+    );
+
+    w.operator.restart().expect("the operator restarts");
+    // Its first pass (stores filled, the first probe run and answered) happens in here.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = (
+        version(&get(&w.ns, GWC, "gw").await.unwrap()),
+        version(&get(&w.ns, PA, "agent").await.unwrap()),
+    );
+    assert_eq!(after, before, "the restarted operator wrote no status");
+
+    delete(&w.ns, PA, "agent").await;
+    delete(&w.ns, GWC, "gw").await;
+    wait_gone(&w.ns, PA, "agent", Duration::from_secs(30)).await;
+    wait_gone(&w.ns, GWC, "gw", Duration::from_secs(30)).await;
+}

@@ -27,6 +27,7 @@ use crate::controller::Scoped;
 use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::stores::Filled;
 use crate::{agent, connection, project};
 
 mod tokio_util_shutdown {
@@ -188,13 +189,19 @@ async fn run_controllers(
 ) -> anyhow::Result<()> {
     let config = ControllerConfig::default().concurrency(settings.concurrency);
     let scope = Scope::from_settings(&settings);
-    let projects = lean_controller(scope.api(&client), &scope).with_config(config.clone());
-    let connections = lean_controller(scope.api(&client), &scope).with_config(config.clone());
-    let agents = lean_controller(scope.api(&client), &scope).with_config(config);
+    let (projects, projects_filled) = lean_controller(scope.api(&client), &scope);
+    let (connections, connections_filled) = lean_controller(scope.api(&client), &scope);
+    let (agents, agents_filled) = lean_controller(scope.api(&client), &scope);
+    let (projects, connections, agents) = (
+        projects.with_config(config.clone()),
+        connections.with_config(config.clone()),
+        agents.with_config(config),
+    );
     let stores = Stores {
         projects: projects.store(),
         connections: connections.store(),
         agents: agents.store(),
+        filled: Filled::of(vec![projects_filled, connections_filled, agents_filled]),
     };
     runtime.metrics.read_objects_from(stores.clone());
     let ctx = context(&client, settings, &runtime.metrics, stores).await?;
@@ -382,8 +389,12 @@ impl Watches<'_> {
 
 /// A controller whose cache drops `managedFields`: the operator never reads them, and they are
 /// about half of every cached object (the memory target, docs/ARCHITECTURE.md, is per 1,000 objects).
-/// Objects outside the watched namespaces never reach the cache.
-fn lean_controller<K>(api: Api<K>, scope: &Scope) -> Controller<K>
+/// Objects outside the watched namespaces never reach the cache. The receiver turns `true` once
+/// the store holds the first full list.
+fn lean_controller<K>(
+    api: Api<K>,
+    scope: &Scope,
+) -> (Controller<K>, tokio::sync::watch::Receiver<bool>)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -394,14 +405,21 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
+    let (filled, filled_rx) = Filled::channel();
     let scope = scope.clone();
     let stream = watcher(api, WatcherConfig::default())
         .default_backoff()
         .filter(move |event| std::future::ready(scope.admits_event(event)))
         .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
+        // After `reflect`: the store has taken the list when this says so.
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                let _ = filled.send(true);
+            }
+        })
         .applied_objects();
-    Controller::for_stream(stream, reader)
+    (Controller::for_stream(stream, reader), filled_rx)
 }
 
 /// Which namespaces the operator serves.

@@ -2,6 +2,7 @@
 
 use foundry_gateway_api::{FoundryProject, GatewayConnection, PromptAgent};
 use kube::runtime::reflector::Store;
+use tokio::sync::watch;
 
 /// Reflector stores of the three kinds, for lookups across kinds without extra GETs.
 #[derive(Clone)]
@@ -12,6 +13,52 @@ pub struct Stores {
     pub connections: Store<GatewayConnection>,
     /// PromptAgents.
     pub agents: Store<PromptAgent>,
+    /// Whether each store holds its first full list.
+    pub filled: Filled,
+}
+
+/// Whether reflector stores hold their first full list, as the streams that fill them say.
+///
+/// `Store::wait_until_ready` cannot serve here: it wakes only the last of the tasks waiting on
+/// it, and kube-runtime's runner already waits on the controller's own store; a watch channel
+/// wakes every waiter.
+#[derive(Clone, Debug)]
+pub struct Filled(Vec<watch::Receiver<bool>>);
+
+impl Filled {
+    /// One store's signal: the sender is told `true` after the store took the initial list.
+    pub fn channel() -> (watch::Sender<bool>, watch::Receiver<bool>) {
+        watch::channel(false)
+    }
+
+    /// All of these stores.
+    pub fn of(stores: Vec<watch::Receiver<bool>>) -> Self {
+        Self(stores)
+    }
+
+    /// Stores filled by hand (tests): nothing to wait for.
+    pub fn already() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Waits until every store is filled. A store whose stream has ended is not waited for.
+    pub async fn wait(&self) {
+        for store in &self.0 {
+            let mut store = store.clone();
+            let _ = store.wait_for(|filled| *filled).await;
+        }
+    }
+}
+
+impl Stores {
+    /// Waits until every store holds its first full list. kube-runtime waits for a controller's
+    /// own store before its first reconcile; the others are not, and an object read from a store
+    /// that is still filling looks missing (after a restart or a leader change, a connection
+    /// would report its project "does not exist" for a moment). The controllers keep reading
+    /// their watches while a reconcile waits here, so no store waits on another.
+    pub async fn wait_until_ready(&self) {
+        self.filled.wait().await;
+    }
 }
 
 impl std::fmt::Debug for Stores {

@@ -189,6 +189,11 @@ fn gateway(
             .memory
             .probed_at(generation, &desired.credentials_hash)
     {
+        // A verdict an earlier process wrote for these same inputs stands until this probe
+        // ends: a restart or a new leader does not turn Ready into Progressing.
+        if let Some(outcome) = judged_before(start, desired) {
+            return (outcome, resync);
+        }
         // The first probe of these inputs is running: say so rather than guess.
         if verdict.state == GatewayState::Unknown {
             let message = "The first probe of the gateway is running";
@@ -214,6 +219,37 @@ fn gateway(
         .next_probe
         .map_or(start.resync, |next| start.resync.min(next));
     (ready(verdict, start), Requeue::After(next))
+}
+
+/// The outcome the live status already gives for this generation and these credentials, when it
+/// holds a verdict (Active and Ready, or Inactive and Ready=False `GatewayInactive`), written by an
+/// earlier process of the operator: this process has not probed yet, the status is the last
+/// known truth. None for new inputs (a new generation, rotated credentials) or no verdict.
+fn judged_before(start: &Start<'_>, desired: &Desired) -> Option<Outcome> {
+    let status = &start.status;
+    let same_inputs = status.observed_generation == Some(start.generation)
+        && status.credentials_hash.as_deref() == Some(desired.credentials_hash.as_str());
+    if !same_inputs {
+        return None;
+    }
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == types::READY && c.observed_generation == Some(start.generation))?;
+    match status.gateway_state? {
+        GatewayState::Active if ready.status == "True" => Some(Outcome::Ready {
+            message: ready.message.clone(),
+        }),
+        GatewayState::Inactive
+            if ready.status == "False" && ready.reason == reasons::GATEWAY_INACTIVE =>
+        {
+            Some(Outcome::NotReady {
+                reason: ready.reason.clone(),
+                message: ready.message.clone(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The `GatewayActive` condition of a verdict.
@@ -409,6 +445,76 @@ mod tests {
         );
         assert_eq!(report.status.used_by, ["agent"], "{case}");
         report
+    }
+
+    /// The live status an earlier process wrote: generation 2, credentials "c", `state`, and
+    /// Ready as that process judged it.
+    fn judged_status(
+        state: GatewayState,
+        ready: (&str, &str),
+        hash: &str,
+    ) -> GatewayConnectionStatus {
+        let (status, reason) = ready;
+        let mut conditions = Conditions::from_live(&[]);
+        let stamp = Stamp {
+            generation: 2,
+            now: Timestamp::UNIX_EPOCH,
+        };
+        conditions.set(types::READY, status == "True", (reason, "as judged"), stamp);
+        GatewayConnectionStatus {
+            observed_generation: Some(2),
+            conditions: conditions.into_vec(),
+            gateway_state: Some(state),
+            credentials_hash: Some(hash.into()),
+            ..GatewayConnectionStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_verdict_of_an_earlier_process_stands_while_the_first_probe_of_this_one_runs() {
+        use GatewayState::*;
+        let gc = GatewayConnection::new("gw", Default::default());
+        let fresh = Tracker::default();
+        let cases = [
+            // (live status, Ready of the report)
+            (
+                judged_status(Active, ("True", reasons::RECONCILED), "c"),
+                ("True", reasons::RECONCILED),
+            ),
+            (
+                judged_status(Inactive, ("False", reasons::GATEWAY_INACTIVE), "c"),
+                ("False", reasons::GATEWAY_INACTIVE),
+            ),
+            // Rotated credentials: the verdict was about other inputs.
+            (
+                judged_status(Active, ("True", reasons::RECONCILED), "old"),
+                ("False", reasons::PROGRESSING),
+            ),
+            // No verdict yet.
+            (
+                judged_status(Unknown, ("False", reasons::PROGRESSING), "c"),
+                ("False", reasons::PROGRESSING),
+            ),
+        ];
+        for (live, (ready, reason)) in cases {
+            let mut begin = start(&gc, false);
+            begin.status = live.clone();
+            let report = report(&begin, ran(fresh.clone(), true, None));
+            let got = report
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == types::READY)
+                .map(|c| (c.status.as_str(), c.reason.as_str()));
+            assert_eq!(got, Some((ready, reason)), "{live:?}");
+            if ready == "True" || reason == reasons::GATEWAY_INACTIVE {
+                assert_eq!(report.status.gateway_state, live.gateway_state);
+                assert_eq!(
+                    report.status.conditions, live.conditions,
+                    "nothing rewritten"
+                );
+            }
+        }
     }
 
     #[test]

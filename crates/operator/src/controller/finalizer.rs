@@ -92,6 +92,8 @@ where
     C: AsRef<Context>,
 {
     let infra: &Context = (*ctx).as_ref();
+    // Reconciles read the other kinds from their stores: not before those are filled.
+    infra.stores.wait_until_ready().await;
     let (kind, suspended) = (K::KIND, object.suspended());
     let started = Instant::now();
     if suspended && object.meta().deletion_timestamp.is_none() {
