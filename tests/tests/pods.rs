@@ -1,10 +1,12 @@
-//! Day one of a user, on a test bed with a real node: the operator's image built from the release
-//! binaries (no container engine) and loaded into the node's containerd, `helm install` of the
-//! chart with that image, two replicas Ready, a read-only root filesystem, `/metrics` and
-//! `/readyz` answering on the pod's port, `kubectl logs`, the Lease handed over when the leader
-//! pod is deleted and on `helm upgrade` to a second image tag; a project, a LiteLLM connection
-//! and an agent Ready through the operator's pod (the stack's token server, LiteLLM and the
-//! emulator listen on the node's bridge address, which the pods reach); and afterwards the
+//! Day one and day two of a user, on a test bed with a real node: the operator's image built from
+//! the release binaries (no container engine) and loaded into the node's containerd, `helm
+//! install` of the chart with that image, two replicas Ready, a read-only root filesystem,
+//! `/metrics` and `/readyz` answering on the pod's port, `kubectl logs`; a project, a LiteLLM
+//! connection and an agent Ready through the operator's pod (the stack's token server, LiteLLM
+//! and the emulator listen on the node's bridge address, which the pods reach); the Lease handed
+//! over when the leader pod is deleted and on `helm upgrade` to a second image tag, with the
+//! objects watched all along (Ready never leaves True) and no second Foundry write; deletion
+//! policies honoured and `helm uninstall` leaving the objects in place; and afterwards the
 //! machine exactly as the node found it.
 //!
 //! The test skips (and says why) only when the machine cannot run a node at all
@@ -16,78 +18,29 @@
 #[allow(dead_code)]
 #[path = "../../crates/xtask/src/chart.rs"]
 mod chart;
+#[allow(dead_code)]
+#[path = "support/node.rs"]
+mod support;
 
 use std::collections::BTreeSet;
+use std::io::BufReader;
 use std::path::Path;
-use std::process::Command;
+use std::process::Stdio;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use foundry_gateway_testbed::emulator::EmulatorProject;
-use foundry_gateway_testbed::node::{self, HostSnapshot};
-use foundry_gateway_testbed::stack::{OPERATOR_CLIENT_ID, Stack, StackOptions};
-use foundry_gateway_testbed::token_server::DEFAULT_TENANT;
-use foundry_gateway_testbed::{Options, Testbed, image};
+use foundry_gateway_testbed::stack::Stack;
+use foundry_gateway_testbed::{Testbed, image, node};
 use serde_json::{Value as Json, json};
+use support::{
+    DEMO_NAMESPACE, NAMESPACE, NodeBed, apply, demo_objects, has_condition, helm, install_flags,
+    is_ready, json, kubectl, operator_pods, run, wait_demo_ready, wait_until,
+};
 
-const NAMESPACE: &str = "foundry-system";
 const RELEASE: &str = "fgo";
 const DEPLOYMENT: &str = "fgo-foundry-gateway-operator";
 const FIRST_TAG: &str = "pods-test-1";
 const SECOND_TAG: &str = "pods-test-2";
-const CA_CONFIGMAP: &str = "stack-ca";
-const DEMO_NAMESPACE: &str = "demo";
-
-fn run(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|err| panic!("failed to run {command:?}: {err}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn kubectl(testbed: &Testbed) -> Command {
-    let mut command = Command::new("kubectl");
-    command.env("KUBECONFIG", testbed.kubeconfig_path());
-    command
-}
-
-fn helm(testbed: &Testbed) -> Command {
-    let mut command = Command::new(chart::helm_binary().expect("Helm 4 is installed"));
-    command.arg("--kubeconfig").arg(testbed.kubeconfig_path());
-    command
-}
-
-fn json(command: &mut Command) -> Json {
-    serde_json::from_str(&run(command.args(["-o", "json"]))).expect("kubectl printed JSON")
-}
-
-fn operator_pods(testbed: &Testbed) -> Vec<Json> {
-    let list = json(kubectl(testbed).args([
-        "get",
-        "pods",
-        "-n",
-        NAMESPACE,
-        "-l",
-        "app.kubernetes.io/name=foundry-gateway-operator",
-    ]));
-    list["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn is_ready(pod: &Json) -> bool {
-    pod["metadata"]["deletionTimestamp"].is_null()
-        && pod["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
 
 fn lease_holder(testbed: &Testbed) -> String {
     let lease = json(kubectl(testbed).args(["get", "lease", DEPLOYMENT, "-n", NAMESPACE]));
@@ -97,15 +50,373 @@ fn lease_holder(testbed: &Testbed) -> String {
         .to_owned()
 }
 
-fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
-        thread::sleep(Duration::from_millis(500));
+fn pod_names(pods: &[Json]) -> BTreeSet<String> {
+    pods.iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Foundry calls of `operation` the emulator has recorded.
+fn foundry_calls(stack: &Stack, operation: &str) -> Vec<Json> {
+    stack
+        .emulator
+        .requests(&format!("operation={operation}"))
+        .expect("the emulator's request log")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_helm_installed_operator_runs_as_ready_pods_of_our_image_and_hands_over_its_lease() {
+    let Some(bed) = NodeBed::start() else {
+        return;
+    };
+    bed.load_images(&[FIRST_TAG, SECOND_TAG]);
+    let stack = bed.start_stack();
+    let testbed = &bed.testbed;
+
+    // helm install, as the README says, with our image.
+    let mut install = helm(testbed);
+    install
+        .args(["install", RELEASE])
+        .arg(chart::chart_dir())
+        .args(["--namespace", NAMESPACE])
+        .args(install_flags(FIRST_TAG))
+        .args(["--wait", "--timeout", "180s"]);
+    run(&mut install);
+
+    let pods = wait_until("two Ready operator pods", Duration::from_secs(120), || {
+        let pods = operator_pods(testbed);
+        (pods.len() == 2 && pods.iter().all(is_ready)).then_some(pods)
+    });
+    for pod in &pods {
+        assert_eq!(
+            pod["spec"]["containers"][0]["image"],
+            format!("{}:{FIRST_TAG}", image::OPERATOR_IMAGE)
+        );
+        assert_eq!(pod["spec"]["nodeName"], node::NODE_NAME);
     }
+    check_the_pod_as_the_runtime_runs_it(&pods);
+
+    // One leader; its log says so, through `kubectl logs` (apiserver → kubelet).
+    let leader = wait_until("a Lease holder", Duration::from_secs(60), || {
+        let holder = lease_holder(testbed);
+        (!holder.is_empty()).then_some(holder)
+    });
+    let names = pod_names(&pods);
+    assert!(names.contains(&leader), "{leader} is one of {names:?}");
+    let logs = run(kubectl(testbed).args(["logs", "-n", NAMESPACE, &leader]));
+    assert!(!logs.trim().is_empty(), "the leader logged something");
+
+    // The demo's objects become Ready through the operator's pod.
+    apply(
+        testbed,
+        &json!({"apiVersion": "v1", "kind": "List",
+                "items": demo_objects(&stack, stack.gateway.master_key.expose())}),
+    );
+    wait_demo_ready(testbed, Duration::from_secs(120));
+
+    // From here to the end of the upgrade, every change of the demo's objects is watched.
+    let watch = StatusWatch::start(testbed);
+    let leader = hand_over_by_deleting_the_leader(testbed, &leader);
+    upgrade_to_the_second_tag(testbed, &leader);
+    // The new leader's first pass over every object falls inside the watch.
+    thread::sleep(Duration::from_secs(10));
+    let events = watch.stop();
+    let flaps: Vec<&String> = events
+        .iter()
+        .filter(|e| !e.ends_with("Ready=True"))
+        .collect();
+    assert!(
+        flaps.is_empty(),
+        "Ready stays True through both handovers; the watch saw: {events:#?}"
+    );
+    eprintln!(
+        "Watched {} changes of the demo's objects during the handovers, all Ready=True",
+        events.len()
+    );
+
+    // Three operator processes led in turn; Foundry saw one create of each object.
+    assert_eq!(foundry_calls(&stack, "ProjectConnections_Create").len(), 1);
+    let versions = foundry_calls(&stack, "Agents_Create").len()
+        + foundry_calls(&stack, "Agents_CreateVersion").len();
+    assert_eq!(versions, 1, "one agent version, no duplicate");
+    let connection =
+        json(kubectl(testbed).args(["get", "gatewayconnection/litellm", "-n", DEMO_NAMESPACE]));
+    assert_eq!(
+        connection["status"]["gatewayState"], "Active",
+        "{}",
+        connection["status"]
+    );
+
+    deletion_policies_then_uninstall(testbed, &stack);
+    drop(stack);
+    bed.finish();
+}
+
+/// What the runtime enforces: a read-only root, a writable `/tmp`, no route off the machine, and
+/// the admin port on the pod's address.
+fn check_the_pod_as_the_runtime_runs_it(pods: &[Json]) {
+    let uid = pods[0]["metadata"]["uid"].as_str().unwrap();
+    let process = Path::new("/proc").join(container_pid(uid).to_string());
+    let root = process.join("root");
+    let write = std::fs::write(root.join("written-by-test"), "x");
+    assert_eq!(
+        write.as_ref().map_err(std::io::Error::raw_os_error),
+        Err(Some(30)),
+        "a write to the container's root fails with EROFS: {write:?}"
+    );
+    std::fs::write(root.join("tmp/written-by-test"), "x").expect("/tmp is writable");
+    std::fs::remove_file(root.join("tmp/written-by-test")).unwrap();
+
+    // The pod network leads nowhere off the machine: no default route in the pod.
+    let routes = std::fs::read_to_string(process.join("net/route")).unwrap();
+    assert!(
+        !routes
+            .lines()
+            .skip(1)
+            .any(|line| line.split_whitespace().nth(1) == Some("00000000")),
+        "a pod has no default route:\n{routes}"
+    );
+
+    for pod in pods {
+        let ip = pod["status"]["podIP"].as_str().unwrap();
+        let (status, body) = http_get(ip, 8080, "/readyz");
+        assert_eq!(status, 200, "{body}");
+        let (status, metrics) = http_get(ip, 8080, "/metrics");
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains("foundry_gateway_"),
+            "metrics name the operator's series: {metrics}"
+        );
+    }
+}
+
+/// Deletes the leader pod: the Lease goes to the other replica, or to the replacement pod when
+/// that one asks first (the leader releases the Lease as it stops). Returns the new holder.
+fn hand_over_by_deleting_the_leader(testbed: &Testbed, leader: &str) -> String {
+    run(kubectl(testbed).args(["delete", "pod", "-n", NAMESPACE, leader, "--wait=false"]));
+    let next = wait_until(
+        "another pod holding the Lease",
+        Duration::from_secs(90),
+        || {
+            let holder = lease_holder(testbed);
+            (!holder.is_empty() && holder != leader).then_some(holder)
+        },
+    );
+    let current = pod_names(&operator_pods(testbed));
+    assert!(
+        current.contains(&next),
+        "the new leader {next} is one of {current:?}"
+    );
+    next
+}
+
+/// `helm upgrade` to the second tag: new pods of the new image, one of them leads.
+fn upgrade_to_the_second_tag(testbed: &Testbed, leader: &str) {
+    let mut upgrade = helm(testbed);
+    upgrade
+        .args(["upgrade", RELEASE])
+        .arg(chart::chart_dir())
+        .args(["--namespace", NAMESPACE])
+        .args(install_flags(SECOND_TAG))
+        .args(["--wait", "--timeout", "180s"]);
+    run(&mut upgrade);
+    let upgraded = wait_until(
+        "two Ready pods of the second tag",
+        Duration::from_secs(120),
+        || {
+            let pods = operator_pods(testbed);
+            let all_new = pods.iter().all(|p| {
+                p["spec"]["containers"][0]["image"]
+                    == format!("{}:{SECOND_TAG}", image::OPERATOR_IMAGE)
+            });
+            (pods.len() == 2 && all_new && pods.iter().all(is_ready)).then_some(pods)
+        },
+    );
+    let upgraded = pod_names(&upgraded);
+    let holder = wait_until(
+        "a pod of the second tag holding the Lease",
+        Duration::from_secs(90),
+        || {
+            let holder = lease_holder(testbed);
+            upgraded.contains(&holder).then_some(holder)
+        },
+    );
+    assert_ne!(holder, leader);
+}
+
+/// Deleting objects while the operator runs honours their deletion policy (Delete: the Foundry
+/// object goes; Orphan: it stays); `helm uninstall` then removes the operator and leaves the
+/// remaining objects, and what they made in Foundry, in place.
+fn deletion_policies_then_uninstall(testbed: &Testbed, stack: &Stack) {
+    let kept = demo_objects(stack, stack.gateway.master_key.expose())
+        .into_iter()
+        .find(|o| o["kind"] == "GatewayConnection")
+        .map(|mut o| {
+            o["metadata"]["name"] = json!("kept");
+            o["spec"]["connectionName"] = json!("kept");
+            o["spec"]["deletionPolicy"] = json!("Orphan");
+            o
+        })
+        .unwrap();
+    apply(testbed, &kept);
+    run(kubectl(testbed).args([
+        "wait",
+        "--for=condition=Ready",
+        "gatewayconnection/kept",
+        "-n",
+        DEMO_NAMESPACE,
+        "--timeout=120s",
+    ]));
+    run(kubectl(testbed).args([
+        "delete",
+        "promptagent/support-agent",
+        "gatewayconnection/litellm",
+        "gatewayconnection/kept",
+        "-n",
+        DEMO_NAMESPACE,
+        "--wait=false",
+    ]));
+    let gone = std::panic::catch_unwind(|| {
+        wait_until("the deleted objects gone", Duration::from_secs(120), || {
+            let left = json(kubectl(testbed).args([
+                "get",
+                "promptagents,gatewayconnections",
+                "-n",
+                DEMO_NAMESPACE,
+            ]));
+            left["items"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                .then_some(())
+        });
+    });
+    if gone.is_err() {
+        let left = run(kubectl(testbed).args([
+            "get",
+            "promptagents,gatewayconnections",
+            "-n",
+            DEMO_NAMESPACE,
+            "-o",
+            "yaml",
+        ]));
+        let logs = run(kubectl(testbed).args([
+            "logs",
+            "-n",
+            NAMESPACE,
+            "-l",
+            support::POD_SELECTOR,
+            "--tail=60",
+        ]));
+        panic!("deleted objects are left:\n{left}\n{logs}");
+    }
+    let deleted: Vec<String> = foundry_calls(stack, "ProjectConnections_Delete")
+        .iter()
+        .map(|r| r["path"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        deleted.len() == 1 && deleted[0].ends_with("/connections/litellm"),
+        "only the Delete-policy connection is deleted in Foundry: {deleted:?}"
+    );
+    assert!(
+        !foundry_calls(stack, "Agents_Delete").is_empty(),
+        "the agent is deleted in Foundry"
+    );
+
+    let foundry_before = stack.emulator.requests("").unwrap();
+    let before_count = foundry_before.as_array().map_or(0, Vec::len);
+    run(helm(testbed).args(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"]));
+    wait_until("no operator pods", Duration::from_secs(120), || {
+        operator_pods(testbed).is_empty().then_some(())
+    });
+    let project =
+        json(kubectl(testbed).args(["get", "foundryproject/local", "-n", DEMO_NAMESPACE]));
+    assert!(
+        project["metadata"]["deletionTimestamp"].is_null()
+            && has_condition(&project, "Ready", "True"),
+        "helm uninstall leaves the objects in place: {project}"
+    );
+    let writes: Vec<Json> = stack
+        .emulator
+        .requests("")
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .skip(before_count)
+        .filter(|r| r["method"] != "GET")
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "uninstall writes nothing to Foundry: {writes:#?}"
+    );
+}
+
+/// `kubectl get --watch` of the demo's kinds in the background (one watch per kind), each change
+/// recorded as `<kind>/<name> generation=<g> Ready=<status>` (the Ready condition of the current
+/// generation).
+struct StatusWatch {
+    watches: Vec<(std::process::Child, thread::JoinHandle<Vec<String>>)>,
+}
+
+impl StatusWatch {
+    fn start(testbed: &Testbed) -> Self {
+        let watches = ["foundryprojects", "gatewayconnections", "promptagents"]
+            .into_iter()
+            .map(|kind| {
+                let mut child = kubectl(testbed)
+                    .args(["get", kind, "-n", DEMO_NAMESPACE])
+                    .args(["--watch-only", "--output-watch-events", "-o", "json"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("kubectl get --watch runs");
+                let stdout = child.stdout.take().unwrap();
+                let reader = thread::spawn(move || {
+                    serde_json::Deserializer::from_reader(BufReader::new(stdout))
+                        .into_iter::<Json>()
+                        .map_while(Result::ok)
+                        .map(|event| describe(&event["object"]))
+                        .collect()
+                });
+                (child, reader)
+            })
+            .collect();
+        // Let the watches open before anything they must see happens.
+        thread::sleep(Duration::from_secs(2));
+        Self { watches }
+    }
+
+    fn stop(self) -> Vec<String> {
+        let mut events = Vec::new();
+        for (mut child, reader) in self.watches {
+            let _ = child.kill();
+            let _ = child.wait();
+            events.extend(reader.join().expect("the watch reader ends"));
+        }
+        events
+    }
+}
+
+fn describe(object: &Json) -> String {
+    let generation = &object["metadata"]["generation"];
+    let ready = object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .filter(|c| c["observedGeneration"] == *generation || c["observedGeneration"].is_null());
+    let status = ready.map_or("Unknown", |c| c["status"].as_str().unwrap_or("Unknown"));
+    let reason = ready.map_or("", |c| c["reason"].as_str().unwrap_or_default());
+    let message = ready.map_or("", |c| c["message"].as_str().unwrap_or_default());
+    format!(
+        "{}/{} generation={generation} ({reason}: {message}) Ready={status}",
+        object["kind"].as_str().unwrap_or_default(),
+        object["metadata"]["name"].as_str().unwrap_or_default()
+    )
 }
 
 /// A plain HTTP GET from the host to a pod's address (inside the node's network namespaces).
@@ -156,313 +467,4 @@ fn container_pid(pod_uid: &str) -> u32 {
         }
     }
     panic!("no operator process of pod {pod_uid}");
-}
-
-fn build_and_load_images(testbed: &Testbed) {
-    let started = Instant::now();
-    let release = image::build_release_binaries().expect("the release binaries build");
-    let out = tempfile::tempdir().unwrap();
-    let node = testbed.node().expect("the test bed has a node");
-    for tag in [FIRST_TAG, SECOND_TAG] {
-        for (spec, written) in image::write_project_images(&release, tag, out.path()).unwrap() {
-            node.import_image(&written.archive)
-                .unwrap_or_else(|err| panic!("failed to load {}: {err}", spec.reference()));
-        }
-    }
-    eprintln!("Built and loaded the images in {:.1?}", started.elapsed());
-}
-
-fn install_values(tag: &str) -> Vec<String> {
-    // The stack serves Entra ID, ARM and Foundry on the node's address, under its own CA.
-    let host = node::NODE_IP;
-    [
-        format!("image.repository={}", image::OPERATOR_IMAGE),
-        format!("image.tag={tag}"),
-        "image.pullPolicy=Never".to_owned(),
-        "replicas=2".to_owned(),
-        "logFormat=plain".to_owned(),
-        format!("extraCA.name={CA_CONFIGMAP}"),
-        format!("allowedHosts.authority={{{host}}}"),
-        format!("allowedHosts.arm={{{host}}}"),
-        format!("allowedHosts.foundry={{{host}}}"),
-    ]
-    .into_iter()
-    .flat_map(|value| ["--set".to_owned(), value])
-    .collect()
-}
-
-#[test]
-fn the_helm_installed_operator_runs_as_ready_pods_of_our_image_and_hands_over_its_lease() {
-    if let Err(err) = node::host_capabilities() {
-        eprintln!("Skipping: this machine cannot run the test bed's node: {err}");
-        return;
-    }
-    let packages = node::ensure_node_packages().expect("the node's packages install");
-    let before = HostSnapshot::take(&packages);
-    let started = Instant::now();
-    let mut testbed = Testbed::start(Options {
-        node: true,
-        ready_timeout: Duration::from_secs(180),
-        ..Options::default()
-    })
-    .expect("the test bed starts with a node");
-    let node_dir = node::node_dir(testbed.state_dir());
-    eprintln!(
-        "Started the test bed with a node in {:.1?}",
-        started.elapsed()
-    );
-
-    build_and_load_images(&testbed);
-
-    // The stack the operator's pods talk to, on the node's bridge address.
-    let stack = Stack::start(StackOptions {
-        listen: node::NODE_IP,
-        ..StackOptions::default()
-    })
-    .expect("the stack starts on the node's address");
-    run(kubectl(&testbed).args(["create", "namespace", NAMESPACE]));
-    run(kubectl(&testbed)
-        .args(["create", "configmap", CA_CONFIGMAP, "-n", NAMESPACE])
-        .arg(format!("--from-file=ca.crt={}", stack.ca_file().display())));
-
-    // helm install, as the README says, with our image.
-    let mut install = helm(&testbed);
-    install
-        .args(["install", RELEASE])
-        .arg(chart::chart_dir())
-        .args(["--namespace", NAMESPACE])
-        .args(install_values(FIRST_TAG))
-        .args(["--wait", "--timeout", "180s"]);
-    run(&mut install);
-
-    let pods = wait_until("two Ready operator pods", Duration::from_secs(120), || {
-        let pods = operator_pods(&testbed);
-        (pods.len() == 2 && pods.iter().all(is_ready)).then_some(pods)
-    });
-    for pod in &pods {
-        assert_eq!(
-            pod["spec"]["containers"][0]["image"],
-            format!("{}:{FIRST_TAG}", image::OPERATOR_IMAGE)
-        );
-        assert_eq!(pod["spec"]["nodeName"], node::NODE_NAME);
-    }
-
-    // The root filesystem is read-only; /tmp (an emptyDir) is writable.
-    let uid = pods[0]["metadata"]["uid"].as_str().unwrap();
-    let process = Path::new("/proc").join(container_pid(uid).to_string());
-    let root = process.join("root");
-    let write = std::fs::write(root.join("written-by-test"), "x");
-    assert_eq!(
-        write.as_ref().map_err(std::io::Error::raw_os_error),
-        Err(Some(30)),
-        "a write to the container's root fails with EROFS: {write:?}"
-    );
-    std::fs::write(root.join("tmp/written-by-test"), "x").expect("/tmp is writable");
-    std::fs::remove_file(root.join("tmp/written-by-test")).unwrap();
-
-    // The pod network leads nowhere off the machine: no default route in the pod.
-    let routes = std::fs::read_to_string(process.join("net/route")).unwrap();
-    assert!(
-        !routes
-            .lines()
-            .skip(1)
-            .any(|line| line.split_whitespace().nth(1) == Some("00000000")),
-        "a pod has no default route:\n{routes}"
-    );
-
-    // The admin port answers on the pod's address.
-    for pod in &pods {
-        let ip = pod["status"]["podIP"].as_str().unwrap();
-        let (status, body) = http_get(ip, 8080, "/readyz");
-        assert_eq!(status, 200, "{body}");
-        let (status, metrics) = http_get(ip, 8080, "/metrics");
-        assert_eq!(status, 200);
-        assert!(
-            metrics.contains("foundry_gateway_"),
-            "metrics name the operator's series: {metrics}"
-        );
-    }
-
-    // One leader; its log says so, through `kubectl logs` (apiserver → kubelet).
-    let leader = wait_until("a Lease holder", Duration::from_secs(60), || {
-        let holder = lease_holder(&testbed);
-        (!holder.is_empty()).then_some(holder)
-    });
-    let names: BTreeSet<String> = pods
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(names.contains(&leader), "{leader} is one of {names:?}");
-    let logs = run(kubectl(&testbed).args(["logs", "-n", NAMESPACE, &leader]));
-    assert!(!logs.trim().is_empty(), "the leader logged something");
-
-    // Deleting the leader pod hands the Lease on: to the other replica, or to the replacement pod
-    // when that one asks first (the leader releases the Lease as it stops).
-    run(kubectl(&testbed).args(["delete", "pod", "-n", NAMESPACE, &leader, "--wait=false"]));
-    let next = wait_until(
-        "another pod holding the Lease",
-        Duration::from_secs(90),
-        || {
-            let holder = lease_holder(&testbed);
-            (!holder.is_empty() && holder != leader).then_some(holder)
-        },
-    );
-    let current: BTreeSet<String> = operator_pods(&testbed)
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(
-        current.contains(&next),
-        "the new leader {next} is one of {current:?}"
-    );
-
-    // helm upgrade to the second tag: new pods of the new image, one of them leads.
-    let mut upgrade = helm(&testbed);
-    upgrade
-        .args(["upgrade", RELEASE])
-        .arg(chart::chart_dir())
-        .args(["--namespace", NAMESPACE])
-        .args(install_values(SECOND_TAG))
-        .args(["--wait", "--timeout", "180s"]);
-    run(&mut upgrade);
-    let upgraded = wait_until(
-        "two Ready pods of the second tag",
-        Duration::from_secs(120),
-        || {
-            let pods = operator_pods(&testbed);
-            let all_new = pods.iter().all(|p| {
-                p["spec"]["containers"][0]["image"]
-                    == format!("{}:{SECOND_TAG}", image::OPERATOR_IMAGE)
-            });
-            (pods.len() == 2 && all_new && pods.iter().all(is_ready)).then_some(pods)
-        },
-    );
-    let upgraded: BTreeSet<String> = upgraded
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
-        .collect();
-    wait_until(
-        "a pod of the second tag holding the Lease",
-        Duration::from_secs(90),
-        || upgraded.contains(&lease_holder(&testbed)).then_some(()),
-    );
-
-    // The demo's objects become Ready through the operator's pod.
-    apply_demo_objects(&testbed, &stack);
-    for object in [
-        "foundryproject/local",
-        "gatewayconnection/litellm",
-        "promptagent/support-agent",
-    ] {
-        let waited = kubectl(&testbed)
-            .args([
-                "wait",
-                "--for=condition=Ready",
-                object,
-                "-n",
-                DEMO_NAMESPACE,
-            ])
-            .args(["--timeout=120s"])
-            .output()
-            .unwrap();
-        if !waited.status.success() {
-            let all =
-                run(kubectl(&testbed).args(["get", "foundry", "-n", DEMO_NAMESPACE, "-o", "yaml"]));
-            let logs = run(kubectl(&testbed).args([
-                "logs",
-                "-n",
-                NAMESPACE,
-                "-l",
-                "app.kubernetes.io/name=foundry-gateway-operator",
-                "--tail=40",
-            ]));
-            panic!("{object} did not become Ready:\n{all}\n{logs}");
-        }
-    }
-    let connection =
-        json(kubectl(&testbed).args(["get", "gatewayconnection/litellm", "-n", DEMO_NAMESPACE]));
-    assert_eq!(
-        connection["status"]["gatewayState"], "Active",
-        "{}",
-        connection["status"]
-    );
-    drop(stack);
-
-    // Stopping the test bed puts the machine back as the node found it.
-    testbed
-        .stop()
-        .expect("the test bed stops and restores the machine");
-    let left = node::host_differences(&before, &packages, &node_dir);
-    assert!(
-        left.is_empty(),
-        "the machine is as found:\n{}",
-        left.join("\n")
-    );
-}
-
-/// The demo's project, LiteLLM connection and agent, pointing at the stack on the node's address.
-fn apply_demo_objects(testbed: &Testbed, stack: &Stack) {
-    let project = EmulatorProject::default_project();
-    let secret = stack
-        .client_secret(OPERATOR_CLIENT_ID)
-        .expect("the operator's client secret")
-        .expose()
-        .to_owned();
-    let objects = json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}},
-            {"apiVersion": "v1", "kind": "Secret",
-             "metadata": {"name": "project-identity", "namespace": DEMO_NAMESPACE},
-             "stringData": {"clientSecret": secret}},
-            {"apiVersion": "v1", "kind": "Secret",
-             "metadata": {"name": "gateway-key", "namespace": DEMO_NAMESPACE},
-             "stringData": {"key": stack.gateway.master_key.expose()}},
-            {"apiVersion": "gateway.foundry.dev/v1alpha1", "kind": "FoundryProject",
-             "metadata": {"name": "local", "namespace": DEMO_NAMESPACE},
-             "spec": {
-                "armId": project.arm_id(),
-                "endpoint": stack.emulator.project_endpoint,
-                "managementEndpoint": stack.emulator.arm_endpoint,
-                "authorityHost": stack.token_server.entra_authority_host(),
-                "identity": {"clientSecret": {"clientId": OPERATOR_CLIENT_ID, "tenantId": DEFAULT_TENANT,
-                    "secretRef": {"name": "project-identity", "key": "clientSecret"}}},
-             }},
-            {"apiVersion": "gateway.foundry.dev/v1alpha1", "kind": "GatewayConnection",
-             "metadata": {"name": "litellm", "namespace": DEMO_NAMESPACE},
-             "spec": {
-                "projectRef": {"name": "local"}, "connectionName": "litellm", "category": "ModelGateway",
-                "target": stack.gateway.openai_target(),
-                "auth": {"apiKey": {"secretRef": {"name": "gateway-key", "key": "key"},
-                    "header": "Authorization", "format": "Bearer {api_key}"}},
-                "models": {"static": [{"name": "gpt-4o"}]},
-             }},
-            {"apiVersion": "gateway.foundry.dev/v1alpha1", "kind": "PromptAgent",
-             "metadata": {"name": "support-agent", "namespace": DEMO_NAMESPACE},
-             "spec": {
-                "projectRef": {"name": "local"},
-                "model": {"connectionRef": {"name": "litellm"}, "name": "gpt-4o"},
-                "instructions": "You are the Contoso support assistant.",
-             }},
-        ],
-    });
-    let mut apply = kubectl(testbed);
-    apply
-        .args(["apply", "--server-side", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = apply.spawn().expect("kubectl runs");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(objects.to_string().as_bytes()).unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

@@ -33,6 +33,7 @@ mod state;
 mod testbed;
 
 pub mod emulator;
+pub mod flux;
 pub mod gateway;
 pub mod http;
 pub mod image;

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the whole test suite, exactly what CI runs.
 //!
-//! Static checks first (format, CRD drift, clippy), while the test bed's Go binaries build and the
+//! Static checks first (format, CRD drift, clippy), while the test bed's Go binaries (and Flux's
+//! controllers, where the node runs) build and the
 //! stack's tools install on other threads; then one test bed for the whole run, shared by every
 //! test binary through `FOUNDRY_TESTBED_DIR`, and `cargo test --workspace`.
 
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use foundry_gateway_testbed::{
-    ENV_TESTBED_DIR, Options, Testbed, ensure_kube_binaries, ensure_node_binaries, node,
+    ENV_TESTBED_DIR, Options, Testbed, ensure_kube_binaries, ensure_node_binaries, flux, node,
 };
 
 use crate::{crd, stack};
@@ -59,6 +60,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             ensure_kube_binaries()
         }
     });
+    // And Flux's controllers (tests/tests/gitops.rs), on a machine that runs the node.
+    let flux = thread::spawn(|| {
+        node::host_capabilities()
+            .is_ok()
+            .then(flux::ensure_flux_binaries)
+            .transpose()
+    });
     // So do the stack's installs (LiteLLM and SDK virtual environments, the token server's
     // node_modules): the tests that need them would otherwise wait for them one by one.
     let installs = stack::spawn_installs(false);
@@ -97,6 +105,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         binaries.kube_apiserver.display()
     );
     stack::join_installs(installs).context("failed to install the stack's tools")?;
+    flux.join()
+        .map_err(|_| anyhow::anyhow!("the Flux build thread panicked"))?
+        .context("failed to build Flux's controllers")?;
     let mut testbed = Testbed::start(Options {
         binaries: Some(binaries),
         ..Options::default()

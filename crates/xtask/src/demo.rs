@@ -9,6 +9,12 @@
 //! 4. `kubectl wait --for=condition=Ready` and `kubectl get foundry -o wide`;
 //! 5. the official Python SDK (`tests/sdk/flow.py`) asks the agent the operator created.
 //!
+//! With `--pods`, the operator runs as the chart's pods instead of a process: a test bed with a
+//! node (`<repo>/.demo/kube`, containerd and the kubelet on a bridge of its own, root needed),
+//! the stack listening on the node's address, our images built from the release binaries and
+//! loaded into the node, and `helm install` of `charts/foundry-gateway-operator` with two
+//! replicas; the rest is the same. Stopping it puts the machine back as the node found it.
+//!
 //! Then it waits for Ctrl-C and stops everything (`--keep`: it exits and leaves everything
 //! running, for `cargo xtask demo down`; `--no-wait` or `CI=true`: it stops at once).
 //!
@@ -35,7 +41,9 @@ use foundry_gateway_testbed::process::{ManagedProcess, Mode};
 use foundry_gateway_testbed::stack::{
     DATA_PLANE_SCOPE, STACK_ENV_FILE, STACK_STATE_FILE, Stack, StackOptions,
 };
-use foundry_gateway_testbed::{ProcessRecord, Secret, Testbed, python};
+use foundry_gateway_testbed::{
+    Options as TestbedOptions, ProcessRecord, Secret, Testbed, image, node, python,
+};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
@@ -50,8 +58,16 @@ const DEMO_STATE_FILE: &str = "demo.json";
 /// Subdirectories of the demo's directory.
 const STACK_DIR: &str = "stack";
 const OPERATOR_DIR: &str = "operator";
+/// The test bed with a node of `--pods`.
+const KUBE_DIR: &str = "kube";
 /// Entries the demo leaves in its directory; a directory holding only these is ours to remove.
-const OWN_ENTRIES: &[&str] = &[DEMO_STATE_FILE, STACK_DIR, OPERATOR_DIR];
+const OWN_ENTRIES: &[&str] = &[DEMO_STATE_FILE, STACK_DIR, OPERATOR_DIR, KUBE_DIR];
+/// The namespace, release and image tag of `--pods`.
+const POD_NAMESPACE: &str = "foundry-system";
+const POD_RELEASE: &str = "foundry-gateway-operator";
+const POD_TAG: &str = "demo";
+/// The ConfigMap with the stack's CA that the chart mounts (`extraCA.name`).
+const POD_CA_CONFIGMAP: &str = "stack-ca";
 /// The value of a Secret key that no credential of the stack fills (a custom header's value).
 const PLAIN_VALUE: &str = "foundry-demo";
 /// How long the operator may take to stop (SIGTERM, then SIGKILL).
@@ -75,6 +91,10 @@ pub struct Args {
     /// (installs and builds not counted).
     #[arg(long, default_value_t = 180)]
     timeout: u64,
+    /// Run the operator as the Helm chart's pods on a node of the test bed (needs root; the
+    /// machine is restored when the demo stops).
+    #[arg(long)]
+    pods: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -184,45 +204,62 @@ fn up_and_ask(dir: &Path, args: &Args, end: End, interrupted: &AtomicBool) -> an
     let models = gateway_models(&samples);
 
     // The operator's build and the SDK's virtual environment overlap the stack's start.
-    let operator_bin = thread::spawn(operator_binary);
+    let pods = args.pods;
+    let build = thread::spawn(move || {
+        if pods {
+            image::build_release_binaries()
+        } else {
+            operator_binary()
+        }
+    });
     let sdk = thread::spawn(python::sdk_python);
     let stack_dir = dir.join(STACK_DIR);
-    ensure_stack(&stack_dir, &models, Duration::from_secs(args.timeout))?;
+    let timeout = Duration::from_secs(args.timeout);
+    if pods {
+        start_node_and_stack(dir, &models, timeout)?;
+    } else {
+        ensure_stack(&stack_dir, &models, timeout)?;
+    }
     interrupted_yet(interrupted)?;
     let env = read_env(&stack_dir.join(STACK_ENV_FILE))?;
     let local = Local::from_env(&env, &models)?;
     let state = Stack::read_state(&stack_dir).context("failed to read the stack's state")?;
-    let kube_dir = state
-        .kube_dir
-        .context("the demo's stack has no Kubernetes; run `cargo xtask demo down` and retry")?;
-    let testbed = Testbed::open(&kube_dir).context("failed to open the stack's Kubernetes")?;
+    let kube_dir = if pods {
+        dir.join(KUBE_DIR)
+    } else {
+        state
+            .kube_dir
+            .clone()
+            .context("the demo's stack has no Kubernetes; run `cargo xtask demo down` and retry")?
+    };
+    let testbed = Testbed::open(&kube_dir).context("failed to open the demo's Kubernetes")?;
     let admin = testbed.kubeconfig_path().to_path_buf();
-
-    eprintln!("==> install the CRDs and the shipped RBAC");
-    operator::install_crds(&testbed).context("failed to install the CRDs")?;
-    operator::install_rbac(&testbed).context("failed to install the operator's RBAC")?;
-    let kubeconfig = operator::operator_kubeconfig(&testbed)
-        .context("failed to make the operator's ServiceAccount kubeconfig")?;
-    let binary = operator_bin
+    let built = build
         .join()
-        .map_err(|_| anyhow::anyhow!("the operator build thread panicked"))?
+        .map_err(|_| anyhow::anyhow!("the build thread panicked"))?
         .context("failed to build the operator")?;
     interrupted_yet(interrupted)?;
-    eprintln!("==> start the operator (ServiceAccount token, shipped RBAC, the stack's CA)");
-    let running = Operator::start(OperatorOptions {
-        mode: Mode::Detached,
-        binary: Some(binary.clone()),
-        extra_ca_file: Some(state.ca_file.clone()),
-        ..OperatorOptions::new(dir.join(OPERATOR_DIR), kubeconfig)
-    })
-    .context("failed to start the operator")?;
-    let record = ProcessRecord {
-        name: OPERATOR_BIN.to_owned(),
-        pid: running.pid().context("the operator has no pid")?,
-        program: binary,
-        log: running.log_path().to_path_buf(),
+    let operator_log = if pods {
+        install_with_helm(&testbed, &built, &state.ca_file, args.timeout)?;
+        None
+    } else {
+        Some(start_operator_process(
+            dir,
+            &testbed,
+            built,
+            &state.ca_file,
+        )?)
     };
-    write_demo_state(dir, &record)?;
+    let show_logs = || match &operator_log {
+        Some(log) => eprintln!("Operator log (tail):\n{}", tail(log, 30)),
+        None => {
+            let _ = kubectl(
+                &admin,
+                &["logs", "-n", POD_NAMESPACE, "-l", POD_SELECTOR, "--tail=30"],
+            )
+            .status();
+        }
+    };
 
     eprintln!("==> apply the samples, adapted to the local stack, in namespace {NAMESPACE}");
     let objects = localize(&samples, &local)?;
@@ -264,7 +301,7 @@ fn up_and_ask(dir: &Path, args: &Args, end: End, interrupted: &AtomicBool) -> an
             ],
         )
         .status();
-        eprintln!("Operator log (tail):\n{}", tail(&record.log, 30));
+        show_logs();
         return Err(err);
     }
     eprintln!("All demo objects Ready in {:.1?}", waited.elapsed());
@@ -315,8 +352,153 @@ fn up_and_ask(dir: &Path, args: &Args, end: End, interrupted: &AtomicBool) -> an
         reply.agent, reply.version, reply.text
     );
     println!();
-    print_usage(dir, &stack_dir, &record.log, &agent, end);
+    print_usage(
+        dir,
+        &stack_dir,
+        &admin,
+        operator_log.as_deref(),
+        &agent,
+        end,
+    );
     Ok(())
+}
+
+/// The label of the chart's operator pods.
+const POD_SELECTOR: &str = "app.kubernetes.io/name=foundry-gateway-operator";
+
+/// The operator as a process of this machine, with a token of its ServiceAccount (exactly the
+/// shipped RBAC) and the stack's CA; returns its log.
+fn start_operator_process(
+    dir: &Path,
+    testbed: &Testbed,
+    binary: PathBuf,
+    ca_file: &Path,
+) -> anyhow::Result<PathBuf> {
+    eprintln!("==> install the CRDs and the shipped RBAC");
+    operator::install_crds(testbed).context("failed to install the CRDs")?;
+    operator::install_rbac(testbed).context("failed to install the operator's RBAC")?;
+    let kubeconfig = operator::operator_kubeconfig(testbed)
+        .context("failed to make the operator's ServiceAccount kubeconfig")?;
+    eprintln!("==> start the operator (ServiceAccount token, shipped RBAC, the stack's CA)");
+    let running = Operator::start(OperatorOptions {
+        mode: Mode::Detached,
+        binary: Some(binary.clone()),
+        extra_ca_file: Some(ca_file.to_path_buf()),
+        ..OperatorOptions::new(dir.join(OPERATOR_DIR), kubeconfig)
+    })
+    .context("failed to start the operator")?;
+    let record = ProcessRecord {
+        name: OPERATOR_BIN.to_owned(),
+        pid: running.pid().context("the operator has no pid")?,
+        program: binary,
+        log: running.log_path().to_path_buf(),
+    };
+    write_demo_state(dir, &record)?;
+    Ok(record.log)
+}
+
+/// `--pods`: a fresh test bed with a node in `<dir>/kube`, then the stack (without Kubernetes of
+/// its own) on the node's address, where the pods reach it.
+fn start_node_and_stack(
+    dir: &Path,
+    models: &[GatewayModel],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    stop_all(dir, false);
+    for part in [KUBE_DIR, STACK_DIR] {
+        let path = dir.join(part);
+        if path.exists() {
+            fs::remove_dir_all(&path)
+                .with_context(|| format!("failed to remove {}", shown(&path)))?;
+        }
+    }
+    node::host_capabilities().context("--pods needs a machine that can run the test bed's node")?;
+    eprintln!("==> start Kubernetes with a node (containerd, kubelet, a bridge of its own)");
+    Testbed::start(TestbedOptions {
+        node: true,
+        ready_timeout: timeout,
+        ..TestbedOptions::detached(dir.join(KUBE_DIR))
+    })
+    .context("failed to start the test bed with a node")?;
+    eprintln!("==> start the stack on the node's address: token server, LiteLLM, the emulator");
+    Stack::start(StackOptions {
+        state_dir: Some(dir.join(STACK_DIR)),
+        mode: Mode::Detached,
+        kubernetes: false,
+        models: models.to_vec(),
+        ready_timeout: timeout,
+        listen: node::NODE_IP,
+        ..StackOptions::default()
+    })
+    .context("failed to start the stack")?;
+    Ok(())
+}
+
+/// `--pods`: our images into the node, the stack's CA into a ConfigMap, and `helm install` of the
+/// chart as the README says, with the hosts of the stack allowed.
+fn install_with_helm(
+    testbed: &Testbed,
+    release_dir: &Path,
+    ca_file: &Path,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    eprintln!("==> build the images from the release binaries and load them into the node");
+    let node = testbed.node().context("the demo's test bed has no node")?;
+    let out = testbed.state_dir().join("images");
+    fs::create_dir_all(&out).with_context(|| format!("failed to create {}", shown(&out)))?;
+    for (spec, written) in image::write_project_images(release_dir, POD_TAG, &out)
+        .context("failed to write the images")?
+    {
+        node.import_image(&written.archive)
+            .with_context(|| format!("failed to load {} into the node", spec.reference()))?;
+    }
+    let _ = fs::remove_dir_all(&out);
+    let admin = testbed.kubeconfig_path();
+    to_stderr(
+        kubectl(admin, &["create", "namespace", POD_NAMESPACE]),
+        "kubectl create namespace",
+    )?;
+    let from_file = format!("--from-file=ca.crt={}", ca_file.display());
+    to_stderr(
+        kubectl(
+            admin,
+            &[
+                "create",
+                "configmap",
+                POD_CA_CONFIGMAP,
+                "-n",
+                POD_NAMESPACE,
+                &from_file,
+            ],
+        ),
+        "kubectl create configmap",
+    )?;
+    eprintln!("==> helm install {POD_RELEASE} charts/foundry-gateway-operator (two replicas)");
+    let host = node::NODE_IP;
+    let mut helm = Command::new(crate::chart::helm_binary()?);
+    helm.arg("--kubeconfig")
+        .arg(admin)
+        .args(["install", POD_RELEASE])
+        .arg(crate::chart::chart_dir())
+        .args(["--namespace", POD_NAMESPACE, "--wait"])
+        .arg(format!("--timeout={timeout}s"));
+    for value in [
+        format!("image.repository={}", image::OPERATOR_IMAGE),
+        format!("image.tag={POD_TAG}"),
+        "image.pullPolicy=Never".to_owned(),
+        "replicas=2".to_owned(),
+        format!("extraCA.name={POD_CA_CONFIGMAP}"),
+        format!("allowedHosts.authority={{{host}}}"),
+        format!("allowedHosts.arm={{{host}}}"),
+        format!("allowedHosts.foundry={{{host}}}"),
+    ] {
+        helm.args(["--set", &value]);
+    }
+    to_stderr(helm, "helm install")?;
+    to_stderr(
+        kubectl(admin, &["get", "pods", "-n", POD_NAMESPACE, "-o", "wide"]),
+        "kubectl get pods",
+    )
 }
 
 /// Starts the stack with Kubernetes in `dir`, or reuses the one there when every part answers.
@@ -372,6 +554,14 @@ fn stop_all(dir: &Path, remove: bool) {
         match Stack::stop_detached(&stack_dir) {
             Ok(()) => eprintln!("Stopped the stack"),
             Err(err) => eprintln!("warning: the stack did not stop cleanly: {err}"),
+        }
+    }
+    // `--pods`: the test bed with the node; stopping it restores the machine.
+    let kube_dir = dir.join(KUBE_DIR);
+    if kube_dir.exists() {
+        match Testbed::open(&kube_dir).and_then(|mut testbed| testbed.stop()) {
+            Ok(()) => eprintln!("Stopped Kubernetes and the node"),
+            Err(err) => eprintln!("warning: the node's test bed did not stop cleanly: {err}"),
         }
     }
     if remove {
@@ -883,9 +1073,16 @@ fn parse_flow_output(text: &str) -> Option<Reply> {
     })
 }
 
-fn print_usage(dir: &Path, stack_dir: &Path, operator_log: &Path, agent: &str, end: End) {
+fn print_usage(
+    dir: &Path,
+    stack_dir: &Path,
+    kubeconfig: &Path,
+    operator_log: Option<&Path>,
+    agent: &str,
+    end: End,
+) {
     let stack = shown(stack_dir);
-    let kubeconfig = shown(&stack_dir.join("kube").join("kubeconfig"));
+    let kubeconfig = shown(kubeconfig);
     let under_repo = Path::new(&stack).is_relative();
     let kubeconfig_line = if under_repo {
         format!("export KUBECONFIG=\"$PWD/{kubeconfig}\"")
@@ -908,7 +1105,10 @@ fn print_usage(dir: &Path, stack_dir: &Path, operator_log: &Path, agent: &str, e
     println!("  kubectl describe gatewayconnection litellm -n {NAMESPACE}");
     println!("  kubectl get promptagent {agent} -n {NAMESPACE} -o jsonpath='{{.status.agent}}'");
     println!("  kubectl edit promptagent {agent} -n {NAMESPACE}   # a new version, verified again");
-    println!("Operator log: {}", shown(operator_log));
+    match operator_log {
+        Some(log) => println!("Operator log: {}", shown(log)),
+        None => println!("Operator logs: kubectl logs -n {POD_NAMESPACE} -l {POD_SELECTOR}"),
+    }
     let down = if dir == default_dir() {
         "cargo xtask demo down".to_owned()
     } else {

@@ -1,16 +1,54 @@
 //! `cargo xtask demo --no-wait`, run as a user runs it: the whole stack, the operator with the
-//! shipped RBAC, the samples, and the official SDK asking the agent the operator made.
+//! shipped RBAC, the samples, and the official SDK asking the agent the operator made; and the
+//! same with `--pods` (the operator as the chart's pods on a node of the test bed) on a machine
+//! that can run the node, which must be as it was afterwards.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::process::Command;
+use std::sync::Mutex;
+
+use foundry_gateway_testbed::node::{self, HostSnapshot};
+
+/// The two demos run one after the other: each is a whole stack.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn the_demo_shows_active_gateways_a_versioned_agent_and_its_reply_then_stops() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    run_demo(&[]);
+}
+
+#[test]
+fn the_demo_with_the_operator_as_helm_installed_pods_does_the_same_and_restores_the_machine() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(err) = node::host_capabilities() {
+        eprintln!("Skipping: this machine cannot run the test bed's node: {err}");
+        return;
+    }
+    let packages = node::ensure_node_packages().expect("the node's packages install");
+    let before = HostSnapshot::take(&packages);
+    let stderr = run_demo(&["--pods"]);
+    assert!(
+        stderr.contains("helm install") && stderr.contains("foundry-gateway-operator-"),
+        "the operator ran as the chart's pods:\n{stderr}"
+    );
+    let left = before.differences(&HostSnapshot::take(&packages));
+    assert!(
+        left.is_empty(),
+        "the machine is as found:\n{}",
+        left.join("\n")
+    );
+}
+
+/// Runs the demo with `extra` flags and checks what it printed; returns its stderr.
+fn run_demo(extra: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let state = dir.path().join("demo");
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["demo", "--no-wait", "--dir"])
+        .args(["demo", "--no-wait"])
+        .args(extra)
+        .arg("--dir")
         .arg(&state)
         .output()
         .expect("the xtask runs");
@@ -59,4 +97,5 @@ fn the_demo_shows_active_gateways_a_versioned_agent_and_its_reply_then_stops() {
         "--no-wait left its state directory behind: {}",
         state.display()
     );
+    stderr.into_owned()
 }
