@@ -29,6 +29,50 @@ pub const CONTEXT: &str = "foundry-testbed";
 /// User name and group of the admin token.
 pub const ADMIN_USER: &str = "testbed-admin";
 
+/// The audit log below the state directory, when the test bed keeps one ([`AUDIT_POLICY_FILE`]
+/// says what it records).
+pub const AUDIT_LOG_FILE: &str = "logs/kube-apiserver-audit.log";
+
+/// The audit policy below the state directory, when the test bed keeps an audit log.
+pub const AUDIT_POLICY_FILE: &str = "audit-policy.json";
+
+/// The API group of the operator's kinds, whose requests the audit log records.
+pub const OPERATOR_API_GROUP: &str = "gateway.foundry.dev";
+
+/// Verbs that change something.
+pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+/// The audit policy of the test bed (`--audit-policy-file`): at level `Metadata` (who, what, which
+/// object and subresource, the answer's code; no bodies), every request but the stages before the
+/// answer:
+/// - writes ([`WRITE_VERBS`]) of the operator's group ([`OPERATOR_API_GROUP`], subresources
+///   such as `status` included), of Secrets, ConfigMaps, ServiceAccount tokens and Events (both
+///   groups), and of Leases;
+/// - reads (`get`, `list`, `watch`) of the same resources, so a caller's traffic can be counted.
+///
+/// Everything else (the apiserver's own requests, other resources, non-resource URLs such as
+/// `/readyz`) is left out, which keeps the log small. JSON is YAML: the apiserver reads it.
+pub fn audit_policy() -> serde_json::Value {
+    let resources = serde_json::json!([
+        {"group": OPERATOR_API_GROUP},
+        {"group": "", "resources": ["secrets", "configmaps", "serviceaccounts/token", "events"]},
+        {"group": "events.k8s.io", "resources": ["events"]},
+        {"group": "coordination.k8s.io", "resources": ["leases"]},
+    ]);
+    serde_json::json!({
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived"],
+        "rules": [
+            {"level": "None", "users": ["system:apiserver"]},
+            {"level": "None", "nonResourceURLs": ["*"]},
+            {"level": "Metadata", "verbs": WRITE_VERBS, "resources": resources},
+            {"level": "Metadata", "verbs": ["get", "list", "watch"], "resources": resources},
+            {"level": "None"},
+        ],
+    })
+}
+
 /// Where a running Kubernetes of the test bed is, and how to reach it as admin.
 #[derive(Debug, Clone)]
 pub struct KubeCluster {
@@ -46,6 +90,8 @@ pub struct KubeCluster {
     pub admin_token: Secret,
     /// The file holding the admin token.
     pub admin_token_file: PathBuf,
+    /// The apiserver's audit log (JSON lines, one per request at [`audit_policy`]), when kept.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Files of the Kubernetes part below the state directory.
@@ -82,6 +128,7 @@ pub(crate) fn start(
     binaries: &KubeBinaries,
     timeout: Duration,
     with_node: bool,
+    audit: bool,
 ) -> Result<KubeCluster> {
     let deadline = Instant::now() + timeout;
     let layout = Layout::new(dir);
@@ -160,15 +207,28 @@ pub(crate) fn start(
     Probe::new(format!("{etcd_url}/health"), None, None)?
         .wait_until_ready(etcd, remaining(deadline))?;
 
-    let mut node_args = Vec::new();
+    let mut extra_args = Vec::new();
     if let Some(client) = &kubelet_client {
-        node_args.extend([
+        extra_args.extend([
             format!("--kubelet-client-certificate={}", client.cert.display()),
             format!("--kubelet-client-key={}", client.key.display()),
             // The node's name resolves nowhere: the apiserver dials its address.
             "--kubelet-preferred-address-types=InternalIP".to_owned(),
         ]);
     }
+    let audit_log = if audit {
+        let policy = dir.join(AUDIT_POLICY_FILE);
+        let text = serde_json::to_string_pretty(&audit_policy()).unwrap_or_default();
+        fs::write(&policy, text + "\n").map_err(|source| Error::WriteFile {
+            path: policy.clone(),
+            source,
+        })?;
+        let log = dir.join(AUDIT_LOG_FILE);
+        extra_args.extend(audit_args(&policy, &log));
+        Some(log)
+    } else {
+        None
+    };
     let apiserver = launcher.spawn(&ProcessSpec {
         name: "kube-apiserver".to_owned(),
         program: binaries.kube_apiserver.clone(),
@@ -211,7 +271,7 @@ pub(crate) fn start(
                 "--profiling=false".to_owned(),
             ]
             .into_iter()
-            .chain(node_args)
+            .chain(extra_args)
             .collect::<Vec<_>>(),
         ),
         log: layout.logs.join("kube-apiserver.log"),
@@ -239,7 +299,21 @@ pub(crate) fn start(
         ca_pem,
         admin_token,
         admin_token_file,
+        audit_log,
     })
+}
+
+/// The apiserver's flags of an audit log: `blocking` (each request waits until its event is
+/// written, so the log is complete whenever a caller has its answer), JSON lines, no rotation.
+fn audit_args(policy: &Path, log: &Path) -> Vec<String> {
+    vec![
+        format!("--audit-policy-file={}", policy.display()),
+        format!("--audit-log-path={}", log.display()),
+        "--audit-log-mode=blocking".to_owned(),
+        "--audit-log-format=json".to_owned(),
+        "--audit-log-maxsize=0".to_owned(),
+        "--audit-log-maxbackup=0".to_owned(),
+    ]
 }
 
 /// A kubeconfig for `server_url` that trusts `ca_pem` (embedded) and authenticates `user` with a
@@ -277,6 +351,63 @@ fn remaining(deadline: Instant) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audit_policy_records_writes_and_reads_of_our_group_at_metadata_only() {
+        let policy = audit_policy();
+        assert_eq!(policy["apiVersion"], "audit.k8s.io/v1");
+        assert_eq!(policy["kind"], "Policy");
+        assert_eq!(policy["omitStages"], serde_json::json!(["RequestReceived"]));
+        let rules = policy["rules"].as_array().unwrap();
+        // The apiserver's own requests and non-resource URLs go first, the catch-all None last.
+        assert_eq!(rules[0]["users"], serde_json::json!(["system:apiserver"]));
+        assert_eq!(rules[1]["nonResourceURLs"], serde_json::json!(["*"]));
+        assert_eq!(rules.last().unwrap(), &serde_json::json!({"level": "None"}));
+        let recorded: Vec<&serde_json::Value> =
+            rules.iter().filter(|r| r["level"] != "None").collect();
+        assert_eq!(recorded.len(), 2);
+        assert!(recorded.iter().all(|r| r["level"] == "Metadata"));
+        assert_eq!(
+            recorded[0]["verbs"],
+            serde_json::json!(["create", "update", "patch", "delete", "deletecollection"])
+        );
+        assert_eq!(
+            recorded[1]["verbs"],
+            serde_json::json!(["get", "list", "watch"])
+        );
+        for rule in recorded {
+            let groups = rule["resources"].as_array().unwrap();
+            // The whole group, subresources (status) included.
+            assert_eq!(
+                groups[0],
+                serde_json::json!({"group": "gateway.foundry.dev"})
+            );
+            assert!(groups.iter().any(|g| {
+                g["group"] == ""
+                    && g["resources"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&"secrets".into())
+            }));
+            assert!(groups.iter().any(|g| g["group"] == "coordination.k8s.io"));
+        }
+    }
+
+    #[test]
+    fn the_audit_log_blocks_and_never_rotates() {
+        let args = audit_args(Path::new("/p/policy.json"), Path::new("/p/audit.log"));
+        assert_eq!(
+            args,
+            [
+                "--audit-policy-file=/p/policy.json",
+                "--audit-log-path=/p/audit.log",
+                "--audit-log-mode=blocking",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=0",
+                "--audit-log-maxbackup=0",
+            ]
+        );
+    }
 
     #[test]
     fn a_kubeconfig_embeds_the_ca_and_the_token_of_its_user() {

@@ -92,6 +92,8 @@ pub struct StackOptions {
     pub mode: Mode,
     /// Also start Kubernetes (kube-apiserver and etcd) in `<state dir>/kube`.
     pub kubernetes: bool,
+    /// Run Kubernetes with an audit log ([`crate::Options::audit_log`]).
+    pub audit_log: bool,
     /// The gateway's models.
     pub models: Vec<GatewayModel>,
     /// The Foundry projects the emulator serves, the first one the default of the env file
@@ -127,6 +129,7 @@ impl Default for StackOptions {
             state_dir: None,
             mode: Mode::attached_to_this_process(),
             kubernetes: false,
+            audit_log: false,
             models: GatewayModel::defaults(),
             projects: vec![EmulatorProject::default_project()],
             ready_timeout: Duration::from_secs(120),
@@ -345,6 +348,7 @@ impl Stack {
             ready_timeout: options.ready_timeout,
             binaries: None,
             node: false,
+            audit_log: options.audit_log,
         });
 
         let (token_server, gateway, emulator, kube) = thread::scope(|scope| {

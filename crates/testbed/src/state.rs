@@ -45,6 +45,9 @@ pub struct State {
     pub ca_file: PathBuf,
     /// The file holding the admin bearer token.
     pub admin_token_file: PathBuf,
+    /// The apiserver's audit log, when it keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<PathBuf>,
     /// Processes, in start order.
     pub processes: Vec<ProcessRecord>,
 }

@@ -32,6 +32,9 @@ pub struct Options {
     /// Also run a node ([`crate::node`]): containerd, kubelet, controller manager, scheduler and
     /// kube-proxy, so Pods run. Needs root; changes the machine until the test bed stops.
     pub node: bool,
+    /// Run kube-apiserver with an audit log ([`kubernetes::audit_policy`], JSON lines written
+    /// before each answer) at [`Testbed::audit_log_path`].
+    pub audit_log: bool,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             ready_timeout: Duration::from_secs(120),
             binaries: None,
             node: false,
+            audit_log: false,
         }
     }
 }
@@ -114,6 +118,7 @@ impl Testbed {
                 &binaries,
                 options.ready_timeout,
                 node_parts.is_some(),
+                options.audit_log,
             )?;
             if let Some((node_binaries, packages)) = &node_parts {
                 let port = kube
@@ -199,6 +204,7 @@ impl Testbed {
             ca_file: state.ca_file,
             admin_token: Secret::new(read(&state.admin_token_file)?.trim()),
             admin_token_file: state.admin_token_file,
+            audit_log: state.audit_log,
         };
         Ok(Self {
             state_dir,
@@ -262,6 +268,13 @@ impl Testbed {
     /// The CA certificate file.
     pub fn ca_file(&self) -> &Path {
         &self.kube.ca_file
+    }
+
+    /// The apiserver's audit log, when the test bed was started with [`Options::audit_log`]: one
+    /// JSON object (an `audit.k8s.io/v1` Event) per line and request, written before the
+    /// request is answered.
+    pub fn audit_log_path(&self) -> Option<&Path> {
+        self.kube.audit_log.as_deref()
     }
 
     /// The state directory (kubeconfig, testbed.env, state.json, logs/, pki/).
@@ -382,6 +395,7 @@ impl Testbed {
             kubeconfig: self.kube.kubeconfig.clone(),
             ca_file: self.kube.ca_file.clone(),
             admin_token_file: self.kube.admin_token_file.clone(),
+            audit_log: self.kube.audit_log.clone(),
             processes: self.processes.iter().map(ManagedProcess::record).collect(),
         }
         .write(&self.state_dir)

@@ -1,23 +1,35 @@
 //! `cargo xtask bench`: the performance targets (docs/ARCHITECTURE.md, Targets) measured on the
 //! test bed.
 //!
-//! One run: a temporary stack with Kubernetes, the emulator slowed down by a latency rule on
-//! every Foundry route, the operator with the shipped RBAC; then N GatewayConnections (static
-//! model, API key on LiteLLM) and N PromptAgents (one per connection) server-side applied at
-//! once, watched until each is Ready at its generation; then an idle period of `--idle` resync
-//! intervals; then the floor (one ARM, one data-plane and one gateway round trip, serially).
+//! One run: a temporary stack with Kubernetes (kube-apiserver keeping an audit log), the
+//! emulator slowed down by a latency rule on every Foundry route, the chart's finalizer
+//! MutatingAdmissionPolicy (unless `--no-finalizer-policy`, or when the apiserver does not serve
+//! it), the operator with the shipped RBAC; then N GatewayConnections (static model, API key on
+//! LiteLLM: one Secret and one probe call for all with `--credentials shared`, a Secret and a
+//! call of their own with `distinct`, see [`Credentials`]) and N PromptAgents (one per
+//! connection) server-side applied at once, watched until each is Ready at its generation; then
+//! an idle period of `--idle` resync intervals; then the floor (one ARM, one data-plane and one
+//! gateway round trip, serially).
+//!
+//! Besides the watch's and the operator's own figures, it counts from the apiserver's side (the
+//! [`audit`] log, the requests of the operator's ServiceAccount) the writes per object while
+//! converging (first apply to the idle period: main resource and `status` apart) and while idle,
+//! and the reads while idle; and, from LiteLLM's access log, the probes that ran per distinct
+//! call per probe interval.
 //!
 //! It exits non-zero when a zero-count invariant breaks (more than one create per object, a
-//! Foundry write or a status patch while idle, objects that never become Ready); the time and
-//! memory targets are reported as met or not met, never failed.
+//! Foundry write, a status patch or any operator write to our objects while idle, objects that
+//! never become Ready); the time, memory, write, reconcile and probe targets are reported as met
+//! or not met, never failed.
 //!
 //! `cargo xtask faults` (the [`faults`] module) shares the world of [`world`].
 
+mod audit;
 pub mod faults;
 mod procfs;
 mod world;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,7 +37,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use foundry_gateway_testbed::operator::{RunningOperator, operator_binary};
+use foundry_gateway_testbed::operator::{
+    OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, RunningOperator, operator_binary,
+};
 use futures::StreamExt as _;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt as _;
@@ -33,6 +47,7 @@ use kube::runtime::watcher::{self, Event};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use self::audit::{AuditLog, Writes};
 use self::world::{
     Bed, KEY_SECRET, Kind, agent_name, by_operation, connection_name, is_ready, is_write, max_seq,
     request_object,
@@ -57,6 +72,41 @@ const SETTLE: Duration = Duration::from_secs(2);
 const FLOOR_SAMPLES: usize = 5;
 /// The gateway's access-log line of a chat completion (the probe of a static-model connection).
 const CHAT_LOG_LINE: &str = "\"POST /v1/chat/completions";
+/// Target: apiserver writes by the operator per object while converging, on average.
+const TARGET_WRITES_PER_OBJECT: f64 = 1.5;
+/// Target: reconciles per object while converging, on average.
+const TARGET_RECONCILES_PER_OBJECT: f64 = 2.5;
+/// The custom header that makes each connection's probe a call of its own with
+/// `--credentials distinct` (LiteLLM ignores it).
+const CALLER_HEADER: &str = "X-Bench-Caller";
+
+/// How the connections authenticate to the gateway (`--credentials`).
+///
+/// The operator runs one probe for every connection that makes the same call: same gateway,
+/// settings, request and credential *value* (`ProbeRequest::identity` hashes the API key and
+/// the custom headers, not the Secret's name). So distinct Secrets holding the same key are
+/// still one call, and rightly share a probe. The test bed's LiteLLM accepts one key only (its
+/// master key), so `distinct` gives each connection its own Secret with that key *and* a custom
+/// header [`CALLER_HEADER`] naming the connection: each connection then makes a call of its
+/// own, as connections with keys of their own (one per tenant) do, and costs the operator one
+/// Secret of its own to read and digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Credentials {
+    /// One Secret, one key, the same request for every connection: one probe call for all.
+    Shared,
+    /// A Secret per connection and a request of its own: one probe call per connection.
+    Distinct,
+}
+
+impl Credentials {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Distinct => "distinct",
+        }
+    }
+}
 
 /// Flags of `cargo xtask bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -91,6 +141,14 @@ pub struct Args {
     /// Copy the operator's log and the emulator's request log into this directory.
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
+    /// Do not install the chart's finalizer MutatingAdmissionPolicy
+    /// (`config/admission/finalizer.yaml`): the operator then adds its finalizer itself.
+    #[arg(long)]
+    pub no_finalizer_policy: bool,
+    /// Whether the connections share one credential (one probe call for all) or each has its
+    /// own (one probe call each).
+    #[arg(long, value_enum, default_value_t = Credentials::Shared)]
+    pub credentials: Credentials,
 }
 
 impl Args {
@@ -107,6 +165,8 @@ impl Args {
             timeout: 180,
             release: false,
             artifacts: None,
+            no_finalizer_policy: false,
+            credentials: Credentials::Shared,
         }
     }
 }
@@ -127,7 +187,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .with_context(|| format!("failed to write {}", path.display()))?;
         eprintln!("Wrote {}", path.display());
     }
-    let broken: Vec<&Check> = report.invariants.iter().filter(|c| c.violated()).collect();
+    check_invariants(&report.invariants)
+}
+
+/// Fails when an invariant is violated, naming each.
+fn check_invariants(invariants: &[Check]) -> anyhow::Result<()> {
+    let broken: Vec<&Check> = invariants.iter().filter(|c| c.violated()).collect();
     if !broken.is_empty() {
         let list: Vec<String> = broken
             .iter()
@@ -393,6 +458,47 @@ struct Resources {
     managed_fields_json_mib: f64,
 }
 
+/// What the apiserver saw the operator send (its audit log), beside the operator's own count of
+/// reconciles: a reconcile is not a request, the apiserver cannot see it.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Apiserver {
+    /// The operator's user (its ServiceAccount).
+    user: String,
+    /// The finalizer MutatingAdmissionPolicy: installed, off or not served.
+    finalizer_policy: String,
+    /// Writes from the first apply to the start of the idle period (settling included).
+    converging: Writes,
+    /// Writes while idle.
+    idle: Writes,
+    /// Reads (`get`, `list`, `watch` started) while idle, by verb and resource.
+    idle_reads: BTreeMap<String, u64>,
+    /// Reconciles per object by kind from the first apply to the start of the idle period
+    /// (operator metrics), and their mean over connections and agents.
+    reconciles_per_object: BTreeMap<String, f64>,
+    reconciles_per_object_mean: f64,
+}
+
+/// How many probes reached the gateway, against how many distinct calls.
+///
+/// The operator's `foundry_gateway_probe_duration_seconds_count` counts probe *results* taken
+/// by a connection, a result shared with other connections once per connection; the probes
+/// that ran are the chat completions LiteLLM served (its access log, the gateway's side).
+#[derive(Debug, Clone, Serialize)]
+struct ProbeSharing {
+    credentials: Credentials,
+    /// Distinct (gateway, credential, request) among the connections.
+    distinct_calls: usize,
+    /// From the first apply to the start of the idle period: probe results (operator metric)
+    /// and chat completions LiteLLM served (probes run).
+    converging_results: f64,
+    converging_completions: u64,
+    /// While idle: probe results (operator metric) and chat completions LiteLLM served.
+    idle_results: f64,
+    idle_completions: u64,
+    /// Chat completions while idle per distinct call per probe interval.
+    per_distinct_call_per_interval: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Report {
     n: usize,
@@ -408,6 +514,8 @@ struct Report {
     profile: Profile,
     idle: Idle,
     resources: Resources,
+    apiserver: Apiserver,
+    probes: ProbeSharing,
     invariants: Vec<Check>,
     targets: Vec<Check>,
 }
@@ -501,7 +609,19 @@ fn mib(kib: u64) -> f64 {
 fn measure(args: &Args) -> anyhow::Result<Report> {
     let n = args.n;
     let resync = Duration::from_secs(args.resync);
-    let bed = Bed::start("bench")?;
+    let bed = Bed::start_with("bench", true)?;
+    let audit_log = AuditLog::new(&bed.audit_log().context("the test bed keeps no audit log")?);
+    let operator_user =
+        format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}");
+    let finalizer_policy = if args.no_finalizer_policy {
+        "off (--no-finalizer-policy)".to_owned()
+    } else if let Some(version) = bed.mutating_admission_policy_version() {
+        bed.install_finalizer_policy(version)?;
+        format!("installed (admissionregistration.k8s.io/{version})")
+    } else {
+        "not installed: the apiserver serves no MutatingAdmissionPolicy".to_owned()
+    };
+    eprintln!("Finalizer policy: {finalizer_policy}");
     if args.latency_ms > 0 {
         // A rule without a status only adds latency, on every Foundry route.
         bed.stack
@@ -527,6 +647,20 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
     bed.wait_project_ready(Duration::from_secs(60))?;
     bed.rt
         .block_on(bed.apply_secret(KEY_SECRET, bed.gateway_key()))?;
+    if args.credentials == Credentials::Distinct {
+        bed.rt
+            .block_on(
+                futures::stream::iter(0..n)
+                    .map(|i| {
+                        let bed = &bed;
+                        async move { bed.apply_secret(&key_secret(i), bed.gateway_key()).await }
+                    })
+                    .buffer_unordered(APPLY_PARALLEL)
+                    .collect::<Vec<_>>(),
+            )
+            .into_iter()
+            .collect::<anyhow::Result<Vec<()>>>()?;
+    }
 
     let seen: SharedSeen = Arc::default();
     let watchers: Vec<_> = [Kind::Connection, Kind::Agent]
@@ -540,11 +674,15 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
     let probe = json!({"interval": format!("{}s", args.probe_interval), "timeout": "5s"});
     let mut objects: Vec<(Kind, String, Value)> = (0..n)
         .map(|i| {
-            (
-                Kind::Connection,
-                connection_name(i),
-                bed.connection_spec(probe.clone(), None),
-            )
+            let spec = match args.credentials {
+                Credentials::Shared => bed.connection_spec(probe.clone(), None),
+                Credentials::Distinct => bed.connection_spec_keyed(
+                    probe.clone(),
+                    Some(json!([{"name": CALLER_HEADER, "value": connection_name(i)}])),
+                    &key_secret(i),
+                ),
+            };
+            (Kind::Connection, connection_name(i), spec)
         })
         .collect();
     objects.extend((0..n).map(|i| {
@@ -558,6 +696,9 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
     let seq0 = bed.last_request_seq(0)?;
     let cpu0 = cpu_of(&list);
     let m0 = metrics(&operator);
+    let gateway_log = bed.gateway_log();
+    let completions0 = world::count_lines(&gateway_log, CHAT_LOG_LINE);
+    let audit0 = audit_log.offset();
     eprintln!("Applying {n} GatewayConnections and {n} PromptAgents");
     let t0 = Instant::now();
     let sent = bed.rt.block_on(bed.apply_all(objects, APPLY_PARALLEL))?;
@@ -649,16 +790,17 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
     let rv_before = resource_versions(&bed)?;
     let m2 = metrics(&operator);
     let cpu2 = cpu_of(&list);
-    let gateway_log = bed.gateway_log();
     let completions2 = world::count_lines(&gateway_log, CHAT_LOG_LINE);
     let idle_len = resync * args.idle;
     eprintln!(
         "Idle for {idle_len:?} ({} resync intervals of {resync:?})",
         args.idle
     );
+    let audit1 = audit_log.offset();
     let idle_start = Instant::now();
     thread::sleep(idle_len);
     let idle_end = Instant::now();
+    let audit2 = audit_log.offset();
     let idle_requests = bed.requests_since(seq2)?;
     let rv_after = resource_versions(&bed)?;
     let m3 = metrics(&operator);
@@ -683,6 +825,38 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
         .filter(|r| r["seq"].as_u64().is_some_and(|s| s <= seq2))
         .collect::<Vec<_>>();
     let floor = measure_floor(&bed)?;
+    let objects: BTreeSet<(String, String)> = (0..n)
+        .flat_map(|i| {
+            [
+                (Kind::Connection.resource().plural, connection_name(i)),
+                (Kind::Agent.resource().plural, agent_name(i)),
+            ]
+        })
+        .collect();
+    let converging_requests = audit_log.requests(&operator_user, audit0, audit1)?;
+    let idle_audit = audit_log.requests(&operator_user, audit1, audit2)?;
+    let reconciles_per_object: BTreeMap<String, f64> = {
+        let before = by_kind(&m0, "foundry_gateway_reconciles_total");
+        by_kind(&m2, "foundry_gateway_reconciles_total")
+            .into_iter()
+            .filter(|(k, _)| k != Kind::Project.name())
+            .map(|(k, v)| {
+                let delta = v - before.get(&k).copied().unwrap_or(0.0);
+                (k, round2(delta / n as f64))
+            })
+            .collect()
+    };
+    let apiserver = Apiserver {
+        finalizer_policy,
+        converging: Writes::count(&converging_requests, &bed.namespace, &objects),
+        idle: Writes::count(&idle_audit, &bed.namespace, &objects),
+        idle_reads: audit::reads(&idle_audit),
+        reconciles_per_object_mean: round2(
+            reconciles_per_object.values().sum::<f64>() / reconciles_per_object.len().max(1) as f64,
+        ),
+        reconciles_per_object,
+        user: operator_user,
+    };
 
     for watcher in &watchers {
         watcher.abort();
@@ -799,6 +973,24 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
     };
     let probes_converge = metric(&m1, "foundry_gateway_probe_duration_seconds_count")
         - metric(&m0, "foundry_gateway_probe_duration_seconds_count");
+    let distinct_calls = match args.credentials {
+        Credentials::Shared => 1,
+        Credentials::Distinct => n,
+    };
+    let probes = ProbeSharing {
+        credentials: args.credentials,
+        distinct_calls,
+        converging_results: metric(&m2, "foundry_gateway_probe_duration_seconds_count")
+            - metric(&m0, "foundry_gateway_probe_duration_seconds_count"),
+        converging_completions: completions2.saturating_sub(completions0),
+        idle_results: probes_idle,
+        idle_completions: completions3.saturating_sub(completions2),
+        per_distinct_call_per_interval: round3(
+            completions3.saturating_sub(completions2) as f64
+                / distinct_calls as f64
+                / probe_intervals,
+        ),
+    };
     let probe_sum = metric(&m1, "foundry_gateway_probe_duration_seconds_sum")
         - metric(&m0, "foundry_gateway_probe_duration_seconds_sum");
 
@@ -926,6 +1118,7 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
             format!("{changed} objects, {idle_events} watch events"),
             changed == 0 && idle_events == 0,
         ),
+        idle_writes_invariant(&apiserver.idle),
     ];
     let at_size = n >= TARGET_N;
     let targets = vec![
@@ -949,6 +1142,33 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
             // can hold one round more than it has intervals.
             Some(idle.probes_per_connection_per_interval <= 1.0 + 1.0 / probe_intervals.max(1.0)),
         ),
+        Check::target(
+            "at most one probe per distinct call per interval (LiteLLM log)",
+            "<= 1",
+            format!(
+                "{:.2} ({} distinct call(s), credentials {})",
+                probes.per_distinct_call_per_interval,
+                probes.distinct_calls,
+                args.credentials.name()
+            ),
+            // As above: one round more than the window has intervals may fall in it.
+            Some(probes.per_distinct_call_per_interval <= 1.0 + 1.0 / probe_intervals.max(1.0)),
+        ),
+        Check::target(
+            "apiserver writes by the operator per object while converging (audit log)",
+            "<= 1.5 mean",
+            format!(
+                "mean {:.2}, max {}",
+                apiserver.converging.per_object_mean, apiserver.converging.per_object_max
+            ),
+            Some(apiserver.converging.per_object_mean <= TARGET_WRITES_PER_OBJECT),
+        ),
+        Check::target(
+            "reconciles per object while converging (operator metrics)",
+            "<= 2.5 mean",
+            format!("mean {:.2}", apiserver.reconciles_per_object_mean),
+            Some(apiserver.reconciles_per_object_mean <= TARGET_RECONCILES_PER_OBJECT),
+        ),
     ];
     Ok(Report {
         n,
@@ -967,9 +1187,27 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
         profile,
         idle,
         resources,
+        apiserver,
+        probes,
         invariants,
         targets,
     })
+}
+
+/// No write of the operator to our objects while idle, from the apiserver's side: a write that
+/// changes nothing (no new resourceVersion, no watch event) counts too.
+fn idle_writes_invariant(idle: &Writes) -> Check {
+    Check::invariant(
+        "operator writes to our objects while idle (audit log)",
+        "0",
+        format!("{} {:?}", idle.total(), idle.by_request),
+        idle.total() == 0,
+    )
+}
+
+/// The Secret of the `i`-th connection's API key with `--credentials distinct`.
+fn key_secret(i: usize) -> String {
+    format!("{KEY_SECRET}-{i:04}")
 }
 
 /// Copies the operators' logs (every run) and the emulator's whole request log to `dir`.
@@ -1197,6 +1435,66 @@ impl Report {
                 c.writes_per_object_mean, c.writes_per_object_max
             ),
         );
+        let a = &self.apiserver;
+        t.section(&format!(
+            "The apiserver's side (audit log, requests of {}), apply -> idle start",
+            a.user
+        ));
+        t.row("finalizer policy", &a.finalizer_policy);
+        let w = &a.converging;
+        t.row(
+            "apiserver writes per object (audit log)",
+            &format!(
+                "mean {:.2} (main {:.2} + status {:.2}), max {}, over {} objects (target <= {TARGET_WRITES_PER_OBJECT})",
+                w.per_object_mean,
+                w.main_per_object_mean,
+                w.status_per_object_mean,
+                w.per_object_max,
+                w.objects
+            ),
+        );
+        t.row(
+            "write requests to our objects",
+            &format!("{:?} ({} refused)", w.by_request, w.refused),
+        );
+        t.row(
+            "write requests to other resources",
+            &format!("{:?}", w.other),
+        );
+        // A reconcile sends no request of its own: the apiserver cannot count them, so these
+        // are the operator's metrics, beside the writes they caused.
+        t.row(
+            "reconciles per object (operator metrics)",
+            &format!(
+                "{:?}, mean {:.2} (target <= {TARGET_RECONCILES_PER_OBJECT})",
+                a.reconciles_per_object, a.reconciles_per_object_mean
+            ),
+        );
+        let pr = &self.probes;
+        t.section(&format!(
+            "Probes (credentials {}: {} distinct call(s) for {} connections)",
+            pr.credentials.name(),
+            pr.distinct_calls,
+            self.n
+        ));
+        t.row(
+            "probes run (LiteLLM completions), apply -> idle start",
+            &format!(
+                "{} ({} probe results taken by connections, operator metric)",
+                pr.converging_completions, pr.converging_results
+            ),
+        );
+        t.row(
+            "probes run (LiteLLM completions), idle",
+            &format!(
+                "{} ({} probe results taken by connections, operator metric)",
+                pr.idle_completions, pr.idle_results
+            ),
+        );
+        t.row(
+            "probes run per distinct call per interval, idle",
+            &format!("{:.3} (target <= 1)", pr.per_distinct_call_per_interval),
+        );
         let p = &self.profile;
         t.section(&format!(
             "Where the time went (work / {} workers per controller, if nothing else limits it)",
@@ -1264,6 +1562,18 @@ impl Report {
         t.row(
             "chat completions per connection per interval (LiteLLM log)",
             &format!("{:.3}", i.gateway_completions_per_connection_per_interval),
+        );
+        t.row(
+            "operator writes to our objects (audit log)",
+            &format!("{:?}", self.apiserver.idle.by_request),
+        );
+        t.row(
+            "operator writes to other resources (audit log)",
+            &format!("{:?}", self.apiserver.idle.other),
+        );
+        t.row(
+            "operator reads (audit log)",
+            &format!("{:?}", self.apiserver.idle_reads),
         );
         let r = &self.resources;
         t.section("Resources");
@@ -1374,6 +1684,27 @@ mod tests {
         assert_eq!((one.p50_s, one.p95_s, one.max_s), (2.5, 2.5, 2.5));
         let none = Percentiles::of(Vec::new());
         assert_eq!((none.count, none.max_s), (0, 0.0));
+    }
+
+    #[test]
+    fn an_idle_write_seen_in_the_audit_log_fails_the_run() {
+        let quiet = Writes::default();
+        let invariants = vec![idle_writes_invariant(&quiet)];
+        assert!(check_invariants(&invariants).is_ok());
+        let written = Writes {
+            by_request: BTreeMap::from([("patch promptagents/status".to_owned(), 2)]),
+            ..Writes::default()
+        };
+        let invariants = vec![
+            idle_writes_invariant(&quiet),
+            idle_writes_invariant(&written),
+        ];
+        let err = check_invariants(&invariants).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "bench invariants violated: operator writes to our objects while idle (audit log) \
+             (measured 2 {\"patch promptagents/status\": 2})"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use foundry_gateway_testbed::stack::{OPERATOR_CLIENT_ID, Stack, StackOptions};
 use foundry_gateway_testbed::token_server::DEFAULT_TENANT;
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, Config};
 use serde_json::{Value, json};
@@ -42,6 +42,12 @@ pub const DATA_API_VERSION: &str = "v1";
 pub const MODEL: &str = "gpt-4o";
 /// Longest a page walk over Foundry lists may go (a bound, far above any run's size).
 const MAX_PAGES: usize = 200;
+/// The API group of admission policies.
+const ADMISSION_GROUP: &str = "admissionregistration.k8s.io";
+/// The operator's finalizer on GatewayConnections and PromptAgents.
+pub const FINALIZER: &str = "gateway.foundry.dev/finalizer";
+/// How long the apiserver may take to enforce a new admission policy.
+const POLICY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One of our kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,9 +159,15 @@ impl Bed {
     /// Starts a temporary stack with Kubernetes, installs the CRDs and the shipped RBAC, and
     /// creates `namespace` with the project Secret and the FoundryProject (no operator yet).
     pub fn start(namespace: &str) -> anyhow::Result<Self> {
+        Self::start_with(namespace, false)
+    }
+
+    /// [`Bed::start`], with the apiserver's audit log when `audit_log` ([`Bed::audit_log`]).
+    pub fn start_with(namespace: &str, audit_log: bool) -> anyhow::Result<Self> {
         let started = Instant::now();
         let stack = Stack::start(StackOptions {
             kubernetes: true,
+            audit_log,
             ..StackOptions::default()
         })
         .context("failed to start the stack")?;
@@ -348,11 +360,21 @@ impl Bed {
     /// A ModelGateway connection on LiteLLM with a static model, an API key from
     /// [`KEY_SECRET`] and the given probe and custom headers.
     pub fn connection_spec(&self, probe: Value, custom_headers: Option<Value>) -> Value {
+        self.connection_spec_keyed(probe, custom_headers, KEY_SECRET)
+    }
+
+    /// [`Bed::connection_spec`] with the API key from the Secret `key_secret` (key `key`).
+    pub fn connection_spec_keyed(
+        &self,
+        probe: Value,
+        custom_headers: Option<Value>,
+        key_secret: &str,
+    ) -> Value {
         let mut spec = json!({
             "projectRef": {"name": PROJECT},
             "category": "ModelGateway",
             "target": self.stack.gateway.openai_target(),
-            "auth": {"apiKey": {"secretRef": {"name": KEY_SECRET, "key": "key"},
+            "auth": {"apiKey": {"secretRef": {"name": key_secret, "key": "key"},
                                 "header": "Authorization", "format": "Bearer {api_key}"}},
             "models": {"static": [{"name": MODEL}]},
             "probe": probe,
@@ -505,6 +527,101 @@ impl Bed {
     /// Where the gateway logs (its access log counts the probes it served).
     pub fn gateway_log(&self) -> PathBuf {
         self.stack.gateway.log().to_path_buf()
+    }
+
+    /// The apiserver's audit log, when the bed was started with one.
+    pub fn audit_log(&self) -> Option<PathBuf> {
+        self.stack
+            .kube
+            .as_ref()
+            .and_then(|k| k.audit_log_path())
+            .map(std::path::Path::to_path_buf)
+    }
+
+    /// The version of `admissionregistration.k8s.io` that serves MutatingAdmissionPolicies
+    /// (`v1`, else `v1beta1`), if any.
+    pub fn mutating_admission_policy_version(&self) -> Option<&'static str> {
+        ["v1", "v1beta1"].into_iter().find(|version| {
+            self.rt
+                .block_on(
+                    self.client
+                        .list_api_group_resources(&format!("{ADMISSION_GROUP}/{version}")),
+                )
+                .is_ok_and(|list| {
+                    list.resources
+                        .iter()
+                        .any(|r| r.name == "mutatingadmissionpolicies")
+                })
+        })
+    }
+
+    /// Installs the chart's finalizer MutatingAdmissionPolicy and its binding
+    /// (`config/admission/finalizer.yaml`, rendered from the chart) at `version` of
+    /// `admissionregistration.k8s.io`, and waits until a GatewayConnection created in the
+    /// namespace (a dry run: nothing is stored) comes back with the operator's finalizer.
+    pub fn install_finalizer_policy(&self, version: &str) -> anyhow::Result<()> {
+        let source = foundry_gateway_testbed::paths::repo_root()
+            .join("config")
+            .join("admission")
+            .join("finalizer.yaml");
+        let text = std::fs::read_to_string(&source)
+            .with_context(|| format!("failed to read {}", source.display()))?;
+        let text = text.replace(
+            &format!("apiVersion: {ADMISSION_GROUP}/v1\n"),
+            &format!("apiVersion: {ADMISSION_GROUP}/{version}\n"),
+        );
+        let file = self.stack.state_dir().join("finalizer-policy.yaml");
+        std::fs::write(&file, text)
+            .with_context(|| format!("failed to write {}", file.display()))?;
+        let kube = self
+            .stack
+            .kube
+            .as_ref()
+            .context("the stack has no Kubernetes")?;
+        let file_arg = file.display().to_string();
+        foundry_gateway_testbed::operator::kubectl(
+            kube.kubeconfig_path(),
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                &format!("--field-manager={FIELD_MANAGER}"),
+                "-f",
+                &file_arg,
+            ],
+        )
+        .context("failed to apply the finalizer policy")?;
+        // The apiserver loads policies asynchronously.
+        let probe: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": API_VERSION,
+            "kind": Kind::Connection.name(),
+            "metadata": {"name": "finalizer-policy-probe"},
+            "spec": self.connection_spec(json!({}), None),
+        }))?;
+        let params = PostParams {
+            dry_run: true,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+        };
+        let deadline = Instant::now() + POLICY_TIMEOUT;
+        loop {
+            let created = self
+                .rt
+                .block_on(self.api(Kind::Connection).create(&params, &probe))
+                .context("a dry-run create of a GatewayConnection failed")?;
+            if created
+                .metadata
+                .finalizers
+                .unwrap_or_default()
+                .iter()
+                .any(|f| f == FINALIZER)
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("the finalizer policy was not in effect within {POLICY_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }
 
