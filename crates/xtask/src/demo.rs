@@ -662,6 +662,25 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Command {
 
 /// `kubectl apply --server-side -f -` of `manifest`, which goes on stdin (it holds Secrets).
 fn kubectl_apply(kubeconfig: &Path, manifest: &str) -> anyhow::Result<()> {
+    // Kinds whose CRDs were just installed (`--pods`: by `helm install`) may take a moment to be
+    // served by the apiserver; that answer is retried for a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let output = kubectl_apply_once(kubeconfig, manifest)?;
+        eprint!("{}", String::from_utf8_lossy(&output.stdout));
+        if output.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !stderr.contains("There can be a delay") || Instant::now() >= deadline {
+            eprint!("{stderr}");
+            bail!("kubectl apply of the demo objects failed");
+        }
+        thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn kubectl_apply_once(kubeconfig: &Path, manifest: &str) -> anyhow::Result<std::process::Output> {
     let manager = format!("--field-manager={FIELD_MANAGER}");
     let mut child = kubectl(
         kubeconfig,
@@ -676,6 +695,7 @@ fn kubectl_apply(kubeconfig: &Path, manifest: &str) -> anyhow::Result<()> {
     )
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
     .spawn()
     .context("failed to run kubectl")?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -683,12 +703,7 @@ fn kubectl_apply(kubeconfig: &Path, manifest: &str) -> anyhow::Result<()> {
             .write_all(manifest.as_bytes())
             .context("failed to send the manifests to kubectl")?;
     }
-    let output = child.wait_with_output().context("failed to run kubectl")?;
-    eprint!("{}", String::from_utf8_lossy(&output.stdout));
-    if !output.status.success() {
-        bail!("kubectl apply of the demo objects failed");
-    }
-    Ok(())
+    child.wait_with_output().context("failed to run kubectl")
 }
 
 /// Runs `command` with its stdout sent to stderr (stdout is for the table, the reply and the
