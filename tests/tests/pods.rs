@@ -27,7 +27,7 @@ use std::io::BufReader;
 use std::path::Path;
 use std::process::Stdio;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use foundry_gateway_testbed::stack::Stack;
 use foundry_gateway_testbed::{Testbed, image, node};
@@ -41,6 +41,8 @@ const RELEASE: &str = "fgo";
 const DEPLOYMENT: &str = "fgo-foundry-gateway-operator";
 const FIRST_TAG: &str = "pods-test-1";
 const SECOND_TAG: &str = "pods-test-2";
+/// The operator's Lease duration (run.rs): a deleted leader's Lease is taken over within it.
+const LEASE_DURATION: Duration = Duration::from_secs(15);
 
 fn lease_holder(testbed: &Testbed) -> String {
     let lease = json(kubectl(testbed).args(["get", "lease", DEPLOYMENT, "-n", NAMESPACE]));
@@ -196,6 +198,7 @@ fn check_the_pod_as_the_runtime_runs_it(pods: &[Json]) {
 /// Deletes the leader pod: the Lease goes to the other replica, or to the replacement pod when
 /// that one asks first (the leader releases the Lease as it stops). Returns the new holder.
 fn hand_over_by_deleting_the_leader(testbed: &Testbed, leader: &str) -> String {
+    let deleted = Instant::now();
     run(kubectl(testbed).args(["delete", "pod", "-n", NAMESPACE, leader, "--wait=false"]));
     let next = wait_until(
         "another pod holding the Lease",
@@ -204,6 +207,12 @@ fn hand_over_by_deleting_the_leader(testbed: &Testbed, leader: &str) -> String {
             let holder = lease_holder(testbed);
             (!holder.is_empty() && holder != leader).then_some(holder)
         },
+    );
+    let took = deleted.elapsed();
+    eprintln!("The Lease went from {leader} to {next} in {took:.1?}");
+    assert!(
+        took <= LEASE_DURATION,
+        "another pod leads within the Lease duration ({LEASE_DURATION:?}), not {took:?}"
     );
     let current = pod_names(&operator_pods(testbed));
     assert!(
