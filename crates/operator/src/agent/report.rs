@@ -255,15 +255,23 @@ pub fn check_connection(
     let generation = gc.metadata.generation;
     let status = gc.status.clone().unwrap_or_default();
     let ready = status.conditions.iter().find(|c| c.type_ == types::READY);
+    // While the connection works toward a verdict (no status yet, an older generation, the
+    // first probe running) the agent says one thing: each step of the connection's would
+    // otherwise be one more status write of every agent on it.
+    let reconciling = || not_ready(format!("GatewayConnection {name} is still reconciling"));
     let Some(ready) = ready else {
-        return Err(not_ready(format!(
-            "GatewayConnection {name} has not been reconciled yet"
-        )));
+        return Err(reconciling());
     };
-    if status.observed_generation != generation || ready.observed_generation != generation {
-        return Err(not_ready(format!(
-            "GatewayConnection {name} has not finished reconciling its latest spec"
-        )));
+    let working = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::RECONCILING && c.status == "True")
+        || ready.reason == reasons::PROGRESSING;
+    if status.observed_generation != generation
+        || ready.observed_generation != generation
+        || (ready.status != "True" && working)
+    {
+        return Err(reconciling());
     }
     if ready.status != "True" {
         return Err(not_ready(format!(
@@ -721,7 +729,20 @@ mod tests {
 
         let never = connection(1, None, &[]);
         let never = check_connection(Some(&never), "litellm-gw").expect_err("not reconciled");
-        assert!(never.message.contains("not been reconciled"));
+        assert!(never.message.contains("still reconciling"));
+
+        // The first probe running: the same message, whatever the connection's own says.
+        let mut probing = connection(1, Some(("False", 1)), &[]);
+        if let Some(ready) = probing
+            .status
+            .as_mut()
+            .and_then(|s| s.conditions.first_mut())
+        {
+            ready.reason = reasons::PROGRESSING.into();
+            ready.message = "Probing the gateway".into();
+        }
+        let probing = check_connection(Some(&probing), "litellm-gw").expect_err("probing");
+        assert_eq!(probing.message, never.message);
 
         let inactive = connection(1, Some(("False", 1)), &["gpt-4o"]);
         let inactive = check_connection(Some(&inactive), "litellm-gw").expect_err("inactive");
@@ -734,7 +755,7 @@ mod tests {
         let stale = connection(3, Some(("True", 2)), &["gpt-4o"]);
         let stale = check_connection(Some(&stale), "litellm-gw").expect_err("stale");
         assert_eq!(stale.reason, reasons::CONNECTION_NOT_READY);
-        assert!(stale.message.contains("latest spec"));
+        assert_eq!(stale.message, never.message);
     }
 
     #[test]
