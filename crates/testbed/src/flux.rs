@@ -182,14 +182,7 @@ fn install_flux(dir: &Path) -> StackResult<()> {
 }
 
 fn spawn_logged(command: &mut Command, log: &Path) -> StackResult<Child> {
-    let out = fs::File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|source| StackError::write(log, source))?;
-    let err = out
-        .try_clone()
-        .map_err(|source| StackError::write(log, source))?;
+    let (out, err) = install::log_sinks(log)?;
     command
         .stdin(Stdio::null())
         .stdout(out)

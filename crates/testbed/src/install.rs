@@ -138,14 +138,7 @@ fn lock(path: &Path, what: &str) -> StackResult<File> {
 
 /// Runs `command` with its output appended to `log`; a failure carries the log's tail.
 pub(crate) fn run_logged(what: &str, command: &mut Command, log: &Path) -> StackResult<()> {
-    let out = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|source| StackError::write(log, source))?;
-    let err = out
-        .try_clone()
-        .map_err(|source| StackError::write(log, source))?;
+    let (out, err) = log_sinks(log)?;
     let shown = describe(command);
     let status = command
         .stdin(Stdio::null())
@@ -169,6 +162,19 @@ pub(crate) fn run_logged(what: &str, command: &mut Command, log: &Path) -> Stack
             }),
         })
     }
+}
+
+/// `log` opened for appending, twice: a command's stdout and stderr.
+pub(crate) fn log_sinks(log: &Path) -> StackResult<(File, File)> {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|source| StackError::write(log, source))?;
+    let err = out
+        .try_clone()
+        .map_err(|source| StackError::write(log, source))?;
+    Ok((out, err))
 }
 
 /// Runs `command` and returns its trimmed stdout.
