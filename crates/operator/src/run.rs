@@ -201,7 +201,10 @@ async fn run_controllers(
         projects: projects.store(),
         connections: connections.store(),
         agents: agents.store(),
-        filled: Filled::of(vec![projects_filled, connections_filled, agents_filled]),
+        filled: Filled::of(
+            vec![projects_filled, connections_filled, agents_filled],
+            runtime.shutdown.0.clone(),
+        ),
     };
     runtime.metrics.read_objects_from(stores.clone());
     let ctx = context(&client, settings, &runtime.metrics, stores).await?;

@@ -23,7 +23,12 @@ pub struct Stores {
 /// it, and kube-runtime's runner already waits on the controller's own store; a watch channel
 /// wakes every waiter.
 #[derive(Clone, Debug)]
-pub struct Filled(Vec<watch::Receiver<bool>>);
+pub struct Filled {
+    stores: Vec<watch::Receiver<bool>>,
+    /// Turns `true` when the operator stops: the streams that fill the stores are no longer
+    /// read then, so a reconcile waiting for them must give up.
+    stop: Option<watch::Receiver<bool>>,
+}
 
 impl Filled {
     /// One store's signal: the sender is told `true` after the store took the initial list.
@@ -31,21 +36,39 @@ impl Filled {
         watch::channel(false)
     }
 
-    /// All of these stores.
-    pub fn of(stores: Vec<watch::Receiver<bool>>) -> Self {
-        Self(stores)
+    /// All of these stores, given up on when `stop` turns `true`.
+    pub fn of(stores: Vec<watch::Receiver<bool>>, stop: watch::Receiver<bool>) -> Self {
+        Self {
+            stores,
+            stop: Some(stop),
+        }
     }
 
     /// Stores filled by hand (tests): nothing to wait for.
     pub fn already() -> Self {
-        Self(Vec::new())
+        Self {
+            stores: Vec::new(),
+            stop: None,
+        }
     }
 
-    /// Waits until every store is filled. A store whose stream has ended is not waited for.
-    pub async fn wait(&self) {
-        for store in &self.0 {
-            let mut store = store.clone();
-            let _ = store.wait_for(|filled| *filled).await;
+    /// Waits until every store is filled (a store whose stream has ended is not waited for);
+    /// false when the operator stops first.
+    pub async fn wait(&self) -> bool {
+        let filled = async {
+            for store in &self.stores {
+                let mut store = store.clone();
+                let _ = store.wait_for(|filled| *filled).await;
+            }
+        };
+        let Some(stop) = &self.stop else {
+            filled.await;
+            return true;
+        };
+        let mut stop = stop.clone();
+        tokio::select! {
+            () = filled => true,
+            _ = stop.wait_for(|stopping| *stopping) => false,
         }
     }
 }
@@ -55,9 +78,10 @@ impl Stores {
     /// own store before its first reconcile; the others are not, and an object read from a store
     /// that is still filling looks missing (after a restart or a leader change, a connection
     /// would report its project "does not exist" for a moment). The controllers keep reading
-    /// their watches while a reconcile waits here, so no store waits on another.
-    pub async fn wait_until_ready(&self) {
-        self.filled.wait().await;
+    /// their watches while a reconcile waits here, so no store waits on another. False when the
+    /// operator stops before the stores are filled.
+    pub async fn wait_until_ready(&self) -> bool {
+        self.filled.wait().await
     }
 }
 

@@ -92,8 +92,11 @@ where
     C: AsRef<Context>,
 {
     let infra: &Context = (*ctx).as_ref();
-    // Reconciles read the other kinds from their stores: not before those are filled.
-    infra.stores.wait_until_ready().await;
+    // Reconciles read the other kinds from their stores: not before those are filled. Stopping
+    // first, nothing is done: what a half-filled store says is not to be written.
+    if !infra.stores.wait_until_ready().await {
+        return Ok(Action::await_change());
+    }
     let (kind, suspended) = (K::KIND, object.suspended());
     let started = Instant::now();
     if suspended && object.meta().deletion_timestamp.is_none() {
