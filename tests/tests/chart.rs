@@ -389,6 +389,8 @@ fn values_that_break_the_schema_or_the_chart_rules_are_refused() {
         ("extraCA:\n  name: ca\n  kind: Volume\n", "kind"),
         ("watchNamespace: Team_Agents\n", "watchNamespace"),
         ("image:\n  pullPolicy: Sometimes\n", "pullPolicy"),
+        ("image:\n  digest: latest\n", "digest"),
+        ("image:\n  digest: sha256:ABC\n", "digest"),
         ("serviceMonitor:\n  enabled: yes please\n", "enabled"),
         ("replica: 3\n", "replica"),
         ("podDisruptionBudget:\n  minAvailable: 1\n", "minAvailable"),
@@ -455,6 +457,62 @@ fn values_that_break_the_schema_or_the_chart_rules_are_refused() {
         assert!(!output.status.success(), "{set:?} was accepted");
         assert!(stderr.contains(message), "{set:?}: {stderr}");
     }
+}
+
+#[test]
+fn an_image_digest_pins_the_pods_to_that_image_and_a_packaged_chart_carries_it() {
+    let image = |set: &[&str]| {
+        let documents = template("x", "foundry-system", &[], set);
+        only(&documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let version = chart::workspace_version().unwrap();
+    assert_eq!(
+        image(&[]),
+        format!("ghcr.io/foundry-gateway/foundry-gateway-operator:{version}"),
+        "no digest: the tag, by default the appVersion"
+    );
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    assert_eq!(
+        image(&[
+            "image.repository=mirror.example/op",
+            &format!("image.digest={digest}"),
+            "image.tag=ignored"
+        ]),
+        format!("mirror.example/op@{digest}")
+    );
+
+    // What a release publishes: the chart at its version, pinned to the released digest.
+    let out = tempfile::tempdir().unwrap();
+    let archive = chart::package(&chart::Package {
+        version: "9.8.7-test.1",
+        image_repository: Some("127.0.0.1:5000/foundry-gateway-operator"),
+        image_digest: Some(&digest),
+        out: out.path(),
+    })
+    .unwrap();
+    assert!(archive.ends_with("foundry-gateway-operator-9.8.7-test.1.tgz"));
+    let shown: Yaml =
+        serde_yaml::from_str(&succeed(helm().args(["show", "chart"]).arg(&archive))).unwrap();
+    assert_eq!(shown["version"], Yaml::from("9.8.7-test.1"), "{shown:?}");
+    assert_eq!(shown["appVersion"], Yaml::from("9.8.7-test.1"), "{shown:?}");
+    let rendered = documents(&succeed(helm().args(["template", "x"]).arg(&archive)));
+    assert_eq!(
+        only(&rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"],
+        Yaml::from(format!("127.0.0.1:5000/foundry-gateway-operator@{digest}"))
+    );
+    let refused = chart::package(&chart::Package {
+        version: "9.8.7",
+        image_repository: None,
+        image_digest: Some("sha256:short"),
+        out: out.path(),
+    });
+    assert!(
+        refused.is_err(),
+        "a malformed digest is refused before packaging"
+    );
 }
 
 /// The documents of `config/rbac/role.yaml`.

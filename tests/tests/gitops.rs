@@ -1,8 +1,8 @@
 //! Flux for real, on a test bed with a node: source-controller, kustomize-controller and
 //! helm-controller built from their Go modules (`foundry_gateway_testbed::flux`) run against the
 //! test bed; a Git repository served over HTTP on loopback holds the chart and the demo's
-//! objects. A HelmRelease installs the operator from the repository (pods of our image on the
-//! node), and a Kustomization with the chart's `healthCheckExprs` applies the demo's objects and
+//! objects. A HelmRelease installs the operator from the repository (pods of our image, pulled
+//! by digest from the registry on loopback, on the node), and a Kustomization with the chart's `healthCheckExprs` applies the demo's objects and
 //! waits for them: Ready when they are; unhealthy, naming the GatewayConnection, when its gateway
 //! is Inactive (a wrong key committed); Ready again once the right key is back in Git.
 //!
@@ -26,10 +26,10 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use foundry_gateway_testbed::Testbed;
 use foundry_gateway_testbed::flux::{FLUX_NAMESPACE, Flux, FluxOptions, copy_tree};
 use foundry_gateway_testbed::process::Mode;
 use foundry_gateway_testbed::stack::Stack;
-use foundry_gateway_testbed::{Testbed, image};
 use serde_json::{Value as Json, json};
 use support::{
     DEMO_NAMESPACE, NAMESPACE, NodeBed, apply, demo_objects, has_condition, install_values,
@@ -65,7 +65,8 @@ fn health_check_exprs() -> Json {
     file["healthCheckExprs"].clone()
 }
 
-fn flux_objects(flux: &Flux) -> Json {
+/// Flux's objects; the HelmRelease runs the operator's image `repository@digest`.
+fn flux_objects(flux: &Flux, (repository, digest): (&str, &str)) -> Json {
     let source = json!({"kind": "GitRepository", "name": REPOSITORY});
     json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
@@ -82,7 +83,7 @@ fn flux_objects(flux: &Flux) -> Json {
                                "sourceRef": source, "reconcileStrategy": "Revision"}},
             "install": {"crds": "Create", "timeout": "5m"},
             "upgrade": {"crds": "CreateReplace"},
-            "values": install_values(TAG),
+            "values": install_values(repository, digest),
          }},
         {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
          "metadata": {"name": "demo", "namespace": FLUX_NAMESPACE},
@@ -186,7 +187,8 @@ fn flux_installs_the_operator_from_git_and_judges_the_objects_with_our_health_ch
     let Some(bed) = NodeBed::start() else {
         return;
     };
-    bed.load_images(&[TAG]);
+    let mut registry = bed.start_registry();
+    let (repository, digest) = bed.push_images(&registry, TAG);
     let stack = bed.start_stack();
     let testbed = &bed.testbed;
     let flux_dir = tempfile::tempdir().unwrap();
@@ -205,7 +207,7 @@ fn flux_installs_the_operator_from_git_and_judges_the_objects_with_our_health_ch
     let first = flux
         .publish(REPOSITORY, tree.path(), "The operator and the demo")
         .unwrap();
-    apply(testbed, &flux_objects(&flux));
+    apply(testbed, &flux_objects(&flux, (&repository, &digest)));
 
     let release = wait_until("the HelmRelease Ready", Duration::from_secs(420), || {
         let release = get(
@@ -222,7 +224,8 @@ fn flux_installs_the_operator_from_git_and_judges_the_objects_with_our_health_ch
         assert!(is_ready(pod));
         assert_eq!(
             pod["spec"]["containers"][0]["image"],
-            format!("{}:{TAG}", image::OPERATOR_IMAGE)
+            format!("{repository}@{digest}"),
+            "the pods run the pushed image by digest"
         );
     }
     let ready = wait_kustomization(testbed, &first, "True", Duration::from_secs(300));
@@ -277,5 +280,6 @@ fn flux_installs_the_operator_from_git_and_judges_the_objects_with_our_health_ch
 
     flux.stop().expect("Flux stops");
     drop(stack);
+    registry.stop().expect("the registry stops");
     bed.finish();
 }

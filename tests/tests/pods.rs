@@ -1,10 +1,14 @@
-//! Day one and day two of a user, on a test bed with a real node: the operator's image built from
-//! the release binaries (no container engine) and loaded into the node's containerd, `helm
-//! install` of the chart with that image, two replicas Ready, a read-only root filesystem,
+//! Day one and day two of a user, on a test bed with a real node: `cargo xtask release` publishes
+//! two versions to an OCI registry on loopback (images built from the release binaries without a
+//! container engine, SBOMs attested, everything signed with a throwaway cosign key, the chart
+//! pinning the operator image's digest); the signatures and the SBOM verify with the public key,
+//! and an image pushed over the released tag does not; `helm install` of the chart from
+//! `oci://127.0.0.1:<port>` makes the node's containerd pull the image by digest, two replicas
+//! Ready, a read-only root filesystem,
 //! `/metrics` and `/readyz` answering on the pod's port, `kubectl logs`; a project, a LiteLLM
 //! connection and an agent Ready through the operator's pod (the stack's token server, LiteLLM
 //! and the emulator listen on the node's bridge address, which the pods reach); the Lease handed
-//! over when the leader pod is deleted and on `helm upgrade` to a second image tag, with the
+//! over when the leader pod is deleted and on `helm upgrade` to the second version, with the
 //! objects watched all along (Ready never leaves True) and no second Foundry write; deletion
 //! policies honoured and `helm uninstall` leaving the objects in place; and afterwards the
 //! machine exactly as the node found it.
@@ -29,8 +33,9 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use foundry_gateway_testbed::registry::{Registry, ensure_release_tools};
 use foundry_gateway_testbed::stack::Stack;
-use foundry_gateway_testbed::{Testbed, image, node};
+use foundry_gateway_testbed::{Testbed, cargo_bin, image, node, oci};
 use serde_json::{Value as Json, json};
 use support::{
     DEMO_NAMESPACE, NAMESPACE, NodeBed, apply, demo_objects, has_condition, helm, install_flags,
@@ -39,8 +44,9 @@ use support::{
 
 const RELEASE: &str = "fgo";
 const DEPLOYMENT: &str = "fgo-foundry-gateway-operator";
-const FIRST_TAG: &str = "pods-test-1";
-const SECOND_TAG: &str = "pods-test-2";
+/// The prereleases of the workspace version this test publishes.
+const FIRST_PRERELEASE: &str = "pods.1";
+const SECOND_PRERELEASE: &str = "pods.2";
 /// The operator's Lease duration (run.rs): a deleted leader's Lease is taken over within it.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
 
@@ -74,17 +80,32 @@ fn the_helm_installed_operator_runs_as_ready_pods_of_our_image_and_hands_over_it
     let Some(bed) = NodeBed::start() else {
         return;
     };
-    bed.load_images(&[FIRST_TAG, SECOND_TAG]);
+    let mut registry = bed.start_registry();
+    let work = tempfile::tempdir().unwrap();
+    let version = chart::workspace_version().unwrap();
+    let first = release(
+        &registry,
+        &format!("{version}-{FIRST_PRERELEASE}"),
+        work.path(),
+    );
+    let second = release(
+        &registry,
+        &format!("{version}-{SECOND_PRERELEASE}"),
+        work.path(),
+    );
+    verify_before_installing(&registry, &first);
     let stack = bed.start_stack();
     let testbed = &bed.testbed;
 
-    // helm install, as the README says, with our image.
+    // helm install from the registry, as the README says: the chart names the image by digest.
     let mut install = helm(testbed);
     install
-        .args(["install", RELEASE])
-        .arg(chart::chart_dir())
+        .args(["install", RELEASE, &first.chart])
+        .args(["--version", &first.version])
+        .arg("--ca-file")
+        .arg(registry.ca_file())
         .args(["--namespace", NAMESPACE])
-        .args(install_flags(FIRST_TAG))
+        .args(install_flags())
         .args(["--wait", "--timeout", "180s"]);
     run(&mut install);
 
@@ -95,7 +116,14 @@ fn the_helm_installed_operator_runs_as_ready_pods_of_our_image_and_hands_over_it
     for pod in &pods {
         assert_eq!(
             pod["spec"]["containers"][0]["image"],
-            format!("{}:{FIRST_TAG}", image::OPERATOR_IMAGE)
+            first.operator_by_digest()
+        );
+        let pulled = pod["status"]["containerStatuses"][0]["imageID"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            pulled.ends_with(&first.operator_digest),
+            "containerd pulled the signed digest, not the tag moved since: {pulled}"
         );
         assert_eq!(pod["spec"]["nodeName"], node::NODE_NAME);
     }
@@ -122,7 +150,7 @@ fn the_helm_installed_operator_runs_as_ready_pods_of_our_image_and_hands_over_it
     // From here to the end of the upgrade, every change of the demo's objects is watched.
     let watch = StatusWatch::start(testbed);
     let leader = hand_over_by_deleting_the_leader(testbed, &leader);
-    upgrade_to_the_second_tag(testbed, &leader);
+    upgrade_to_the_second_release(testbed, &leader, &registry, &second);
     // The new leader's first pass over every object falls inside the watch.
     thread::sleep(Duration::from_secs(10));
     let events = watch.stop();
@@ -154,7 +182,180 @@ fn the_helm_installed_operator_runs_as_ready_pods_of_our_image_and_hands_over_it
 
     deletion_policies_then_uninstall(testbed, &stack);
     drop(stack);
+    registry.stop().expect("the registry stops");
     bed.finish();
+}
+
+/// What `cargo xtask release` published (its `release.json`).
+struct Published {
+    version: String,
+    /// `oci://<registry>/charts/foundry-gateway-operator`.
+    chart: String,
+    chart_digest: String,
+    operator_repository: String,
+    operator_digest: String,
+    public_key: std::path::PathBuf,
+}
+
+impl Published {
+    fn operator_by_digest(&self) -> String {
+        format!("{}@{}", self.operator_repository, self.operator_digest)
+    }
+}
+
+/// Runs `cargo xtask release` of `version` to `registry` (its artifacts below `work`).
+fn release(registry: &Registry, version: &str, work: &Path) -> Published {
+    let xtask = cargo_bin::cargo_binary("xtask", "xtask", "FOUNDRY_XTASK_BIN").unwrap();
+    let out = work.join(version);
+    let started = Instant::now();
+    let printed = run(std::process::Command::new(xtask)
+        .args([
+            "release",
+            "--registry",
+            registry.host(),
+            "--version",
+            version,
+        ])
+        .arg("--ca-file")
+        .arg(registry.ca_file())
+        .arg("--out")
+        .arg(&out));
+    eprintln!(
+        "{printed}cargo xtask release took {:.1?}",
+        started.elapsed()
+    );
+    let manifest: Json =
+        serde_json::from_str(&std::fs::read_to_string(out.join("release.json")).unwrap()).unwrap();
+    let operator = manifest["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == image::OPERATOR_IMAGE)
+        .unwrap();
+    let text = |value: &Json| value.as_str().unwrap().to_owned();
+    Published {
+        version: text(&manifest["version"]),
+        chart: text(&manifest["chart"]["reference"]),
+        chart_digest: text(&manifest["chart"]["digest"]),
+        operator_repository: text(&operator["repository"]),
+        operator_digest: text(&operator["digest"]),
+        public_key: text(&manifest["public_key"]).into(),
+    }
+}
+
+/// cosign of the test bed, trusting the registry's CA.
+fn cosign(registry: &Registry) -> std::process::Command {
+    let mut command = std::process::Command::new(ensure_release_tools().unwrap().cosign());
+    command.env("SSL_CERT_FILE", registry.ca_file());
+    command
+}
+
+/// What the README asks before installing: the image's and the chart's signatures verify with
+/// the release's public key, and the SBOM attestation lists the crates of the binary. An image
+/// pushed over the released tag by someone without the key fails the same check, and the chart,
+/// which names the image by digest, still installs the signed one.
+fn verify_before_installing(registry: &Registry, published: &Published) {
+    let key = &published.public_key;
+    let verified = run(cosign(registry)
+        .args(["verify", "--insecure-ignore-tlog=true", "--key"])
+        .arg(key)
+        .arg(published.operator_by_digest()));
+    assert!(
+        verified.contains(&published.operator_digest),
+        "cosign verify names the signed digest: {verified}"
+    );
+    let chart = format!(
+        "{}@{}",
+        published.chart.trim_start_matches("oci://"),
+        published.chart_digest
+    );
+    run(cosign(registry)
+        .args(["verify", "--insecure-ignore-tlog=true", "--key"])
+        .arg(key)
+        .arg(&chart));
+
+    let attested = run(cosign(registry)
+        .args([
+            "verify-attestation",
+            "--insecure-ignore-tlog=true",
+            "--type",
+            "cyclonedx",
+        ])
+        .arg("--key")
+        .arg(key)
+        .arg(published.operator_by_digest()));
+    let envelope: Json = serde_json::from_str(attested.lines().next().unwrap()).unwrap();
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    let statement: Json = serde_json::from_slice(&payload).unwrap();
+    let bom = &statement["predicate"];
+    assert_eq!(bom["bomFormat"], "CycloneDX", "{statement:#}");
+    assert_eq!(
+        bom["metadata"]["component"]["name"],
+        "foundry-gateway-operator"
+    );
+    let crates: BTreeSet<&str> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for linked in ["kube-runtime", "tokio", "reqwest", "rustls"] {
+        assert!(
+            crates.contains(linked),
+            "the SBOM lists {linked}: {crates:?}"
+        );
+    }
+    assert!(
+        !crates.contains("proptest"),
+        "a dev-dependency is no part of the binary"
+    );
+
+    // Someone without the key moves the tag to an image of their own.
+    let tampered = image::build(&image::ImageSpec {
+        name: image::OPERATOR_IMAGE.to_owned(),
+        tag: published.version.clone(),
+        entries: vec![image::Entry::file(
+            "/usr/local/bin/foundry-gateway-operator",
+            b"#!/bin/sh\n".to_vec(),
+            0o755,
+        )],
+        entrypoint: vec!["/usr/local/bin/foundry-gateway-operator".to_owned()],
+        env: Vec::new(),
+        exposed_ports: Vec::new(),
+        user: None,
+        labels: Default::default(),
+    })
+    .unwrap();
+    let ca = std::fs::read_to_string(registry.ca_file()).unwrap();
+    let client = oci::Registry::new(registry.host(), Some(&ca)).unwrap();
+    let moved = client
+        .push_image(image::OPERATOR_IMAGE, &published.version, &tampered)
+        .unwrap();
+    assert_ne!(moved, published.operator_digest);
+    let refused = cosign(registry)
+        .args(["verify", "--insecure-ignore-tlog=true", "--key"])
+        .arg(key)
+        .arg(format!(
+            "{}:{}",
+            published.operator_repository, published.version
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "an image without our signature fails verification: {}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    eprintln!(
+        "cosign: the release verifies; the tampered image does not: {}",
+        String::from_utf8_lossy(&refused.stderr)
+            .lines()
+            .last()
+            .unwrap_or_default()
+    );
 }
 
 /// What the runtime enforces: a read-only root, a writable `/tmp`, no route off the machine, and
@@ -222,31 +423,38 @@ fn hand_over_by_deleting_the_leader(testbed: &Testbed, leader: &str) -> String {
     next
 }
 
-/// `helm upgrade` to the second tag: new pods of the new image, one of them leads.
-fn upgrade_to_the_second_tag(testbed: &Testbed, leader: &str) {
+/// `helm upgrade` to the second release from the registry: new pods of its image (by digest),
+/// one of them leads.
+fn upgrade_to_the_second_release(
+    testbed: &Testbed,
+    leader: &str,
+    registry: &Registry,
+    second: &Published,
+) {
     let mut upgrade = helm(testbed);
     upgrade
-        .args(["upgrade", RELEASE])
-        .arg(chart::chart_dir())
+        .args(["upgrade", RELEASE, &second.chart])
+        .args(["--version", &second.version])
+        .arg("--ca-file")
+        .arg(registry.ca_file())
         .args(["--namespace", NAMESPACE])
-        .args(install_flags(SECOND_TAG))
+        .args(install_flags())
         .args(["--wait", "--timeout", "180s"]);
     run(&mut upgrade);
     let upgraded = wait_until(
-        "two Ready pods of the second tag",
+        "two Ready pods of the second release",
         Duration::from_secs(120),
         || {
             let pods = operator_pods(testbed);
-            let all_new = pods.iter().all(|p| {
-                p["spec"]["containers"][0]["image"]
-                    == format!("{}:{SECOND_TAG}", image::OPERATOR_IMAGE)
-            });
+            let all_new = pods
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == second.operator_by_digest());
             (pods.len() == 2 && all_new && pods.iter().all(is_ready)).then_some(pods)
         },
     );
     let upgraded = pod_names(&upgraded);
     let holder = wait_until(
-        "a pod of the second tag holding the Lease",
+        "a pod of the second release holding the Lease",
         Duration::from_secs(90),
         || {
             let holder = lease_holder(testbed);

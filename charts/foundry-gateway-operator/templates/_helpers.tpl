@@ -127,3 +127,13 @@ with rbac.namespaces the reference rules go into a Role per listed namespace ins
 {{- fail "networkPolicy.enabled needs networkPolicy.apiServerCIDRs: the addresses of the API server endpoints (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes)" }}
 {{- end }}
 {{- end }}
+
+{{/* The operator's image: repository@digest when a digest is given, else repository:tag (the
+chart's appVersion when no tag is given). */}}
+{{- define "foundry-gateway-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}

@@ -10,16 +10,18 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::install::{self, ensure_installed, fingerprint, output_of, run_logged};
+use crate::install::{
+    self, GoBuild, ensure_installed, fingerprint, go_build_all, output_of, run_logged,
+};
 use crate::part::PartProcess;
 use crate::ports::free_loopback_ports;
 use crate::probe::Probe;
 use crate::process::{Mode, ProcessSpec};
 use crate::stack_error::{StackError, StackResult};
-use crate::{Error, LogTail, paths};
+use crate::{Error, paths};
 
 /// A Flux controller built from its Go module: the command (and module) name and its release tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,65 +135,26 @@ fn check_go_mod(controller: Controller) -> StackResult<()> {
 }
 
 fn go(dir: &Path) -> Command {
-    let mut command = Command::new("go");
-    command
-        .current_dir(dir)
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0");
-    command
+    install::go_command(dir)
 }
 
 fn install_flux(dir: &Path) -> StackResult<()> {
     let log = dir.join("install.log");
     copy_crds(dir, &log)?;
-    // The builds run at once: they share the Go build cache and overlap linking.
-    let mut running: Vec<(String, Child)> = Vec::new();
-    for controller in CONTROLLERS {
-        let mut command = go(&controller.tool_module());
-        command
-            .args(["build", "-mod=readonly", "-trimpath", "-o"])
-            .arg(dir.join(controller.name))
-            .arg(controller.module());
-        running.push((controller.module(), spawn_logged(&mut command, &log)?));
-    }
-    let mut command = go(&tools_dir().join("gitserver"));
-    command
-        .args(["build", "-mod=readonly", "-trimpath", "-o"])
-        .arg(dir.join("gitserver"))
-        .arg(".");
-    running.push(("gitserver".to_owned(), spawn_logged(&mut command, &log)?));
-    let mut failure = None;
-    for (what, mut child) in running {
-        let status = child.wait().map_err(|source| StackError::Tool {
-            command: format!("go build {what}"),
-            message: source.to_string(),
-        })?;
-        if !status.success() && failure.is_none() {
-            failure = Some(StackError::Install {
-                what: what.clone(),
-                command: format!("go build {what}"),
-                status,
-                log: Box::new(LogTail {
-                    tail: install::tail(&log, 30),
-                    path: log.clone(),
-                }),
-            });
-        }
-    }
-    failure.map_or(Ok(()), Err)
-}
-
-fn spawn_logged(command: &mut Command, log: &Path) -> StackResult<Child> {
-    let (out, err) = install::log_sinks(log)?;
-    command
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|source| StackError::Tool {
-            command: "go build".to_owned(),
-            message: source.to_string(),
+    let mut builds: Vec<GoBuild> = CONTROLLERS
+        .iter()
+        .map(|controller| GoBuild {
+            module_dir: controller.tool_module(),
+            package: controller.module(),
+            output: dir.join(controller.name),
         })
+        .collect();
+    builds.push(GoBuild {
+        module_dir: tools_dir().join("gitserver"),
+        package: ".".to_owned(),
+        output: dir.join("gitserver"),
+    });
+    go_build_all(&builds, &log)
 }
 
 /// Copies `config/crd/bases/*.yaml` of each controller's module download into `<dir>/crds`.

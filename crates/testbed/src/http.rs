@@ -50,18 +50,11 @@ impl HttpClient {
 
     /// A client trusting `ca_pem` only, with a timeout per request.
     pub fn with_timeout(ca_pem: &str, timeout: Duration) -> StackResult<Self> {
-        let ca = Certificate::from_pem(ca_pem.as_bytes())
-            .map_err(|err| StackError::Testbed(Error::CaCertificate(Box::new(err))))?
-            .to_owned();
         let agent = Agent::config_builder()
             .proxy(None)
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
-            .tls_config(
-                TlsConfig::builder()
-                    .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
-                    .build(),
-            )
+            .tls_config(trusting(ca_pem).map_err(StackError::Testbed)?)
             .build()
             .new_agent();
         Ok(Self { agent })
@@ -149,6 +142,16 @@ impl HttpClient {
         }
         finish("POST", url, request.send_form(form.iter().copied()))
     }
+}
+
+/// TLS that trusts the CA certificate `ca_pem` and nothing else.
+pub(crate) fn trusting(ca_pem: &str) -> crate::Result<TlsConfig> {
+    let ca = Certificate::from_pem(ca_pem.as_bytes())
+        .map_err(|err| Error::CaCertificate(Box::new(err)))?
+        .to_owned();
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
+        .build())
 }
 
 fn finish(

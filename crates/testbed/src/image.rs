@@ -1,6 +1,7 @@
-//! Container images without a container engine: an OCI image layout archive written by our own
-//! code (one uncompressed layer tar, a config, a manifest, `index.json`), which
-//! `ctr images import` loads into the node's containerd.
+//! Container images without a container engine: the blobs of an image (one gzip-compressed layer,
+//! a config, a manifest) written by our own code, either as an OCI image layout archive (with
+//! `index.json`), which `ctr images import` loads into the node's containerd, or pushed to a
+//! registry by [`crate::oci`].
 //!
 //! A layer holds files taken from this machine: a binary, the shared libraries `ldd` says it
 //! needs, CA certificates, and a user database with the unprivileged user 65532, like the
@@ -227,7 +228,13 @@ pub fn binary_image(
         env,
         exposed_ports: exposed_ports.iter().map(|p| (*p).to_owned()).collect(),
         user: Some(format!("{NONROOT}:{NONROOT}")),
-        labels: BTreeMap::from([("org.opencontainers.image.title".to_owned(), name.to_owned())]),
+        labels: BTreeMap::from([
+            ("org.opencontainers.image.title".to_owned(), name.to_owned()),
+            (
+                "org.opencontainers.image.version".to_owned(),
+                tag.to_owned(),
+            ),
+        ]),
     })
 }
 
@@ -285,9 +292,50 @@ pub(crate) fn parse_ldd(text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Writes `spec` as an OCI image layout archive to `archive`.
-pub fn write_archive(spec: &ImageSpec, archive: &Path) -> StackResult<WrittenImage> {
-    let layer = layer_tar(&spec.entries);
+/// An image's blobs: one gzip-compressed layer, the config and the manifest that names both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// The layer, a gzip-compressed tar.
+    pub layer: Vec<u8>,
+    /// `sha256:…` of the layer as stored (compressed).
+    pub layer_digest: String,
+    /// Size of the uncompressed layer in bytes.
+    pub layer_uncompressed_size: usize,
+    /// The config (JSON).
+    pub config: Vec<u8>,
+    /// `sha256:…` of the config.
+    pub config_digest: String,
+    /// The manifest (JSON, `application/vnd.oci.image.manifest.v1+json`).
+    pub manifest: Vec<u8>,
+    /// `sha256:…` of the manifest: what a reference by digest names.
+    pub manifest_digest: String,
+}
+
+impl Image {
+    /// The manifest's media type.
+    pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    /// Every blob with its digest, the config last (as a registry expects them before the
+    /// manifest).
+    pub fn blobs(&self) -> [(&str, &[u8]); 2] {
+        [
+            (self.layer_digest.as_str(), self.layer.as_slice()),
+            (self.config_digest.as_str(), self.config.as_slice()),
+        ]
+    }
+
+    /// Bytes of the layer, config and manifest together: what a registry stores.
+    pub fn stored_size(&self) -> usize {
+        self.layer.len() + self.config.len() + self.manifest.len()
+    }
+}
+
+/// Builds the blobs of `spec`. The same inputs give the same digests (zero timestamps, sorted
+/// entries, a gzip header without a name or time).
+pub fn build(spec: &ImageSpec) -> StackResult<Image> {
+    let tar = layer_tar(&spec.entries);
+    let diff_id = digest(&tar);
+    let layer = gzip(&tar)?;
     let layer_digest = digest(&layer);
     let mut config = json!({
         "architecture": "amd64",
@@ -298,7 +346,7 @@ pub fn write_archive(spec: &ImageSpec, archive: &Path) -> StackResult<WrittenIma
             "WorkingDir": "/",
             "Labels": spec.labels,
         },
-        "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
         "history": [{ "created_by": "foundry-gateway-testbed image writer" }],
     });
     if let Some(user) = &spec.user {
@@ -316,27 +364,55 @@ pub fn write_archive(spec: &ImageSpec, archive: &Path) -> StackResult<WrittenIma
     let config_digest = digest(&config);
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "mediaType": Image::MANIFEST_MEDIA_TYPE,
         "config": {
             "mediaType": "application/vnd.oci.image.config.v1+json",
             "digest": config_digest,
             "size": config.len(),
         },
         "layers": [{
-            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
             "digest": layer_digest,
             "size": layer.len(),
         }],
     }))
     .unwrap_or_default();
     let manifest_digest = digest(&manifest);
+    Ok(Image {
+        layer,
+        layer_digest,
+        layer_uncompressed_size: tar.len(),
+        config,
+        config_digest,
+        manifest,
+        manifest_digest,
+    })
+}
+
+fn gzip(bytes: &[u8]) -> StackResult<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(bytes)
+        .and_then(|()| encoder.finish())
+        .map_err(|source| StackError::Tool {
+            command: "gzip of an image layer".to_owned(),
+            message: source.to_string(),
+        })
+}
+
+/// Writes `spec` as an OCI image layout archive to `archive`.
+pub fn write_archive(spec: &ImageSpec, archive: &Path) -> StackResult<WrittenImage> {
+    let image = build(spec)?;
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest,
-            "size": manifest.len(),
+            "mediaType": Image::MANIFEST_MEDIA_TYPE,
+            "digest": image.manifest_digest,
+            "size": image.manifest.len(),
             "platform": { "architecture": "amd64", "os": "linux" },
             "annotations": {
                 "io.containerd.image.name": spec.reference(),
@@ -352,9 +428,10 @@ pub fn write_archive(spec: &ImageSpec, archive: &Path) -> StackResult<WrittenIma
     };
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     add("index.json", &index);
-    add(&blob(&manifest_digest), &manifest);
-    add(&blob(&config_digest), &config);
-    add(&blob(&layer_digest), &layer);
+    add(&blob(&image.manifest_digest), &image.manifest);
+    for (digest, content) in image.blobs() {
+        add(&blob(digest), content);
+    }
     finish_tar(&mut outer);
     if let Some(parent) = archive.parent() {
         fs::create_dir_all(parent).map_err(|source| StackError::create_dir(parent, source))?;
@@ -362,8 +439,8 @@ pub fn write_archive(spec: &ImageSpec, archive: &Path) -> StackResult<WrittenIma
     fs::write(archive, &outer).map_err(|source| StackError::write(archive, source))?;
     Ok(WrittenImage {
         archive: archive.to_path_buf(),
-        manifest_digest,
-        layer_size: layer.len(),
+        manifest_digest: image.manifest_digest,
+        layer_size: image.layer_uncompressed_size,
     })
 }
 
@@ -398,7 +475,8 @@ fn read(path: &Path) -> StackResult<Vec<u8>> {
     fs::read(path).map_err(|source| StackError::read(path, source))
 }
 
-fn digest(bytes: &[u8]) -> String {
+/// `sha256:<hex>` of `bytes`.
+pub fn digest(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")

@@ -136,6 +136,68 @@ fn lock(path: &Path, what: &str) -> StackResult<File> {
     Ok(file)
 }
 
+/// A `go` command in `dir` (a pinned tool module): the machine's own Go, no cgo.
+pub(crate) fn go_command(dir: &Path) -> Command {
+    let mut command = Command::new("go");
+    command
+        .current_dir(dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0");
+    command
+}
+
+/// One `go build` of a package of a tool module pinned in the repository.
+#[derive(Debug, Clone)]
+pub(crate) struct GoBuild {
+    /// The tool module (its go.mod and go.sum pin everything).
+    pub module_dir: PathBuf,
+    /// The package to build, a module path or `.`.
+    pub package: String,
+    /// The binary to write.
+    pub output: PathBuf,
+}
+
+/// Runs `builds` at once (they share the Go build cache and overlap linking), their output
+/// appended to `log`; the first failure carries the log's tail.
+pub(crate) fn go_build_all(builds: &[GoBuild], log: &Path) -> StackResult<()> {
+    let mut running = Vec::new();
+    for build in builds {
+        let (out, err) = log_sinks(log)?;
+        let child = go_command(&build.module_dir)
+            .args(["build", "-mod=readonly", "-trimpath", "-o"])
+            .arg(&build.output)
+            .arg(&build.package)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|source| StackError::Tool {
+                command: format!("go build {}", build.package),
+                message: source.to_string(),
+            })?;
+        running.push((build.package.clone(), child));
+    }
+    let mut failure = None;
+    for (package, mut child) in running {
+        let status = child.wait().map_err(|source| StackError::Tool {
+            command: format!("go build {package}"),
+            message: source.to_string(),
+        })?;
+        if !status.success() && failure.is_none() {
+            failure = Some(StackError::Install {
+                what: package.clone(),
+                command: format!("go build {package}"),
+                status,
+                log: Box::new(LogTail {
+                    tail: tail(log, 30),
+                    path: log.to_path_buf(),
+                }),
+            });
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
 /// Runs `command` with its output appended to `log`; a failure carries the log's tail.
 pub(crate) fn run_logged(what: &str, command: &mut Command, log: &Path) -> StackResult<()> {
     let (out, err) = log_sinks(log)?;

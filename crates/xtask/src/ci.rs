@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the whole test suite, exactly what CI runs.
 //!
 //! Static checks first (format, CRD drift, clippy), while the test bed's Go binaries (and Flux's
-//! controllers, where the node runs) build and the
+//! controllers, the registry and cosign, where the node runs) build and the
 //! stack's tools install on other threads; then one test bed for the whole run, shared by every
 //! test binary through `FOUNDRY_TESTBED_DIR`, and `cargo test --workspace`.
 
@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use foundry_gateway_testbed::{
     ENV_TESTBED_DIR, Options, Testbed, ensure_kube_binaries, ensure_node_binaries, flux, node,
+    registry,
 };
 
 use crate::{crd, stack};
@@ -60,12 +61,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             ensure_kube_binaries()
         }
     });
-    // And Flux's controllers (tests/tests/gitops.rs), on a machine that runs the node.
-    let flux = thread::spawn(|| {
-        node::host_capabilities()
-            .is_ok()
-            .then(flux::ensure_flux_binaries)
-            .transpose()
+    // And Flux's controllers (tests/tests/gitops.rs), then the registry and cosign
+    // (tests/tests/pods.rs), on a machine that runs the node.
+    let flux = thread::spawn(|| -> anyhow::Result<()> {
+        if node::host_capabilities().is_ok() {
+            flux::ensure_flux_binaries().context("failed to build Flux's controllers")?;
+            registry::ensure_release_tools().context("failed to build the registry and cosign")?;
+        }
+        Ok(())
     });
     // So do the stack's installs (LiteLLM and SDK virtual environments, the token server's
     // node_modules): the tests that need them would otherwise wait for them one by one.
@@ -106,8 +109,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     stack::join_installs(installs).context("failed to install the stack's tools")?;
     flux.join()
-        .map_err(|_| anyhow::anyhow!("the Flux build thread panicked"))?
-        .context("failed to build Flux's controllers")?;
+        .map_err(|_| anyhow::anyhow!("the Flux build thread panicked"))??;
     let mut testbed = Testbed::start(Options {
         binaries: Some(binaries),
         ..Options::default()

@@ -1,6 +1,6 @@
 //! Developer tasks: `cargo xtask test`, `cargo xtask demo`, `cargo xtask crd`,
 //! `cargo xtask testbed build|up [--nodes]|down|env|status`, `cargo xtask image`, `cargo xtask stack install|up|down|env|status`,
-//! `cargo xtask sbom`, `cargo xtask version`.
+//! `cargo xtask sbom`, `cargo xtask version`, `cargo xtask release`.
 
 mod bench;
 mod chart;
@@ -8,6 +8,7 @@ mod ci;
 mod crd;
 mod demo;
 mod image;
+mod publish;
 mod release;
 mod sbom;
 mod stack;
@@ -56,6 +57,9 @@ enum Command {
     /// Print the workspace version after checking that the chart and the Dockerfile follow it
     /// (and, with `--tag`, that a release tag names it).
     Version(release::Args),
+    /// Publish a release to an OCI registry: the images and the chart pushed, each image's SBOM
+    /// attested and everything signed with cosign (a throwaway key unless one is given).
+    Release(publish::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,5 +75,6 @@ fn main() -> anyhow::Result<()> {
         Command::Faults(args) => bench::faults::run(&args),
         Command::Sbom(args) => sbom::run(&args),
         Command::Version(args) => release::run(&args),
+        Command::Release(args) => publish::run(&args),
     }
 }

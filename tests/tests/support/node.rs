@@ -1,6 +1,7 @@
 //! What the tests with a real node share (`pods.rs`, `gitops.rs`): a test bed with a node that
-//! checks the machine is restored when it stops, our images built and loaded, kubectl and Helm
-//! on the test bed, the stack on the node's address, and the demo's objects.
+//! checks the machine is restored when it stops, an OCI registry on loopback that the node pulls
+//! from (our images pushed to it), kubectl and Helm on the test bed, the stack on the node's
+//! address, and the demo's objects.
 //!
 //! Included with `#[path]` by each of those test files, which also include the xtask's chart
 //! module as `chart`.
@@ -12,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use foundry_gateway_testbed::emulator::EmulatorProject;
 use foundry_gateway_testbed::node::{self, HostSnapshot, NodePackages};
+use foundry_gateway_testbed::pki::Ca;
+use foundry_gateway_testbed::process::Mode;
+use foundry_gateway_testbed::registry::{Registry, RegistryOptions};
 use foundry_gateway_testbed::stack::{OPERATOR_CLIENT_ID, Stack, StackOptions};
 use foundry_gateway_testbed::token_server::DEFAULT_TENANT;
-use foundry_gateway_testbed::{Options, Testbed, image};
+use foundry_gateway_testbed::{Options, Testbed, image, oci};
 use serde_json::{Value as Json, json};
 
 /// The operator's namespace.
@@ -162,20 +166,44 @@ impl NodeBed {
         })
     }
 
-    /// Builds the operator's and the emulator's images from the release binaries and loads them
-    /// into the node, once per tag.
-    pub fn load_images(&self, tags: &[&str]) {
+    /// Starts an OCI registry on loopback (TLS from a CA of its own, in the test bed's folder)
+    /// and lets the node's containerd pull from it.
+    pub fn start_registry(&self) -> Registry {
+        let dir = self.testbed.state_dir().join("registry");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = Ca::create(&dir, "registry-ca", "foundry-testbed registry CA").unwrap();
+        let registry = Registry::start(&RegistryOptions {
+            dir,
+            ca,
+            mode: Mode::attached_to_this_process(),
+            ready_timeout: Duration::from_secs(60),
+        })
+        .expect("the registry starts");
+        let node = self.testbed.node().expect("the test bed has a node");
+        node.trust_registry(registry.host(), registry.ca_file())
+            .expect("the node trusts the registry");
+        registry
+    }
+
+    /// Builds the operator's and the emulator's images from the release binaries and pushes them
+    /// to `registry` as `<name>:<tag>`; returns the operator image's repository and digest.
+    pub fn push_images(&self, registry: &Registry, tag: &str) -> (String, String) {
         let started = Instant::now();
         let release = image::build_release_binaries().expect("the release binaries build");
-        let out = tempfile::tempdir().unwrap();
-        let node = self.testbed.node().expect("the test bed has a node");
-        for tag in tags {
-            for (spec, written) in image::write_project_images(&release, tag, out.path()).unwrap() {
-                node.import_image(&written.archive)
-                    .unwrap_or_else(|err| panic!("failed to load {}: {err}", spec.reference()));
+        let ca = std::fs::read_to_string(registry.ca_file()).unwrap();
+        let client = oci::Registry::new(registry.host(), Some(&ca)).unwrap();
+        let mut operator = None;
+        for spec in image::project_images(&release, tag).unwrap() {
+            let built = image::build(&spec).unwrap();
+            let digest = client
+                .push_image(&spec.name, tag, &built)
+                .unwrap_or_else(|err| panic!("failed to push {}: {err}", spec.name));
+            if spec.name == image::OPERATOR_IMAGE {
+                operator = Some((format!("{}/{}", registry.host(), spec.name), digest));
             }
         }
-        eprintln!("Built and loaded the images in {:.1?}", started.elapsed());
+        eprintln!("Built and pushed the images in {:.1?}", started.elapsed());
+        operator.expect("the operator's image")
     }
 
     /// Starts the stack on the node's address and puts its CA into [`NAMESPACE`].
@@ -206,12 +234,13 @@ impl NodeBed {
     }
 }
 
-/// The chart's values for our image at `tag`, talking to the stack on the node's address.
-pub fn install_values(tag: &str) -> Json {
+/// The chart's values for the operator's image `repository@digest`, talking to the stack on the
+/// node's address.
+pub fn install_values(repository: &str, digest: &str) -> Json {
     // The stack serves Entra ID, ARM and Foundry on the node's address, under its own CA.
     let host = node::NODE_IP.to_string();
     json!({
-        "image": {"repository": image::OPERATOR_IMAGE, "tag": tag, "pullPolicy": "Never"},
+        "image": {"repository": repository, "digest": digest},
         "replicas": 2,
         "logFormat": "plain",
         "extraCA": {"name": CA_CONFIGMAP},
@@ -219,13 +248,11 @@ pub fn install_values(tag: &str) -> Json {
     })
 }
 
-/// [`install_values`] as `--set` arguments of `helm`.
-pub fn install_flags(tag: &str) -> Vec<String> {
+/// `--set` arguments of `helm` for the stack on the node's address; the image is the chart's
+/// own (a released chart names the image and digest it was released with).
+pub fn install_flags() -> Vec<String> {
     let host = node::NODE_IP;
     [
-        format!("image.repository={}", image::OPERATOR_IMAGE),
-        format!("image.tag={tag}"),
-        "image.pullPolicy=Never".to_owned(),
         "replicas=2".to_owned(),
         "logFormat=plain".to_owned(),
         format!("extraCA.name={CA_CONFIGMAP}"),

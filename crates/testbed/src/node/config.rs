@@ -66,11 +66,27 @@ disabled_plugins = [
     bin_dir = "{cni_bin}"
     conf_dir = "{dir}/cni/net.d"
     max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{dir}/containerd/certs.d"
 "#,
         socket = l.containerd_socket.display(),
         pause = l.pause_image,
         runc = l.runc.display(),
         cni_bin = l.cni_bin_dir.display(),
+    )
+}
+
+/// containerd's `hosts.toml` for the registry at `host`: pull and resolve over HTTPS, trusting
+/// `ca_file` (and nothing said about any other registry).
+pub(crate) fn registry_host(host: &str, ca_file: &Path) -> String {
+    format!(
+        r#"server = "https://{host}"
+
+[host."https://{host}"]
+  capabilities = ["pull", "resolve"]
+  ca = "{ca}"
+"#,
+        ca = ca_file.display(),
     )
 }
 
@@ -202,6 +218,13 @@ mod tests {
         let containerd = containerd(&layout);
         assert!(containerd.contains("restrict_oom_score_adj = true"));
         assert!(containerd.contains("root = \"/state/node/containerd/root\""));
+        assert!(containerd.contains("config_path = \"/state/node/containerd/certs.d\""));
+        let hosts = registry_host("127.0.0.1:5000", Path::new("/state/registry/ca.crt"));
+        assert!(
+            hosts.contains("[host.\"https://127.0.0.1:5000\"]"),
+            "{hosts}"
+        );
+        assert!(hosts.contains("ca = \"/state/registry/ca.crt\""), "{hosts}");
         let cni: serde_json::Value = serde_json::from_str(&cni(&layout)).unwrap();
         let plugin = &cni["plugins"][0];
         assert_eq!(plugin["ipMasq"], false);

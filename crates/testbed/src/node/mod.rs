@@ -297,6 +297,8 @@ fn build_pause(dir: &Path) -> NodeResult<PathBuf> {
 pub struct NodeInfo {
     /// containerd's socket.
     pub containerd_socket: PathBuf,
+    /// containerd's registry hosts folder (`certs.d`), one folder per registry host.
+    pub registry_hosts: PathBuf,
     /// The packages the node runs from (`ctr` among them).
     pub packages: NodePackages,
 }
@@ -306,6 +308,7 @@ impl NodeInfo {
     pub fn of(state_dir: &Path, packages: NodePackages) -> Self {
         Self {
             containerd_socket: node_dir(state_dir).join("containerd.sock"),
+            registry_hosts: node_dir(state_dir).join("containerd").join("certs.d"),
             packages,
         }
     }
@@ -317,6 +320,16 @@ impl NodeInfo {
             &self.containerd_socket,
             archive,
         )
+    }
+
+    /// Lets the node's containerd pull from the registry at `host` (`127.0.0.1:<port>`) over
+    /// TLS, trusting `ca_file` for it (containerd reads its hosts folder at each pull).
+    pub fn trust_registry(&self, host: &str, ca_file: &Path) -> Result<(), StackError> {
+        let dir = self.registry_hosts.join(host);
+        fs::create_dir_all(&dir).map_err(|source| StackError::create_dir(&dir, source))?;
+        let path = dir.join("hosts.toml");
+        fs::write(&path, config::registry_host(host, ca_file))
+            .map_err(|source| StackError::write(&path, source))
     }
 }
 
