@@ -38,5 +38,6 @@ pub mod settings;
 pub mod status;
 pub mod stores;
 pub mod telemetry;
+pub mod triggers;
 
 pub use controller::apply_status;

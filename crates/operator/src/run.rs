@@ -28,7 +28,7 @@ use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::stores::Filled;
-use crate::{agent, connection, project};
+use crate::{agent, connection, project, triggers};
 
 mod tokio_util_shutdown {
     //! A one-shot shutdown signal shared by the controllers.
@@ -353,9 +353,11 @@ impl Watches<'_> {
                     })
                 },
             )
-            .watches(
-                self.scope.api::<PromptAgent>(self.client),
-                WatcherConfig::default(),
+            .watches_stream(
+                self.viewed(
+                    self.scope.api::<PromptAgent>(self.client),
+                    connection::start::agent_view,
+                ),
                 |agent| {
                     let namespace = agent.namespace().unwrap_or_default();
                     agent
@@ -363,6 +365,28 @@ impl Watches<'_> {
                         .map(|c| ObjectRef::<GatewayConnection>::new(c).within(&namespace))
                 },
             )
+    }
+
+    /// The objects of `api` whose `view` changed, and the deleted ones ([`triggers::changed`]).
+    fn viewed<K>(
+        &self,
+        api: Api<K>,
+        view: fn(&K) -> u64,
+    ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let scope = self.scope.clone();
+        let events = watcher(api, WatcherConfig::default())
+            .default_backoff()
+            .filter(move |event| std::future::ready(scope.admits_event(event)));
+        triggers::changed(events, view)
     }
 
     /// PromptAgent: the ConfigMaps of its instructions (metadata only), and its connection.
@@ -377,9 +401,11 @@ impl Watches<'_> {
                     referrers(&by_config_map, m.namespace(), |a| a.reads_config_map(&name))
                 },
             )
-            .watches(
-                self.scope.api::<GatewayConnection>(self.client),
-                WatcherConfig::default(),
+            .watches_stream(
+                self.viewed(
+                    self.scope.api::<GatewayConnection>(self.client),
+                    agent::report::connection_view,
+                ),
                 move |gc| {
                     let name = gc.name_any();
                     referrers(&by_connection, gc.namespace(), |a| {
@@ -421,7 +447,12 @@ where
                 let _ = filled.send(true);
             }
         })
-        .applied_objects();
+        .applied_objects()
+        // A change of status alone (most often our own write) wakes nothing.
+        .predicate_filter(
+            |object: &K| Some(triggers::own_inputs(object.meta())),
+            Default::default(),
+        );
     (Controller::for_stream(stream, reader), filled_rx)
 }
 

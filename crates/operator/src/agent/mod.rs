@@ -29,6 +29,12 @@
 //! A failed step ends the pass as a [`Failed`] that names the step (logged, and counted by its
 //! reason); `pass::settle` turns it into the status outcome and the requeue.
 //!
+//! One write per pass, and as few passes as possible: a pass that does not end within
+//! [`slow::GRACE`] says Reconciling meanwhile (a new object or generation only); a pass that
+//! waits for a connection that is missing or still on its way to a verdict keeps the status as
+//! it is within that grace of a new generation (`pass::hold`), and the connection's verdict
+//! wakes it ([`report::connection_view`]: only what the agent reads of a connection wakes it).
+//!
 //! `managementPolicy: Observe` (`observe.rs`): resolve, validate and desired as above, then list
 //! the versions and check the owner (another live owner is Stalled `OwnedElsewhere`), and report
 //! in `Drifted` whether the newest version is this object's with this hash and, when not, what of
@@ -60,13 +66,13 @@ use foundry_gateway_api::agent::ManagementPolicy;
 use foundry_gateway_api::{PromptAgent, PromptAgentStatus};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use tracing::instrument;
+use tracing::{instrument, warn};
 
 use self::pass::{Pass, Start};
 use self::report::Report;
 use self::tracker::Tracker;
 use crate::context::{Context, same_status};
-use crate::controller::{AtStep, Failed, PerObject, Scoped, Step};
+use crate::controller::{AtStep, Failed, PerObject, Scoped, Step, slow};
 use crate::failure::Failure;
 
 const KIND: &str = "PromptAgent";
@@ -94,48 +100,85 @@ pub fn error_policy(agent: Arc<PromptAgent>, error: &Error, ctx: Arc<Ctx>) -> Ac
 }
 
 /// The driver: each step returns its value or a [`Failed`]; what they returned becomes the
-/// report, the status and the memory of the object.
+/// report, the status and the memory of the object. A pass that does not end within
+/// [`slow::GRACE`] says Reconciling meanwhile; a pass that waits for a connection still on its way
+/// to a verdict keeps the status as it is for that grace after a new generation.
 async fn apply(agent: &PromptAgent, ctx: &Ctx) -> Result<Action, Error> {
-    let start = Start::of(ctx, agent).await?;
+    let start = Start::of(ctx, agent);
     let (mut memory, mut found) = (start.memory.clone(), Report::new(observing(agent)));
-    let end = async {
-        let instructions = resolve::instructions(ctx, agent, &start.keys)
-            .await
-            .at(Step::Resolve)?;
-        let name = validate::validate(agent, instructions.as_deref()).at(Step::Validate)?;
-        let resolved = resolve::resolve(ctx, agent, instructions, name)
-            .await
-            .at(Step::Resolve)?;
-        (found.connection, found.model) = resolved.references.checks();
-        let facts = resolved.references.usable().at(Step::Resolve)?;
-        let desired = desired::desired(agent, &resolved, facts).at(Step::Desired)?;
-        if observing(agent) {
-            let (look, seen) = observe::observe(ctx, agent, &resolved.project, &desired, &start)
-                .await
-                .at(Step::Sync)?;
-            memory.remember_observe(&look);
-            (found.drifted, found.verified, found.served) =
-                (seen.drifted, seen.verified, seen.served);
-            return Ok(seen.pass);
-        }
-        let synced = sync::sync(ctx, agent, &resolved.project, &desired, &start)
-            .await
-            .at(Step::Sync)?;
-        memory.remember_sync(&synced);
-        found.served = Some(synced.found.served.clone());
-        let verdict = verify::verify(ctx, agent, &resolved.project, &synced.found, &start)
-            .await
-            .at(Step::Verify)?;
-        (found.verified, memory.verification) = (verdict.verified, verdict.verification);
-        Ok::<Pass, Failed>(verdict.pass)
-    }
-    .await;
+    let waited = memory.working_for(start.generation, start.began);
+    let steps = steps(ctx, agent, &start, &mut memory, &mut found);
+    let (end, said) =
+        slow::unless_quick(steps, slow::GRACE, say_reconciling(ctx, agent, &start)).await;
+    let live = said.flatten().unwrap_or_else(|| start.live.clone());
     let Pass { outcome, next } = pass::settle(ctx, &start.keys, end);
-    let status = report::desired_status(&start.live, &found, &outcome, start.stamp());
-    write_status(ctx, agent, &start.live, &status).await?;
+    let held = pass::hold(&found, &outcome, waited);
+    if held.is_none() {
+        let status = report::desired_status(&live, &found, &outcome, start.stamp());
+        write_status(ctx, agent, &live, &status).await?;
+    }
     memory.handled_request = start.requested;
     ctx.memory.put(&start.keys.object, &start.keys.uid, memory);
-    Ok(pass::action(next))
+    Ok(pass::action(held.map_or(next, |left| left.min(next))))
+}
+
+/// The steps of one pass; what they found goes to `found` and `memory` as they go, so a failed
+/// pass still reports what came before it.
+async fn steps(
+    ctx: &Ctx,
+    agent: &PromptAgent,
+    start: &Start,
+    memory: &mut Tracker,
+    found: &mut Report,
+) -> Result<Pass, Failed> {
+    let instructions = resolve::instructions(ctx, agent, &start.keys)
+        .await
+        .at(Step::Resolve)?;
+    let name = validate::validate(agent, instructions.as_deref()).at(Step::Validate)?;
+    let resolved = resolve::resolve(ctx, agent, instructions, name)
+        .await
+        .at(Step::Resolve)?;
+    (found.connection, found.model) = resolved.references.checks();
+    found.connection_settling = resolved.references.settling;
+    let facts = resolved.references.usable().at(Step::Resolve)?;
+    let desired = desired::desired(agent, &resolved, facts).at(Step::Desired)?;
+    if observing(agent) {
+        let (look, seen) = observe::observe(ctx, agent, &resolved.project, &desired, start)
+            .await
+            .at(Step::Sync)?;
+        memory.remember_observe(&look);
+        (found.drifted, found.verified, found.served) = (seen.drifted, seen.verified, seen.served);
+        return Ok(seen.pass);
+    }
+    let synced = sync::sync(ctx, agent, &resolved.project, &desired, start)
+        .await
+        .at(Step::Sync)?;
+    memory.remember_sync(&synced);
+    found.served = Some(synced.found.served.clone());
+    let verdict = verify::verify(ctx, agent, &resolved.project, &synced.found, start)
+        .await
+        .at(Step::Verify)?;
+    (found.verified, memory.verification) = (verdict.verified, verdict.verification);
+    Ok(verdict.pass)
+}
+
+/// Says Reconciling when a pass takes long and the status does not describe this generation yet;
+/// the status written, if any. A failed write is only logged: the status the pass ends with
+/// follows.
+async fn say_reconciling(
+    ctx: &Context,
+    agent: &PromptAgent,
+    start: &Start,
+) -> Option<PromptAgentStatus> {
+    let status = report::reconciling_status(&start.live, start.stamp())?;
+    let (namespace, name) = (agent.namespace().unwrap_or_default(), agent.name_any());
+    match crate::apply_status::<PromptAgent>(&ctx.client, &namespace, &name, &status).await {
+        Ok(()) => Some(status),
+        Err(error) => {
+            warn!(%error, "Failed to say Reconciling");
+            None
+        }
+    }
 }
 
 /// Writes `new` when it differs from `old`, and publishes the Events of the change.

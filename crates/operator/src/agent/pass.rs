@@ -1,7 +1,7 @@
 //! One pass of the reconcile: the object's keys, what the controller remembers of it, the
 //! reconcile request it answers, the status it starts from, and when it looks again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use foundry_gateway_api::conditions::reasons;
 use foundry_gateway_api::{PromptAgent, PromptAgentStatus};
@@ -10,11 +10,11 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use tracing::debug;
 
-use super::report::{self, StatusStamp};
+use super::report::{Report, StatusStamp};
 use super::tracker::Tracker;
-use super::{Ctx, Error, KIND};
+use super::{Ctx, KIND};
 use crate::context::REQUESTED_AT_ANNOTATION;
-use crate::controller::{Failed, ObjectKey, RefKind, RetryKey};
+use crate::controller::{Failed, ObjectKey, RefKind, RetryKey, slow};
 use crate::failure::Failure;
 use crate::status::Outcome;
 
@@ -69,35 +69,31 @@ pub(super) struct Start {
     pub requested: Option<String>,
     /// Whether that request is new: Foundry is read and the verification runs whatever is due.
     pub forced: bool,
-    /// The status before the pass (the first status when the object had none).
+    /// The status before the pass (empty when the object has none yet).
     pub live: PromptAgentStatus,
     /// What the controller remembered of the object.
     pub memory: Tracker,
+    /// When the pass began.
+    pub began: Instant,
 }
 
 impl Start {
-    /// The start of a pass; a new object first gets a status that says it is reconciling.
-    pub async fn of(ctx: &Ctx, agent: &PromptAgent) -> Result<Self, Error> {
+    /// The start of a pass.
+    pub fn of(ctx: &Ctx, agent: &PromptAgent) -> Self {
         let keys = Keys::of(agent);
         let generation = agent.metadata.generation.unwrap_or(0);
         let memory = ctx.memory.get(&keys.object, &keys.uid);
         let requested = agent.annotations().get(REQUESTED_AT_ANNOTATION).cloned();
         let forced = requested.is_some() && requested != memory.handled_request;
-        let mut live = agent.status.clone().unwrap_or_default();
-        if live.conditions.is_empty() {
-            let first = report::first_status(generation, requested.clone(), Timestamp::now());
-            let (namespace, name) = (agent.namespace().unwrap_or_default(), agent.name_any());
-            crate::apply_status::<PromptAgent>(&ctx.client, &namespace, &name, &first).await?;
-            live = first;
-        }
-        Ok(Self {
+        Self {
             keys,
             generation,
             requested,
             forced,
-            live,
+            live: agent.status.clone().unwrap_or_default(),
             memory,
-        })
+            began: Instant::now(),
+        }
     }
 
     /// Generation, request and time of the status this pass writes.
@@ -172,6 +168,21 @@ pub(super) fn settle(ctx: &Ctx, keys: &Keys, end: Result<Pass, Failed>) -> Pass 
     }
 }
 
+/// How much longer the agent keeps its live status as it is: while the pass waits for a
+/// connection that is missing or still works toward a verdict, and `waited` (since the first pass
+/// of this generation) is within [`slow::GRACE`]. The connection's verdict wakes the agent, which
+/// then writes once; None: the status is written now. Pure.
+pub(super) fn hold(found: &Report, outcome: &Outcome, waited: Duration) -> Option<Duration> {
+    let for_connection = matches!(
+        outcome,
+        Outcome::NotReady { reason, .. } if reason == reasons::CONNECTION_NOT_READY
+    );
+    if !for_connection || !found.connection_settling {
+        return None;
+    }
+    slow::left(slow::GRACE, waited)
+}
+
 /// The controller's action for a pass that looks again after `next`.
 pub(super) fn action(next: Duration) -> Action {
     if next == Duration::MAX {
@@ -184,6 +195,39 @@ pub(super) fn action(next: Duration) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pass_waiting_for_a_connection_on_its_way_keeps_the_status_within_the_grace() {
+        let waiting = Outcome::NotReady {
+            reason: reasons::CONNECTION_NOT_READY.into(),
+            message: "GatewayConnection gw is still reconciling".into(),
+        };
+        let settling = Report {
+            connection_settling: true,
+            ..Report::default()
+        };
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            hold(&settling, &waiting, second),
+            Some(slow::GRACE - second)
+        );
+        assert_eq!(hold(&settling, &waiting, slow::GRACE), None, "grace over");
+        let inactive = Report::default();
+        assert_eq!(
+            hold(&inactive, &waiting, second),
+            None,
+            "a connection with a verdict: said at once"
+        );
+        let stalled = Outcome::Stalled {
+            reason: reasons::INVALID_SPEC.into(),
+            message: "bad".into(),
+        };
+        assert_eq!(hold(&settling, &stalled, second), None, "failures at once");
+        let ready = Outcome::Ready {
+            message: "ok".into(),
+        };
+        assert_eq!(hold(&settling, &ready, second), None);
+    }
 
     #[test]
     fn each_kind_of_failure_looks_again_when_it_can_heal() {

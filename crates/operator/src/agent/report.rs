@@ -4,6 +4,7 @@
 
 use foundry_gateway_api::agent::AgentVersionRef;
 use foundry_gateway_api::conditions::{reasons, types};
+use foundry_gateway_api::connection::ConnectionScope;
 use foundry_gateway_api::{GatewayConnection, PromptAgentStatus};
 use foundry_gateway_client::project::AgentVersionObject;
 use k8s_openapi::jiff::Timestamp;
@@ -24,7 +25,7 @@ pub const REPLY_MATCHED: &str = "ReplyMatched";
 const REPLY_QUOTE_CHARS: usize = 120;
 
 /// The verdict behind one domain condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Check {
     /// Condition status.
     pub ok: bool,
@@ -106,6 +107,9 @@ pub struct Report {
     pub served: Option<Served>,
     /// `Drifted`.
     pub drifted: DriftedCondition,
+    /// The connection is missing or still works toward a verdict ([`connection_settling`]):
+    /// what `ConnectionResolved` says may change within moments.
+    pub connection_settling: bool,
 }
 
 impl Report {
@@ -207,31 +211,43 @@ fn set_domain_conditions(
     }
 }
 
-/// The status of the very first reconcile, written before any work so that a new object never
-/// looks finished (the status contract, docs/ARCHITECTURE.md).
-pub fn first_status(
-    generation: i64,
-    requested: Option<String>,
-    now: Timestamp,
-) -> PromptAgentStatus {
-    let mut conditions = Conditions::default();
-    conditions.apply_outcome(
-        &Outcome::Progressing {
-            message: "Reconciling the agent for the first time".into(),
-        },
+/// The status a pass that takes long writes meanwhile, so that a new object or spec still being
+/// worked on says so (the status contract, docs/ARCHITECTURE.md): Reconciling for the first time,
+/// or for the new spec. None when `live` already describes this generation.
+pub fn reconciling_status(
+    live: &PromptAgentStatus,
+    stamp: StatusStamp,
+) -> Option<PromptAgentStatus> {
+    let StatusStamp {
         generation,
+        requested,
         now,
-    );
-    PromptAgentStatus {
+    } = stamp;
+    let conditions = if live.conditions.is_empty() {
+        let mut conditions = Conditions::default();
+        conditions.apply_outcome(
+            &Outcome::Progressing {
+                message: "Reconciling the agent for the first time".into(),
+            },
+            generation,
+            now,
+        );
+        conditions.into_vec()
+    } else if live.observed_generation != Some(generation) {
+        Conditions::new_generation(&live.conditions, generation, now)
+    } else {
+        return None;
+    };
+    Some(PromptAgentStatus {
         observed_generation: Some(generation),
-        conditions: conditions.into_vec(),
+        conditions,
         last_handled_reconcile_at: requested,
-        ..PromptAgentStatus::default()
-    }
+        ..live.clone()
+    })
 }
 
 /// What the agent needs from a Ready GatewayConnection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConnectionFacts {
     /// The Foundry connection name (`status.connectionName`, else `spec.connectionName`, else
     /// `metadata.name`).
@@ -252,27 +268,17 @@ pub fn check_connection(
             "GatewayConnection {name} does not exist in this namespace"
         )));
     };
-    let generation = gc.metadata.generation;
-    let status = gc.status.clone().unwrap_or_default();
-    let ready = status.conditions.iter().find(|c| c.type_ == types::READY);
     // While the connection works toward a verdict (no status yet, an older generation, the
     // first probe running) the agent says one thing: each step of the connection's would
     // otherwise be one more status write of every agent on it.
     let reconciling = || not_ready(format!("GatewayConnection {name} is still reconciling"));
-    let Some(ready) = ready else {
-        return Err(reconciling());
-    };
-    let working = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == types::RECONCILING && c.status == "True")
-        || ready.reason == reasons::PROGRESSING;
-    if status.observed_generation != generation
-        || ready.observed_generation != generation
-        || (ready.status != "True" && working)
-    {
+    if connection_settling(Some(gc)) {
         return Err(reconciling());
     }
+    let status = gc.status.clone().unwrap_or_default();
+    let Some(ready) = status.conditions.iter().find(|c| c.type_ == types::READY) else {
+        return Err(reconciling());
+    };
     if ready.status != "True" {
         return Err(not_ready(format!(
             "GatewayConnection {name} is not Ready ({}: {})",
@@ -295,6 +301,43 @@ pub fn check_connection(
         },
         check,
     ))
+}
+
+/// What an agent reads of a GatewayConnection, as a digest ([`crate::triggers`]): the verdict of
+/// [`check_connection`] (Ready at its generation, the Foundry connection name, the models) and
+/// the scope and project it serves. A change of anything else (`status.usedBy`, a probe's
+/// intermediate status while the agent already says the connection is on its way) wakes no
+/// agent.
+pub fn connection_view(gc: &GatewayConnection) -> u64 {
+    let name = gc.name_any();
+    crate::triggers::digest(&(
+        check_connection(Some(gc), &name),
+        gc.spec.scope == Some(ConnectionScope::Account),
+        &gc.spec.project_ref.name,
+    ))
+}
+
+/// Whether the connection is missing or still works toward a verdict: no status yet, a status of
+/// an older generation, Reconciling, or Ready=False while its first probe runs.
+pub fn connection_settling(gc: Option<&GatewayConnection>) -> bool {
+    let Some(gc) = gc else {
+        return true;
+    };
+    let generation = gc.metadata.generation;
+    let Some(status) = gc.status.as_ref() else {
+        return true;
+    };
+    let Some(ready) = status.conditions.iter().find(|c| c.type_ == types::READY) else {
+        return true;
+    };
+    let working = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::RECONCILING && c.status == "True")
+        || ready.reason == reasons::PROGRESSING;
+    status.observed_generation != generation
+        || ready.observed_generation != generation
+        || (ready.status != "True" && working)
 }
 
 /// `ModelResolved`: whether the connection offers `model`; the failure names what it offers.
@@ -450,6 +493,7 @@ mod tests {
             verified: VerifiedCondition::Set(Check::pass(REPLY_MATCHED, "replied")),
             served: Some(served(version)),
             drifted: DriftedCondition::Keep,
+            connection_settling: false,
         }
     }
 
@@ -599,21 +643,45 @@ mod tests {
     }
 
     #[test]
-    fn the_first_status_says_reconciling_and_not_ready() {
-        let status = first_status(1, Some("2024-01-01".into()), t(0));
+    fn a_long_pass_says_reconciling_for_a_new_object_or_spec_and_nothing_otherwise() {
+        let first = reconciling_status(
+            &PromptAgentStatus::default(),
+            stamp(1, Some("2024-01-01".into()), t(0)),
+        )
+        .expect("a new object");
         assert_eq!(
-            condition(&status, types::RECONCILING).map(|c| c.status.as_str()),
+            condition(&first, types::RECONCILING).map(|c| c.status.as_str()),
             Some("True")
         );
         assert_eq!(
-            condition(&status, types::READY).map(|c| c.status.as_str()),
+            condition(&first, types::READY).map(|c| c.status.as_str()),
             Some("False")
         );
-        assert!(condition(&status, types::STALLED).is_none());
-        assert_eq!(status.observed_generation, Some(1));
+        assert!(condition(&first, types::STALLED).is_none());
+        assert_eq!(first.observed_generation, Some(1));
         assert_eq!(
-            status.last_handled_reconcile_at.as_deref(),
+            first.last_handled_reconcile_at.as_deref(),
             Some("2024-01-01")
+        );
+
+        let ready = desired_status(
+            &PromptAgentStatus::default(),
+            &healthy_report("3"),
+            &Outcome::Ready {
+                message: "ok".into(),
+            },
+            stamp(1, None, t(0)),
+        );
+        assert_eq!(reconciling_status(&ready, stamp(1, None, t(5))), None);
+        let new_spec = reconciling_status(&ready, stamp(2, None, t(5))).expect("a new spec");
+        assert_eq!(new_spec.observed_generation, Some(2));
+        assert_eq!(
+            condition(&new_spec, types::READY).map(|c| (c.status.as_str(), c.reason.as_str())),
+            Some(("False", reasons::PROGRESSING))
+        );
+        assert_eq!(
+            new_spec.agent, ready.agent,
+            "the version served so far stays"
         );
     }
 
@@ -756,6 +824,42 @@ mod tests {
         let stale = check_connection(Some(&stale), "litellm-gw").expect_err("stale");
         assert_eq!(stale.reason, reasons::CONNECTION_NOT_READY);
         assert_eq!(stale.message, never.message);
+    }
+
+    #[test]
+    fn only_what_an_agent_reads_of_its_connection_changes_its_view() {
+        let ready = connection(1, Some(("True", 1)), &["gpt-4o"]);
+        let mut used = ready.clone();
+        if let Some(status) = used.status.as_mut() {
+            status.used_by = vec!["weather".into()];
+            status.credentials_hash = Some("h".into());
+        }
+        assert_eq!(connection_view(&used), connection_view(&ready), "usedBy");
+
+        // On its way (no status, then the first probe running): one view, so no agent wakes.
+        let never = connection(1, None, &[]);
+        let mut probing = connection(1, Some(("False", 1)), &[]);
+        if let Some(ready) = probing
+            .status
+            .as_mut()
+            .and_then(|s| s.conditions.first_mut())
+        {
+            ready.reason = reasons::PROGRESSING.into();
+        }
+        assert_eq!(connection_view(&never), connection_view(&probing));
+
+        let others = [
+            connection(1, Some(("False", 1)), &["gpt-4o"]),
+            connection(1, Some(("True", 1)), &["gpt-4o-mini"]),
+            connection(2, Some(("True", 1)), &["gpt-4o"]),
+            never,
+        ];
+        for other in &others {
+            assert_ne!(connection_view(other), connection_view(&ready), "{other:?}");
+        }
+        let mut account = ready.clone();
+        account.spec.scope = Some(ConnectionScope::Account);
+        assert_ne!(connection_view(&account), connection_view(&ready), "scope");
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub(super) struct References {
     pub model: Option<Check>,
     /// The connection's facts (`None` when a check failed).
     pub facts: Option<ConnectionFacts>,
+    /// The connection is missing or still works toward a verdict
+    /// ([`report::connection_settling`]).
+    pub settling: bool,
 }
 
 impl References {
@@ -175,7 +178,12 @@ pub(super) fn check_references(
     let name = &agent.spec.model.connection_ref.name;
     let (facts, connection) = match report::check_connection(gc, name) {
         Ok(found) => found,
-        Err(check) => return References::failed(check),
+        Err(check) => {
+            return References {
+                settling: report::connection_settling(gc),
+                ..References::failed(check)
+            };
+        }
     };
     if let Some(gc) = gc
         && let Err(message) = connection_reachable(agent, gc, their_project, mine)
@@ -187,6 +195,7 @@ pub(super) fn check_references(
         connection,
         facts: model.ok.then_some(facts),
         model: Some(model),
+        settling: false,
     }
 }
 
@@ -196,6 +205,7 @@ impl References {
             connection,
             model: None,
             facts: None,
+            settling: false,
         }
     }
 }
@@ -363,6 +373,24 @@ mod tests {
         assert_eq!(
             unready.usable().expect_err("unready").label(),
             reasons::CONNECTION_NOT_READY
+        );
+        assert!(
+            unready.settling && missing.settling,
+            "on its way, or not there yet"
+        );
+        let mut inactive = connection("mine", "Project");
+        if let Some(ready) = inactive
+            .status
+            .as_mut()
+            .and_then(|s| s.conditions.first_mut())
+        {
+            ready.status = "False".into();
+            ready.reason = reasons::GATEWAY_INACTIVE.into();
+        }
+        let inactive = check_references(&agent("mine"), Some(&inactive), None, &id_on("acct-a"));
+        assert!(
+            !inactive.settling && inactive.usable().is_err(),
+            "a verdict: {inactive:?}"
         );
 
         let mut gc = connection("mine", "Project");

@@ -93,6 +93,8 @@ pub struct Tracker {
     pub verification: Option<Verification>,
     /// The `reconcile.fluxcd.io/requestedAt` value last handled.
     pub handled_request: Option<String>,
+    /// The generation this process works on, and since when.
+    pub working_since: Option<(i64, Instant)>,
 }
 
 impl Tracker {
@@ -158,6 +160,19 @@ impl Tracker {
         }
     }
 
+    /// How long this process has worked on `generation`, counted from `began` (the start of
+    /// the first pass that saw it).
+    pub fn working_for(&mut self, generation: i64, began: Instant) -> Duration {
+        let since = match self.working_since {
+            Some((g, since)) if g == generation => since,
+            _ => {
+                self.working_since = Some((generation, began));
+                began
+            }
+        };
+        since.elapsed()
+    }
+
     /// Time until a failed verification may run again.
     pub fn until_verification_retry(&self) -> Option<Duration> {
         self.verification.as_ref().filter(|v| !v.check.ok).map(|v| {
@@ -210,6 +225,15 @@ mod tests {
             retry_in,
             generation: 1,
         }
+    }
+
+    #[test]
+    fn work_on_a_generation_counts_from_its_first_pass() {
+        let mut t = Tracker::default();
+        let long_ago = Instant::now() - Duration::from_secs(30);
+        assert!(t.working_for(1, long_ago) >= Duration::from_secs(30));
+        assert!(t.working_for(1, Instant::now()) >= Duration::from_secs(30));
+        assert!(t.working_for(2, Instant::now()) < Duration::from_secs(30));
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! `probe.interval`, damped by `probe.failureThreshold`: [`probe_plan`], [`tracker`] →
 //! [`probe::Probed`]) → [`report`] (pure: status, requeue, memory) → status, written only when
 //! it differs, and events ([`announce`]). A failed step names itself ([`crate::controller::Step`]).
+//! One write per new generation when the work is quick: steps that take longer than
+//! [`slow::GRACE`] say Reconciling meanwhile, and the first probe of new inputs is waited for
+//! that long before the status says Progressing (a fast gateway's verdict is the only write).
 //! Deletion ([`cleanup`]): a finalizer waits for the PromptAgents that use the connection, then
 //! deletes it in Foundry (`deletionPolicy: Delete`, 404 counts as done) or leaves it (`Orphan`).
 //!
@@ -40,13 +43,13 @@ use std::time::Duration;
 use foundry_gateway_api::{GatewayConnection, GatewayConnectionStatus};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use self::report::{Ran, Requeue};
 use self::start::Start;
 use self::tracker::Tracker;
 use crate::context::{Context, same_status};
-use crate::controller::{Failed, ObjectKey, PerObject, Scoped};
+use crate::controller::{Failed, ObjectKey, PerObject, Scoped, slow};
 
 pub use self::start::{DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT};
 pub use crate::controller::Error;
@@ -70,13 +73,11 @@ pub fn error_policy(gc: Arc<GatewayConnection>, error: &Error, ctx: Arc<Ctx>) ->
     crate::controller::error_policy(gc, error, ctx)
 }
 
-/// The pipeline: resolve → validate + desired → sync → probe → report → status.
+/// The pipeline: resolve → validate + desired → sync → probe → report → status. Steps that do
+/// not end within [`slow::GRACE`] write Reconciling for a new generation meanwhile.
 async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
     let start = Start::read(gc, ctx);
-    if let Some(progressing) = report::new_generation(&start) {
-        write_status(ctx, &start.key, &progressing).await?;
-    }
-    let ran: Result<Ran, Failed> = async {
+    let steps = async {
         let resolved = resolve::resolve(ctx, &start).await?;
         let desired = desired::desired(&start, &resolved, &ctx.digest_key)?;
         let synced = sync::sync(ctx, &start, &resolved.project, &desired).await?;
@@ -86,8 +87,10 @@ async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
             synced,
             probed,
         })
-    }
-    .await;
+    };
+    let (ran, said): (Result<Ran, Failed>, _) =
+        slow::unless_quick(steps, slow::GRACE, say_reconciling(ctx, &start)).await;
+    let live = said.flatten().or_else(|| gc.status.clone());
     match report::failure(&ran) {
         Some(Failed { step, failure }) => {
             info!(%step, reason = failure.label(), "Reconcile step failed");
@@ -97,7 +100,7 @@ async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
     }
     let report = report::report(&start, ran);
     let next = delay(ctx, &start.key, report.requeue);
-    if !same_status(gc.status.as_ref(), &report.status) {
+    if !report.keep && !same_status(live.as_ref(), &report.status) {
         write_status(ctx, &start.key, &report.status).await?;
         announce::announce(ctx, gc, &start.status, &report.status).await;
     }
@@ -107,6 +110,19 @@ async fn apply(gc: &GatewayConnection, ctx: &Ctx) -> Result<Action, Error> {
     } else {
         Action::requeue(next)
     })
+}
+
+/// Says Reconciling when a new generation's steps take long; the status written, if any. A
+/// failed write is only logged: the status the reconcile ends with follows.
+async fn say_reconciling(ctx: &Context, start: &Start<'_>) -> Option<GatewayConnectionStatus> {
+    let progressing = report::new_generation(start)?;
+    match write_status(ctx, &start.key, &progressing).await {
+        Ok(()) => Some(progressing),
+        Err(error) => {
+            warn!(%error, "Failed to say Reconciling");
+            None
+        }
+    }
 }
 
 async fn write_status(

@@ -20,7 +20,7 @@ use super::start::{ProbeSettings, Start};
 use super::tracker::Tracker;
 use crate::context::Context;
 use crate::controller::{AtStep, Failed, Step};
-use crate::probes::{ProbeJob, ProbeKind, ProbeStamp};
+use crate::probes::{ProbeJob, ProbeKind, ProbeStamp, Submitted};
 use crate::project::ResolvedProject;
 
 /// What the probe step leaves.
@@ -32,6 +32,8 @@ pub struct Probed {
     pub running: bool,
     /// When the next probe falls due (at least a second); None while one runs or probing is off.
     pub next_probe: Option<Duration>,
+    /// How long this process has worked toward a verdict on the current inputs.
+    pub waiting: Duration,
 }
 
 /// Takes a finished probe, submits the next when due. A probe that could give no verdict
@@ -53,33 +55,31 @@ pub async fn probe(
             memory,
             running: false,
             next_probe: None,
+            waiting: Duration::ZERO,
         });
     };
     let stamp = ProbeStamp {
         generation: start.generation,
         credentials: desired.credentials_hash.clone(),
     };
-    if let Some(result) = ctx.probes.take_result(&start.key)
-        && result.stamp == stamp
-    {
-        let outcome = result.outcome.at(Step::Probe)?;
-        ctx.metrics
-            .probe_duration
-            .observe(result.elapsed.as_secs_f64());
-        record(&mut memory, start, desired, &outcome, result.started);
-    }
+    take_finished(ctx, start, desired, &mut memory, &stamp)?;
     if (start.forced || memory.probe_due(start.generation, &desired.credentials_hash, interval))
         && let Some(kind) = probe_job(start.gc, desired, resolved, start.probe)
     {
-        ctx.probes.submit(ProbeJob {
+        let answered = ctx.probes.submit(ProbeJob {
             namespace: start.key.namespace.clone(),
             name: start.key.name.clone(),
             kind,
-            stamp,
+            stamp: stamp.clone(),
             reuse_within: interval,
-        });
+        }) == Submitted::Answered;
+        // A recent probe of the same call answered at once: this reconcile reports it.
+        if answered {
+            take_finished(ctx, start, desired, &mut memory, &stamp)?;
+        }
     }
     let running = ctx.probes.pending(&start.key);
+    let waiting = memory.working_for(start.generation, &desired.credentials_hash, start.began);
     set_gauge(ctx, start, &memory);
     let next_probe = (!running).then(|| {
         memory
@@ -90,7 +90,29 @@ pub async fn probe(
         memory,
         running,
         next_probe,
+        waiting,
     })
+}
+
+/// Takes the finished probe of the object, if any, and folds it into the memory when it ran with
+/// the current inputs (`stamp`); a probe that could give no verdict fails the step.
+fn take_finished(
+    ctx: &Context,
+    start: &Start<'_>,
+    desired: &Desired,
+    memory: &mut Tracker,
+    stamp: &ProbeStamp,
+) -> Result<(), Failed> {
+    if let Some(result) = ctx.probes.take_result(&start.key)
+        && result.stamp == *stamp
+    {
+        let outcome = result.outcome.at(Step::Probe)?;
+        ctx.metrics
+            .probe_duration
+            .observe(result.elapsed.as_secs_f64());
+        record(memory, start, desired, &outcome, result.started);
+    }
+    Ok(())
 }
 
 /// Folds a finished probe of the current inputs into the memory: damped, except that a direct

@@ -2,7 +2,9 @@
 //! produced. Pure: the driver writes the status, applies the backoff and keeps the memory.
 //!
 //! Ready follows the gateway verdict: Active or Unknown is Ready, Inactive is Ready=False
-//! `GatewayInactive`; while the first probe of new inputs runs, Progressing. Under
+//! `GatewayInactive`; while the first probe of new inputs runs, the status stays as it is for
+//! [`crate::controller::slow::GRACE`] (a fast gateway gives one write, its verdict), then says
+//! Progressing. Under
 //! `managementPolicy: Observe` a connection missing in Foundry is Ready=False
 //! `NotFoundInFoundry` whatever the probe says, and `Drifted` says what differs. A failed step
 //! ends in its failure's outcome ([`crate::failure`]); a failed probe keeps what sync found.
@@ -19,7 +21,7 @@ use super::probe::Probed;
 use super::start::Start;
 use super::sync::Synced;
 use super::tracker::{Tracker, Verdict};
-use crate::controller::Failed;
+use crate::controller::{Failed, slow};
 use crate::failure::Failure;
 use crate::status::{Conditions, Outcome, Stamp};
 
@@ -60,6 +62,8 @@ pub struct Report {
     pub requeue: Requeue,
     /// What to remember of the object.
     pub memory: Tracker,
+    /// The live status stays as it is (within the grace of a first probe): nothing is written.
+    pub keep: bool,
 }
 
 /// The failure the steps ended with, if any.
@@ -74,9 +78,9 @@ pub fn failure(ran: &Result<Ran, Failed>) -> Option<&Failed> {
     }
 }
 
-/// The status to write before any slow work when the generation is new: a new object or spec
-/// never looks finished (the status contract, docs/ARCHITECTURE.md). None when status already
-/// describes it.
+/// The status to write when the steps of a new generation take long ([`slow::unless_quick`]): a
+/// new object or spec that is still being worked on says so (the status contract,
+/// docs/ARCHITECTURE.md). None when status already describes the generation.
 pub fn new_generation(start: &Start<'_>) -> Option<GatewayConnectionStatus> {
     (start.status.observed_generation != Some(start.generation)).then(|| GatewayConnectionStatus {
         observed_generation: Some(start.generation),
@@ -91,6 +95,9 @@ pub fn new_generation(start: &Start<'_>) -> Option<GatewayConnectionStatus> {
 
 /// The status, requeue and memory that follow from the steps.
 pub fn report(start: &Start<'_>, ran: Result<Ran, Failed>) -> Report {
+    if let Some(held) = hold(start, &ran) {
+        return held;
+    }
     let mut status = GatewayConnectionStatus {
         observed_generation: Some(start.generation),
         connection_name: Some(start.connection_name.clone()),
@@ -131,7 +138,46 @@ pub fn report(start: &Start<'_>, ran: Result<Ran, Failed>) -> Report {
         status,
         requeue,
         memory,
+        keep: false,
     }
+}
+
+/// While the first probe of the current inputs runs and the grace is not over, the live status
+/// stays as it is and the object is looked at again when the grace ends (the probe's end wakes
+/// it sooner). None when the report has something to say: a verdict, an earlier verdict that
+/// stands, a connection missing under Observe, a failure, or the grace is over.
+fn hold(start: &Start<'_>, ran: &Result<Ran, Failed>) -> Option<Report> {
+    let Ok(Ran {
+        desired,
+        probed: Ok(probed),
+        ..
+    }) = ran
+    else {
+        return None;
+    };
+    let first = probed.running
+        && !probed
+            .memory
+            .probed_at(start.generation, &desired.credentials_hash);
+    let missing = start.observe
+        && probed
+            .memory
+            .observed
+            .as_ref()
+            .and_then(|o| observe::not_ready(o, &start.connection_name))
+            .is_some();
+    if !first || missing || judged_before(start, desired).is_some() {
+        return None;
+    }
+    let left = slow::left(slow::GRACE, probed.waiting)?;
+    let mut memory = probed.memory.clone();
+    memory.handled_request = start.requested.clone();
+    Some(Report {
+        status: start.status.clone(),
+        requeue: Requeue::After(left),
+        memory,
+        keep: true,
+    })
 }
 
 /// When a failure is looked at again: transient ones back off (never before the server's
@@ -354,6 +400,7 @@ mod tests {
             used_by: vec!["agent".into()],
             resync: RESYNC,
             now: Timestamp::UNIX_EPOCH,
+            began: std::time::Instant::now(),
         }
     }
 
@@ -399,6 +446,7 @@ mod tests {
                 memory,
                 running,
                 next_probe,
+                waiting: slow::GRACE,
             }),
         })
     }
@@ -571,6 +619,60 @@ mod tests {
             let report = check(case, false, ran, want);
             assert_eq!(report.status.connection_id.as_deref(), Some("id"), "{case}");
         }
+    }
+
+    #[test]
+    fn while_the_first_probe_runs_within_the_grace_the_status_stays_and_a_verdict_is_written_at_once()
+     {
+        use GatewayState::*;
+        let gc = GatewayConnection::new("gw", Default::default());
+        let mut begin = start(&gc, false);
+        begin.status = judged_status(Active, ("True", reasons::RECONCILED), "old");
+        begin.status.observed_generation = Some(1);
+        let second = Duration::from_secs(1);
+        let within = |memory: Tracker, running: bool| {
+            let Ok(mut ran) = ran(memory, running, None) else {
+                unreachable!("built Ok")
+            };
+            if let Ok(probed) = ran.probed.as_mut() {
+                probed.waiting = second;
+            }
+            Ok(ran)
+        };
+        let held = report(&begin, within(Tracker::default(), true));
+        assert!(held.keep, "nothing written within the grace");
+        assert_eq!(held.status, begin.status);
+        assert_eq!(held.requeue, Requeue::After(slow::GRACE - second));
+        assert_eq!(held.memory.handled_request.as_deref(), Some("now"));
+
+        // The verdict came within the grace: written at once, in one write.
+        let verdict = report(&begin, within(probed_as(Active, None), false));
+        assert!(!verdict.keep);
+        assert_eq!(verdict.status.observed_generation, Some(2));
+        assert_eq!(verdict.status.gateway_state, Some(Active));
+        assert_eq!(verdict.status.used_by, ["agent"]);
+
+        // The grace is over: the status says the probe runs.
+        let late = report(&begin, ran(Tracker::default(), true, None));
+        let ready = late
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == types::READY);
+        assert_eq!(
+            ready.map(|c| (c.status.as_str(), c.reason.as_str())),
+            Some(("False", reasons::PROGRESSING))
+        );
+
+        // A failure is written at once.
+        let failed = report(
+            &begin,
+            Err(failed(
+                Step::Validate,
+                Failure::permanent(reasons::INVALID_SPEC, "bad"),
+            )),
+        );
+        assert!(!failed.keep && failed.status != begin.status);
     }
 
     #[test]

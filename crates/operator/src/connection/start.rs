@@ -1,10 +1,11 @@
 //! What one reconcile of a GatewayConnection starts from: the object, what the controller
 //! remembers of it, and the settings every later step reads. Read once, before any step.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use foundry_gateway_api::GatewayConnection;
 use foundry_gateway_api::GatewayConnectionStatus;
+use foundry_gateway_api::PromptAgent;
 use foundry_gateway_api::connection::{ConnectionScope, ManagementPolicy, ProbeMode};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -96,6 +97,9 @@ pub struct Start<'a> {
     pub resync: Duration,
     /// The time conditions are stamped with.
     pub now: Timestamp,
+    /// When the reconcile began (the grace before "Probing" is said counts from the first one
+    /// that saw the current inputs).
+    pub began: Instant,
 }
 
 impl<'a> Start<'a> {
@@ -122,6 +126,7 @@ impl<'a> Start<'a> {
             probe: ProbeSettings::of(gc),
             resync: ctx.settings.resync,
             now: Timestamp::now(),
+            began: Instant::now(),
         }
     }
 }
@@ -152,11 +157,53 @@ pub fn used_by(ctx: &Context, gc: &GatewayConnection) -> Vec<String> {
     agents
 }
 
+/// What a connection reads of a PromptAgent, as a digest ([`crate::triggers`]): which connection
+/// it uses (`status.usedBy`) and whether it is being deleted (deletion waits for it). A change
+/// of its status wakes no connection.
+pub fn agent_view(agent: &PromptAgent) -> u64 {
+    crate::triggers::digest(&(
+        &agent.spec.model.connection_ref.name,
+        agent.metadata.deletion_timestamp.is_some(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use foundry_gateway_api::connection::ProbeSpec;
 
     use super::*;
+
+    #[test]
+    fn a_connection_reads_of_an_agent_which_connection_it_uses_and_its_deletion() {
+        let agent = |connection: &str| -> PromptAgent {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "gateway.foundry.dev/v1alpha1",
+                "kind": "PromptAgent",
+                "metadata": {"name": "weather", "namespace": "team", "generation": 1},
+                "spec": {
+                    "projectRef": {"name": "proj"},
+                    "model": {"connectionRef": {"name": connection}, "name": "gpt-4o"},
+                    "instructions": "Be brief.",
+                },
+            }))
+            .expect("test agent")
+        };
+        let before = agent("gw");
+        let mut written = before.clone();
+        written.status = Some(Default::default());
+        written.metadata.generation = Some(2);
+        assert_eq!(
+            agent_view(&written),
+            agent_view(&before),
+            "status, other spec"
+        );
+        assert_ne!(agent_view(&agent("other")), agent_view(&before));
+        let mut deleted = before.clone();
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH),
+        );
+        assert_ne!(agent_view(&deleted), agent_view(&before));
+    }
 
     #[test]
     fn probe_settings_fill_in_the_defaults_and_off_has_no_interval() {

@@ -48,6 +48,9 @@ pub struct Tracker {
     /// (then `synced_*` say what the read was made with, not what was written). None after a
     /// read under `Full`.
     pub observed: Option<super::observe::Observation>,
+    /// The inputs (generation, credentials) this process works toward a verdict on, and since
+    /// when: the grace before the status says "Probing" counts from there.
+    pub working_since: Option<(i64, String, Instant)>,
 }
 
 impl Tracker {
@@ -96,6 +99,19 @@ impl Tracker {
             .as_ref()
             .is_none_or(|(g, c)| *g != generation || c != credentials)
             || self.last_probe.is_none_or(|t| t.elapsed() >= interval)
+    }
+
+    /// How long this process has worked toward a verdict on these inputs, counted from `began`
+    /// (the start of the reconcile that first saw them).
+    pub fn working_for(&mut self, generation: i64, credentials: &str, began: Instant) -> Duration {
+        let since = match &self.working_since {
+            Some((g, c, since)) if *g == generation && c == credentials => *since,
+            _ => {
+                self.working_since = Some((generation, credentials.to_owned(), began));
+                began
+            }
+        };
+        since.elapsed()
     }
 
     /// Whether the verdict comes from a probe of these inputs.
@@ -215,6 +231,26 @@ mod tests {
             cause: InactiveCause::Unreachable,
             message: "connection refused".into(),
         }
+    }
+
+    #[test]
+    fn work_toward_a_verdict_counts_from_the_first_reconcile_of_its_inputs() {
+        let mut t = Tracker::default();
+        let long_ago = Instant::now() - Duration::from_secs(30);
+        assert!(t.working_for(1, "c", long_ago) >= Duration::from_secs(30));
+        let later = Instant::now();
+        assert!(
+            t.working_for(1, "c", later) >= Duration::from_secs(30),
+            "same inputs: the first start stands"
+        );
+        assert!(
+            t.working_for(2, "c", later) < Duration::from_secs(30),
+            "new generation"
+        );
+        assert!(
+            t.working_for(2, "d", Instant::now()) < Duration::from_secs(30),
+            "new credentials"
+        );
     }
 
     #[test]

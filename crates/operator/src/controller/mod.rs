@@ -1,6 +1,6 @@
 //! What the three controllers share: the finalizer wrapper and the requeue policy of errors
 //! that escape a reconcile ([`finalizer`]), status writes ([`status`]), events ([`events`]), the pipeline steps and a failure that
-//! names its step ([`step`]),
+//! names its step ([`step`]), the grace before a reconcile says Reconciling ([`slow`]),
 //! per-object memory ([`memory`]) and its typed keys ([`crate::keys`]).
 //!
 //! Each controller (`project`, `connection`, `agent`) runs with a [`memory::Scoped`] context:
@@ -11,6 +11,7 @@ pub mod events;
 pub mod finalizer;
 pub mod memory;
 pub mod references;
+pub mod slow;
 pub mod status;
 pub mod step;
 

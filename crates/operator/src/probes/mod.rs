@@ -110,6 +110,17 @@ enum Offer {
     Skipped,
 }
 
+/// What [`ProbeScheduler::submit`] did with a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Queued, or joined to the running probe of the same call: the object is woken when it ends.
+    Pending,
+    /// Answered at once by a recent probe of the same call: the result is there to take.
+    Answered,
+    /// The same probe of the object already runs.
+    Skipped,
+}
+
 /// The last finished probe of one call.
 #[derive(Clone, Debug)]
 struct Finished {
@@ -393,20 +404,18 @@ impl ProbeScheduler {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a probe (see [`State::submit`]); returns whether it was queued.
-    pub fn submit(&self, job: ProbeJob) -> bool {
-        let object = ObjectRef::new(&job.name).within(&job.namespace);
+    /// Queues a probe (see [`State::offer`]). When a recent probe of the same call answers it at
+    /// once, its result waits for the caller to take ([`Self::take_result`]) and the object is
+    /// not woken: the reconcile that submitted it reports it.
+    pub fn submit(&self, job: ProbeJob) -> Submitted {
         match self.state().offer(job, Instant::now()) {
             Offer::Queued => {
                 self.wake.notify_one();
-                true
+                Submitted::Pending
             }
-            Offer::Joined => true,
-            Offer::Answered => {
-                let _ = self.done.send(object);
-                false
-            }
-            Offer::Skipped => false,
+            Offer::Joined => Submitted::Pending,
+            Offer::Answered => Submitted::Answered,
+            Offer::Skipped => Submitted::Skipped,
         }
     }
 
