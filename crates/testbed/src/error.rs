@@ -88,6 +88,8 @@ pub enum Error {
     },
     #[error("failed to stop {name} (pid {pid})")]
     Stop { name: String, pid: u32 },
+    #[error("the test bed has no process {name}, or this handle did not start it")]
+    NoProcess { name: String },
     #[error(transparent)]
     Node(Box<crate::node::NodeError>),
 }

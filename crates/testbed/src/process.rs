@@ -61,12 +61,18 @@ pub struct ManagedProcess {
     program: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    /// What started it, when this process did: what [`ManagedProcess::respawn`] runs again.
+    started_as: Option<(ProcessSpec, Mode)>,
 }
 
 impl ManagedProcess {
     /// Starts `spec` in `mode`: detached through `setsid`, attached as a plain child.
     pub fn spawn(spec: &ProcessSpec, mode: Mode) -> Result<Self> {
-        let log = File::create(&spec.log).map_err(|source| Error::WriteFile {
+        Self::spawn_logging(spec, mode, File::create(&spec.log))
+    }
+
+    fn spawn_logging(spec: &ProcessSpec, mode: Mode, log: std::io::Result<File>) -> Result<Self> {
+        let log = log.map_err(|source| Error::WriteFile {
             path: spec.log.clone(),
             source,
         })?;
@@ -106,7 +112,23 @@ impl ManagedProcess {
             program: spec.program.clone(),
             log: spec.log.clone(),
             child: Some(child),
+            started_as: Some((spec.clone(), mode)),
         })
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL after `grace`), waits `down`, and starts it again
+    /// as it was started, its log appended to. Only for a process this value started.
+    pub fn respawn(&mut self, grace: Duration, down: Duration) -> Result<()> {
+        let Some((spec, mode)) = self.started_as.clone() else {
+            return Err(Error::NoProcess {
+                name: self.name.clone(),
+            });
+        };
+        self.terminate(grace)?;
+        thread::sleep(down);
+        let log = OpenOptions::new().append(true).create(true).open(&spec.log);
+        *self = Self::spawn_logging(&spec, mode, log)?;
+        Ok(())
     }
 
     /// A process known only from a state file.
@@ -117,6 +139,7 @@ impl ManagedProcess {
             program: record.program.clone(),
             log: record.log.clone(),
             child: None,
+            started_as: None,
         }
     }
 

@@ -307,6 +307,35 @@ impl Testbed {
         &mut self.processes
     }
 
+    /// Restarts the process `name` (`etcd` or `kube-apiserver`): SIGTERM, `down` of outage, the
+    /// same command again (its log appended to, its data kept), watched like the others; then
+    /// waits until the apiserver answers `/readyz` again. Only for a test bed this value started.
+    pub fn restart(&mut self, name: &str, down: Duration, timeout: Duration) -> Result<()> {
+        let Some(process) = self.processes.iter_mut().find(|p| p.name() == name) else {
+            return Err(Error::NoProcess {
+                name: name.to_owned(),
+            });
+        };
+        process.respawn(STOP_GRACE, down)?;
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.watch(process.pid())?;
+        }
+        self.write_files()?;
+        let probe = Probe::new(
+            format!("{}/readyz", self.kube.server_url),
+            Some(&self.kube.ca_pem),
+            Some(&self.kube.admin_token),
+        )?;
+        let apiserver = self
+            .processes
+            .iter_mut()
+            .find(|p| p.name() == "kube-apiserver")
+            .ok_or_else(|| Error::NoProcess {
+                name: "kube-apiserver".to_owned(),
+            })?;
+        probe.wait_until_ready(apiserver, timeout)
+    }
+
     /// Writes `<state dir>/kubeconfigs/<name>.kubeconfig` that authenticates with `token` (a
     /// ServiceAccount token, say) and returns its path. The user in the file is `name`.
     pub fn kubeconfig_for_token(&self, name: &str, token: &str) -> Result<PathBuf> {

@@ -7,7 +7,9 @@
 //! for longer than the Lease, so the second replica takes over), runs a second replica on the same
 //! Lease (leader election on) for the middle of the run and SIGKILLs it once, stops and restarts
 //! LiteLLM, rotates the gateway key to a wrong value and back and the custom-header Secret several
-//! times, changes some agents' instructions and deletes some agents with their connections.
+//! times, changes some agents' instructions and deletes some agents with their connections, and
+//! restarts kube-apiserver and etcd (each down for a few seconds; the watches of every client end
+//! and resume, or relist where their resource version is gone).
 //!
 //! Then the faults are cleared, one replica is left, and the run waits (bounded) until it has
 //! converged. It reports, and fails unless each holds:
@@ -18,7 +20,10 @@
 //! - no Foundry call by the operator on an object sooner than the `Retry-After` of a 429 on it
 //!   (calls right after an operator process change are counted apart: a new process cannot know
 //!   the hint; a 429 whose connection a fault dropped never reached the operator, so it has none);
-//! - no secret value (keys, rotated values, client secrets) and no JWT in any operator log.
+//! - no secret value (keys, rotated values, client secrets) and no JWT in any operator log;
+//! - once converged, a kube-apiserver restart (its watch cache starts empty, so a watch resumed
+//!   from an older resource version may be told it is gone and relists) makes no operator write:
+//!   counted from the apiserver's audit log over the restart and the seconds after it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -36,7 +41,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Check;
+use super::audit::AuditLog;
 use super::world::{Bed, KEY_SECRET, Kind, agent_name, connection_name, is_ready, unix_ms};
+use foundry_gateway_testbed::operator::{OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT};
 
 /// The Secret whose value becomes the `X-Tenant-Token` header (rotated during the run).
 const TENANT_SECRET: &str = "tenant-token";
@@ -60,6 +67,13 @@ const DELIVERY_SLACK_MS: u64 = 100;
 const LEADER_POLL: Duration = Duration::from_millis(500);
 /// The operator's resync during the run.
 const RESYNC: Duration = Duration::from_secs(5);
+/// How long kube-apiserver or etcd stays down when restarted (inside the operator's Lease renew
+/// deadline of 10 s together with the apiserver's start).
+const CONTROL_PLANE_OUTAGE: Duration = Duration::from_secs(2);
+/// How long a restarted kube-apiserver may take to answer `/readyz`.
+const CONTROL_PLANE_READY: Duration = Duration::from_secs(90);
+/// How long writes are watched for after the apiserver restart of the steady check.
+const STEADY_WATCH: Duration = Duration::from_secs(20);
 
 /// Flags of `cargo xtask faults`.
 #[derive(Debug, Clone, clap::Args)]
@@ -109,6 +123,8 @@ enum Action {
     StopB,
     StopGateway,
     RestartGateway,
+    RestartApiserver,
+    RestartEtcd,
     WrongKey,
     RightKey,
     RotateTenant,
@@ -166,6 +182,8 @@ fn schedule(seed: u64, n: usize, duration: f64) -> Vec<(f64, Action)> {
         gateway + GATEWAY_OUTAGE.as_secs_f64(),
         Action::RestartGateway,
     ));
+    events.push((rng.random_range(0.3 * d..0.4 * d), Action::RestartApiserver));
+    events.push((rng.random_range(0.55 * d..0.7 * d), Action::RestartEtcd));
     let wrong = rng.random_range(0.1 * d..0.2 * d);
     events.push((wrong, Action::WrongKey));
     events.push((wrong + rng.random_range(6.0..10.0), Action::RightKey));
@@ -342,6 +360,8 @@ struct Injected {
     dropped: u64,
     operator_sigkills: u64,
     gateway_restarts: u64,
+    /// kube-apiserver and etcd restarts while converging.
+    control_plane_restarts: u64,
     key_rotations: u64,
     tenant_rotations: u64,
     agent_changes: u64,
@@ -369,7 +389,55 @@ struct Report {
     early_calls: Vec<EarlyCall>,
     secret_leaks: BTreeMap<String, usize>,
     jwt_like_in_logs: usize,
+    steady: SteadyRestart,
     checks: Vec<Check>,
+}
+
+/// What the operator did around a kube-apiserver restart once everything had converged.
+#[derive(Debug, Clone, Default, Serialize)]
+struct SteadyRestart {
+    /// Seconds until the restarted apiserver answered `/readyz`.
+    ready_after_s: f64,
+    /// The operator's writes (any resource) from the restart to [`STEADY_WATCH`] after it.
+    writes: BTreeMap<String, u64>,
+    /// Its reads in the same window, by verb and resource (the relists show here).
+    reads: BTreeMap<String, u64>,
+}
+
+/// Restarts `name` of the test bed; returns how long until the apiserver was ready again.
+fn restart_control_plane(bed: &mut Bed, name: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    bed.stack
+        .kube
+        .as_mut()
+        .context("the stack runs no Kubernetes")?
+        .restart(name, CONTROL_PLANE_OUTAGE, CONTROL_PLANE_READY)
+        .with_context(|| format!("failed to restart {name}"))?;
+    Ok(started.elapsed())
+}
+
+/// Restarts kube-apiserver with everything converged and collects the operator's requests from
+/// the restart until [`STEADY_WATCH`] after the apiserver is back.
+fn steady_restart(bed: &mut Bed) -> anyhow::Result<SteadyRestart> {
+    let audit = AuditLog::new(&bed.audit_log().context("the test bed keeps no audit log")?);
+    let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}");
+    let from = audit.offset();
+    let took = restart_control_plane(bed, "kube-apiserver")?;
+    thread::sleep(STEADY_WATCH);
+    let requests = audit.requests(&user, from, audit.offset())?;
+    let mut steady = SteadyRestart {
+        ready_after_s: (took.as_secs_f64() * 10.0).round() / 10.0,
+        ..SteadyRestart::default()
+    };
+    for request in requests {
+        let counts = if request.is_write() {
+            &mut steady.writes
+        } else {
+            &mut steady.reads
+        };
+        *counts.entry(request.label()).or_default() += 1;
+    }
+    Ok(steady)
 }
 
 /// `cargo xtask faults`.
@@ -457,7 +525,7 @@ impl Replicas {
 #[allow(clippy::too_many_lines)]
 fn chaos(args: &Args) -> anyhow::Result<Report> {
     let n = args.n;
-    let mut bed = Bed::start("faults")?;
+    let mut bed = Bed::start_with("faults", true)?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut hex = |len: usize| -> String {
         (0..len)
@@ -611,6 +679,18 @@ fn chaos(args: &Args) -> anyhow::Result<Report> {
                 injected.gateway_restarts += 1;
                 "restarted LiteLLM".to_owned()
             }
+            Action::RestartApiserver | Action::RestartEtcd => {
+                let name = if action == Action::RestartApiserver {
+                    "kube-apiserver"
+                } else {
+                    "etcd"
+                };
+                let took = restart_control_plane(&mut bed, name)?;
+                injected.control_plane_restarts += 1;
+                format!(
+                    "restarted {name} ({CONTROL_PLANE_OUTAGE:?} down, ready again after {took:.1?})"
+                )
+            }
             Action::WrongKey => {
                 bed.rt
                     .block_on(bed.apply_secret(KEY_SECRET, json!({"key": wrong_key})))?;
@@ -711,6 +791,12 @@ fn chaos(args: &Args) -> anyhow::Result<Report> {
         "Converged {ready}/{remaining} (deleted gone {gone}/{}) in {converge_s:.1}s",
         deleted.len()
     );
+    let steady = steady_restart(&mut bed)?;
+    eprintln!(
+        "After a kube-apiserver restart with everything converged (ready again in {} s): writes {:?}, reads {:?}",
+        steady.ready_after_s, steady.writes, steady.reads
+    );
+    let steady_writes: u64 = steady.writes.values().sum();
 
     // What Foundry holds now.
     let mut duplicates = 0;
@@ -863,6 +949,12 @@ fn chaos(args: &Args) -> anyhow::Result<Report> {
             jwts.to_string(),
             jwts == 0,
         ),
+        Check::invariant(
+            "operator writes after a kube-apiserver restart, converged (audit log)",
+            "0",
+            steady_writes.to_string(),
+            steady_writes == 0,
+        ),
     ];
     Ok(Report {
         seed: args.seed,
@@ -882,6 +974,7 @@ fn chaos(args: &Args) -> anyhow::Result<Report> {
         early_calls: early,
         secret_leaks,
         jwt_like_in_logs: jwts,
+        steady,
         checks,
     })
 }
@@ -970,6 +1063,13 @@ impl Report {
         );
         t.row("LiteLLM stop + restart", &i.gateway_restarts.to_string());
         t.row(
+            "kube-apiserver / etcd restarts",
+            &format!(
+                "{} ({CONTROL_PLANE_OUTAGE:?} down each)",
+                i.control_plane_restarts
+            ),
+        );
+        t.row(
             "Secret rotations (key / tenant header)",
             &format!("{} / {}", i.key_rotations, i.tenant_rotations),
         );
@@ -992,6 +1092,16 @@ impl Report {
                 &format!("{}  (expected {}): {}", c.measured, c.expected, c.status),
             );
         }
+        t.row(
+            "kube-apiserver restart, converged",
+            &format!(
+                "ready again in {:.1} s; in the {} s after: writes {:?}, reads {:?}",
+                self.steady.ready_after_s,
+                STEADY_WATCH.as_secs(),
+                self.steady.writes,
+                self.steady.reads
+            ),
+        );
         if !self.not_ready.is_empty() {
             t.row("not Ready", &self.not_ready.join(", "));
         }
@@ -1043,8 +1153,12 @@ mod tests {
                 .count(),
             4
         );
+        for restart in [Action::RestartApiserver, Action::RestartEtcd] {
+            assert_eq!(a.iter().filter(|(_, x)| *x == restart).count(), 1, "{a:?}");
+        }
         let short = schedule(42, 5, 60.0);
         assert!(short.iter().any(|(_, x)| *x == Action::StartB));
+        assert!(short.iter().any(|(_, x)| *x == Action::RestartEtcd));
         assert!(short.iter().all(|(t, _)| *t < 60.0), "{short:?}");
     }
 

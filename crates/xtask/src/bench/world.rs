@@ -157,12 +157,8 @@ impl std::fmt::Debug for Bed {
 
 impl Bed {
     /// Starts a temporary stack with Kubernetes, installs the CRDs and the shipped RBAC, and
-    /// creates `namespace` with the project Secret and the FoundryProject (no operator yet).
-    pub fn start(namespace: &str) -> anyhow::Result<Self> {
-        Self::start_with(namespace, false)
-    }
-
-    /// [`Bed::start`], with the apiserver's audit log when `audit_log` ([`Bed::audit_log`]).
+    /// creates `namespace` with the project Secret and the FoundryProject (no operator yet); the
+    /// apiserver keeps an audit log when `audit_log` ([`Bed::audit_log`]).
     pub fn start_with(namespace: &str, audit_log: bool) -> anyhow::Result<Self> {
         let started = Instant::now();
         let stack = Stack::start(StackOptions {
