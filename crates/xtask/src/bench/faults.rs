@@ -72,6 +72,10 @@ const RESYNC: Duration = Duration::from_secs(5);
 const CONTROL_PLANE_OUTAGE: Duration = Duration::from_secs(2);
 /// How long a restarted kube-apiserver may take to answer `/readyz`.
 const CONTROL_PLANE_READY: Duration = Duration::from_secs(90);
+/// A window without operator writes that counts as steady before that restart.
+const QUIET_WINDOW: Duration = Duration::from_secs(5);
+/// How long the run waits for such a window.
+const QUIET_WITHIN: Duration = Duration::from_secs(60);
 /// How long writes are watched for after the apiserver restart of the steady check.
 const STEADY_WATCH: Duration = Duration::from_secs(20);
 
@@ -421,6 +425,20 @@ fn restart_control_plane(bed: &mut Bed, name: &str) -> anyhow::Result<Duration> 
 fn steady_restart(bed: &mut Bed) -> anyhow::Result<SteadyRestart> {
     let audit = AuditLog::new(&bed.audit_log().context("the test bed keeps no audit log")?);
     let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}");
+    // Steady first: the last process change of the run may still be settling (an Event, a
+    // status); the restart is measured from a quiet window of the operator's.
+    let quiet_by = Instant::now() + QUIET_WITHIN;
+    loop {
+        let before = audit.offset();
+        thread::sleep(QUIET_WINDOW);
+        let wrote = audit
+            .requests(&user, before, audit.offset())?
+            .iter()
+            .any(|r| r.is_write());
+        if !wrote || Instant::now() >= quiet_by {
+            break;
+        }
+    }
     let from = audit.offset();
     let took = restart_control_plane(bed, "kube-apiserver")?;
     thread::sleep(STEADY_WATCH);
