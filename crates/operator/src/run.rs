@@ -382,11 +382,7 @@ impl Watches<'_> {
             + Sync
             + 'static,
     {
-        let scope = self.scope.clone();
-        let events = watcher(api, WatcherConfig::default())
-            .default_backoff()
-            .filter(move |event| std::future::ready(scope.admits_event(event)));
-        triggers::changed(events, view)
+        triggers::changed(self.scope.watch(api), view)
     }
 
     /// PromptAgent: the ConfigMaps of its instructions (metadata only), and its connection.
@@ -435,10 +431,8 @@ where
 {
     let (reader, writer) = reflector::store();
     let (filled, filled_rx) = Filled::channel();
-    let scope = scope.clone();
-    let stream = watcher(api, WatcherConfig::default())
-        .default_backoff()
-        .filter(move |event| std::future::ready(scope.admits_event(event)))
+    let stream = scope
+        .watch(api)
         .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
         // After `reflect`: the store has taken the list when this says so.
@@ -502,6 +496,27 @@ impl Scope {
             Self::All | Self::One(_) => true,
             Self::Some(listed) => namespace.is_some_and(|n| listed.contains(n)),
         }
+    }
+
+    /// A watch of `api` (with the default backoff) that passes on only the events of objects in
+    /// the served namespaces.
+    fn watch<K>(
+        &self,
+        api: Api<K>,
+    ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let scope = self.clone();
+        watcher(api, WatcherConfig::default())
+            .default_backoff()
+            .filter(move |event| std::future::ready(scope.admits_event(event)))
     }
 
     fn admits_event<K: kube::Resource>(

@@ -559,6 +559,20 @@ mod tests {
         status.conditions.iter().find(|c| c.type_ == type_)
     }
 
+    /// A connection at generation 1 whose first probe runs (Ready=False `Progressing`).
+    fn probing_connection() -> GatewayConnection {
+        let mut probing = connection(1, Some(("False", 1)), &[]);
+        if let Some(ready) = probing
+            .status
+            .as_mut()
+            .and_then(|s| s.conditions.first_mut())
+        {
+            ready.reason = reasons::PROGRESSING.into();
+            ready.message = "Probing the gateway".into();
+        }
+        probing
+    }
+
     fn connection(
         generation: i64,
         ready: Option<(&str, i64)>,
@@ -800,16 +814,8 @@ mod tests {
         assert!(never.message.contains("still reconciling"));
 
         // The first probe running: the same message, whatever the connection's own says.
-        let mut probing = connection(1, Some(("False", 1)), &[]);
-        if let Some(ready) = probing
-            .status
-            .as_mut()
-            .and_then(|s| s.conditions.first_mut())
-        {
-            ready.reason = reasons::PROGRESSING.into();
-            ready.message = "Probing the gateway".into();
-        }
-        let probing = check_connection(Some(&probing), "litellm-gw").expect_err("probing");
+        let probing =
+            check_connection(Some(&probing_connection()), "litellm-gw").expect_err("probing");
         assert_eq!(probing.message, never.message);
 
         let inactive = connection(1, Some(("False", 1)), &["gpt-4o"]);
@@ -838,15 +844,10 @@ mod tests {
 
         // On its way (no status, then the first probe running): one view, so no agent wakes.
         let never = connection(1, None, &[]);
-        let mut probing = connection(1, Some(("False", 1)), &[]);
-        if let Some(ready) = probing
-            .status
-            .as_mut()
-            .and_then(|s| s.conditions.first_mut())
-        {
-            ready.reason = reasons::PROGRESSING.into();
-        }
-        assert_eq!(connection_view(&never), connection_view(&probing));
+        assert_eq!(
+            connection_view(&never),
+            connection_view(&probing_connection())
+        );
 
         let others = [
             connection(1, Some(("False", 1)), &["gpt-4o"]),
