@@ -189,22 +189,28 @@ async fn run_controllers(
 ) -> anyhow::Result<()> {
     let config = ControllerConfig::default().concurrency(settings.concurrency);
     let scope = Scope::from_settings(&settings);
-    let (projects, projects_filled) = lean_controller(scope.api(&client), &scope);
-    let (connections, connections_filled) = lean_controller(scope.api(&client), &scope);
-    let (agents, agents_filled) = lean_controller(scope.api(&client), &scope);
+    let projects = lean_controller::<FoundryProject>(scope.api(&client), &scope);
+    let connections = lean_controller::<GatewayConnection>(scope.api(&client), &scope);
+    let agents = lean_controller::<PromptAgent>(scope.api(&client), &scope);
+    let filled = Filled::of(
+        vec![projects.filled, connections.filled, agents.filled],
+        runtime.shutdown.0.clone(),
+    );
+    let changes = Changes {
+        projects: projects.changes,
+        connections: connections.changes,
+        agents: agents.changes,
+    };
     let (projects, connections, agents) = (
-        projects.with_config(config.clone()),
-        connections.with_config(config.clone()),
-        agents.with_config(config),
+        projects.controller.with_config(config.clone()),
+        connections.controller.with_config(config.clone()),
+        agents.controller.with_config(config),
     );
     let stores = Stores {
         projects: projects.store(),
         connections: connections.store(),
         agents: agents.store(),
-        filled: Filled::of(
-            vec![projects_filled, connections_filled, agents_filled],
-            runtime.shutdown.0.clone(),
-        ),
+        filled,
     };
     runtime.metrics.read_objects_from(stores.clone());
     let ctx = context(&client, settings, &runtime.metrics, stores).await?;
@@ -216,6 +222,7 @@ async fn run_controllers(
         client: &client,
         scope: &scope,
         stores: &ctx.stores,
+        changes: &changes,
     };
     let stop = || runtime.shutdown.clone().wait();
     let projects = watches.project(projects).graceful_shutdown_on(stop());
@@ -319,6 +326,14 @@ struct Watches<'a> {
     client: &'a Client,
     scope: &'a Scope,
     stores: &'a Stores,
+    changes: &'a Changes,
+}
+
+/// The changes of our three kinds, each after its store has it.
+struct Changes {
+    projects: triggers::Subscriptions<FoundryProject>,
+    connections: triggers::Subscriptions<GatewayConnection>,
+    agents: triggers::Subscriptions<PromptAgent>,
 }
 
 impl Watches<'_> {
@@ -343,9 +358,11 @@ impl Watches<'_> {
                 let name = s.name_any();
                 referrers(&by_secret, s.namespace(), |c| c.reads_secret(&name))
             })
-            .watches(
-                self.scope.api::<FoundryProject>(self.client),
-                WatcherConfig::default(),
+            .watches_stream(
+                // Every change of the project (its status, too) passes.
+                triggers::changed(self.changes.projects.subscribe(), |p| {
+                    triggers::digest(&p.metadata.resource_version)
+                }),
                 move |p| {
                     let name = p.name_any();
                     referrers(&by_project, p.namespace(), |c| {
@@ -354,8 +371,8 @@ impl Watches<'_> {
                 },
             )
             .watches_stream(
-                self.viewed(
-                    self.scope.api::<PromptAgent>(self.client),
+                triggers::changed(
+                    self.changes.agents.subscribe(),
                     connection::start::agent_view,
                 ),
                 |agent| {
@@ -365,24 +382,6 @@ impl Watches<'_> {
                         .map(|c| ObjectRef::<GatewayConnection>::new(c).within(&namespace))
                 },
             )
-    }
-
-    /// The objects of `api` whose `view` changed, and the deleted ones ([`triggers::changed`]).
-    fn viewed<K>(
-        &self,
-        api: Api<K>,
-        view: fn(&K) -> u64,
-    ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
-    where
-        K: kube::Resource<DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
-    {
-        triggers::changed(self.scope.watch(api), view)
     }
 
     /// PromptAgent: the ConfigMaps of its instructions (metadata only), and its connection.
@@ -398,8 +397,8 @@ impl Watches<'_> {
                 },
             )
             .watches_stream(
-                self.viewed(
-                    self.scope.api::<GatewayConnection>(self.client),
+                triggers::changed(
+                    self.changes.connections.subscribe(),
                     agent::report::connection_view,
                 ),
                 move |gc| {
@@ -415,11 +414,9 @@ impl Watches<'_> {
 /// A controller whose cache drops `managedFields`: the operator never reads them, and they are
 /// about half of every cached object (the memory target, docs/ARCHITECTURE.md, is per 1,000 objects).
 /// Objects outside the watched namespaces never reach the cache. The receiver turns `true` once
-/// the store holds the first full list.
-fn lean_controller<K>(
-    api: Api<K>,
-    scope: &Scope,
-) -> (Controller<K>, tokio::sync::watch::Receiver<bool>)
+/// the store holds the first full list; the subscriptions hand the store's changes to the other
+/// controllers ([`triggers::Fanout`]).
+fn lean_controller<K>(api: Api<K>, scope: &Scope) -> Lean<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -431,14 +428,19 @@ where
 {
     let (reader, writer) = reflector::store();
     let (filled, filled_rx) = Filled::channel();
+    let mut fanout = triggers::Fanout::new(reader.clone());
+    let subscriptions = fanout.subscriptions();
     let stream = scope
         .watch(api)
         .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
-        // After `reflect`: the store has taken the list when this says so.
+        // After `reflect`: the store has taken each event when these see it.
         .inspect(move |event| {
-            if matches!(event, Ok(watcher::Event::InitDone)) {
-                let _ = filled.send(true);
+            if let Ok(event) = event {
+                fanout.forward(event);
+                if matches!(event, watcher::Event::InitDone) {
+                    let _ = filled.send(true);
+                }
             }
         })
         .applied_objects()
@@ -447,7 +449,18 @@ where
             |object: &K| Some(triggers::own_inputs(object.meta())),
             Default::default(),
         );
-    (Controller::for_stream(stream, reader), filled_rx)
+    Lean {
+        controller: Controller::for_stream(stream, reader),
+        filled: filled_rx,
+        changes: subscriptions,
+    }
+}
+
+/// A controller of [`lean_controller`], with what it shares.
+struct Lean<K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + 'static> {
+    controller: Controller<K>,
+    filled: tokio::sync::watch::Receiver<bool>,
+    changes: triggers::Subscriptions<K>,
 }
 
 /// Which namespaces the operator serves.
