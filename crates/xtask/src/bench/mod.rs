@@ -25,8 +25,11 @@
 //! `cargo xtask faults` (the [`faults`] module) shares the world of [`world`].
 
 mod audit;
+mod baseline;
+mod curve;
 pub mod faults;
 mod procfs;
+mod restart;
 mod world;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -56,9 +59,15 @@ use self::world::{
 /// The size the time and memory targets are set at (docs/ARCHITECTURE.md, Targets).
 const TARGET_N: usize = 1000;
 /// Target: all Ready within this long at [`TARGET_N`].
-const TARGET_READY: Duration = Duration::from_secs(60);
+const TARGET_READY: Duration = Duration::from_secs(30);
 /// Target: operator memory under this at [`TARGET_N`].
 const TARGET_RSS_MIB: f64 = 64.0;
+/// The large size: 5,000 connections and 5,000 agents.
+const LARGE_N: usize = 5000;
+/// Target: all Ready within this long at [`LARGE_N`].
+const LARGE_READY: Duration = Duration::from_secs(120);
+/// Target: operator memory under this at [`LARGE_N`].
+const LARGE_RSS_MIB: f64 = 96.0;
 /// An agent Ready later than this after its connection missed the connection's change.
 const LAG: Duration = Duration::from_secs(5);
 /// The operator's `--concurrency` default (objects reconciled at once per controller).
@@ -149,6 +158,15 @@ pub struct Args {
     /// own (one probe call each).
     #[arg(long, value_enum, default_value_t = Credentials::Shared)]
     pub credentials: Credentials,
+    /// Once idle, stop the operator and start a new one: Foundry and apiserver requests of the
+    /// new process and how long until it has reconciled every object once.
+    #[arg(long)]
+    pub restart: bool,
+    /// Run once per N in this list (e.g. `100,1000,5000`) and print the cost curve: time, CPU-s
+    /// by process, writes, reconciles and RSS per object, against the smallest N. `--n` is
+    /// ignored.
+    #[arg(long, value_delimiter = ',')]
+    pub curve: Vec<usize>,
 }
 
 impl Args {
@@ -167,6 +185,8 @@ impl Args {
             artifacts: None,
             no_finalizer_policy: false,
             credentials: Credentials::Shared,
+            restart: true,
+            curve: Vec::new(),
         }
     }
 }
@@ -178,6 +198,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.n == 0 || args.idle == 0 || args.resync == 0 || args.probe_interval == 0 {
         bail!("--n, --idle, --resync and --probe-interval must be at least 1");
+    }
+    if !args.curve.is_empty() {
+        return curve::run(args);
     }
     let report = measure(args)?;
     print!("{}", report.table());
@@ -516,6 +539,10 @@ struct Report {
     resources: Resources,
     apiserver: Apiserver,
     probes: ProbeSharing,
+    /// Creating the objects with no operator (the apiserver's own cost).
+    baseline: baseline::Baseline,
+    /// The operator restarted once idle (`--restart`).
+    restart: Option<restart::Restart>,
     invariants: Vec<Check>,
     targets: Vec<Check>,
 }
@@ -524,10 +551,16 @@ struct Report {
 
 /// The processes whose CPU the bench reports, by name.
 fn processes(bed: &Bed, operator: &RunningOperator) -> Vec<(String, u32)> {
-    let mut list = vec![("bench client (xtask)".to_owned(), std::process::id())];
+    let mut list = stack_processes(bed);
     if let Some(pid) = operator.pid() {
-        list.push(("operator".to_owned(), pid));
+        list.insert(1, ("operator".to_owned(), pid));
     }
+    list
+}
+
+/// The processes of the stack and the bench's own, by name.
+fn stack_processes(bed: &Bed) -> Vec<(String, u32)> {
+    let mut list = vec![("bench client (xtask)".to_owned(), std::process::id())];
     if let Some(p) = bed.stack.emulator.process() {
         list.push(("foundry-emulator".to_owned(), p.pid()));
     }
@@ -611,6 +644,29 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
     let resync = Duration::from_secs(args.resync);
     let bed = Bed::start_with("bench", true)?;
     let audit_log = AuditLog::new(&bed.audit_log().context("the test bed keeps no audit log")?);
+    let probe = json!({"interval": format!("{}s", args.probe_interval), "timeout": "5s"});
+    let mut objects: Vec<(Kind, String, Value)> = (0..n)
+        .map(|i| {
+            let spec = match args.credentials {
+                Credentials::Shared => bed.connection_spec(probe.clone(), None),
+                Credentials::Distinct => bed.connection_spec_keyed(
+                    probe.clone(),
+                    Some(json!([{"name": CALLER_HEADER, "value": connection_name(i)}])),
+                    &key_secret(i),
+                ),
+            };
+            (Kind::Connection, connection_name(i), spec)
+        })
+        .collect();
+    objects.extend((0..n).map(|i| {
+        (
+            Kind::Agent,
+            agent_name(i),
+            Bed::agent_spec(i, &format!("You are bench agent {i}. Answer briefly.")),
+        )
+    }));
+    // Before the finalizer policy: the baseline's objects go at once when deleted.
+    let baseline = baseline::measure(&bed, &objects, &stack_processes(&bed))?;
     let operator_user =
         format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}");
     let finalizer_policy = if args.no_finalizer_policy {
@@ -642,6 +698,8 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
         .and_then(|p| std::fs::read_link(format!("/proc/{}/exe", p.pid())).ok())
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    let mut restart_options = options.clone();
+    restart_options.dir = bed.stack.state_dir().join("operator-restarted");
     let mut operator = bed.start_operator(options)?;
     let operator_pid = operator.pid().context("the operator has no pid")?;
     bed.wait_project_ready(Duration::from_secs(60))?;
@@ -671,27 +729,6 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
         lock(&seen).synced >= 2
     })?;
 
-    let probe = json!({"interval": format!("{}s", args.probe_interval), "timeout": "5s"});
-    let mut objects: Vec<(Kind, String, Value)> = (0..n)
-        .map(|i| {
-            let spec = match args.credentials {
-                Credentials::Shared => bed.connection_spec(probe.clone(), None),
-                Credentials::Distinct => bed.connection_spec_keyed(
-                    probe.clone(),
-                    Some(json!([{"name": CALLER_HEADER, "value": connection_name(i)}])),
-                    &key_secret(i),
-                ),
-            };
-            (Kind::Connection, connection_name(i), spec)
-        })
-        .collect();
-    objects.extend((0..n).map(|i| {
-        (
-            Kind::Agent,
-            agent_name(i),
-            Bed::agent_spec(i, &format!("You are bench agent {i}. Answer briefly.")),
-        )
-    }));
     let list = processes(&bed, &operator);
     let seq0 = bed.last_request_seq(0)?;
     let cpu0 = cpu_of(&list);
@@ -824,6 +861,19 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
         .into_iter()
         .filter(|r| r["seq"].as_u64().is_some_and(|s| s <= seq2))
         .collect::<Vec<_>>();
+    let restarted = if args.restart {
+        Some(restart::measure(
+            &bed,
+            &mut operator,
+            restart_options,
+            &audit_log,
+            &operator_user,
+            n,
+            Duration::from_secs(args.timeout),
+        )?)
+    } else {
+        None
+    };
     let floor = measure_floor(&bed)?;
     let objects: BTreeSet<(String, String)> = (0..n)
         .flat_map(|i| {
@@ -864,8 +914,16 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
     if let Err(err) = operator.stop() {
         eprintln!("warning: the operator did not stop cleanly: {err}");
     }
+    let (restart, mut restarted) = restarted.map_or((None, None), |(r, o)| (Some(r), Some(o)));
+    if let Some(restarted) = &mut restarted
+        && let Err(err) = restarted.stop()
+    {
+        eprintln!("warning: the restarted operator did not stop cleanly: {err}");
+    }
     if let Some(dir) = &args.artifacts {
-        save_artifacts(&bed, &[&operator], dir)?;
+        let mut operators = vec![&operator];
+        operators.extend(restarted.as_ref());
+        save_artifacts(&bed, &operators, dir)?;
     }
 
     let creates = |operation: &str, names: &[String]| {
@@ -1120,19 +1178,28 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
         ),
         idle_writes_invariant(&apiserver.idle),
     ];
-    let at_size = n >= TARGET_N;
-    let targets = vec![
+    let mut invariants = invariants;
+    invariants.extend(restart.iter().flat_map(restart::Restart::invariants));
+    let (ready_target, rss_target, size) = if n >= LARGE_N {
+        (LARGE_READY, LARGE_RSS_MIB, Some(LARGE_N))
+    } else if n >= TARGET_N {
+        (TARGET_READY, TARGET_RSS_MIB, Some(TARGET_N))
+    } else {
+        (TARGET_READY, TARGET_RSS_MIB, None)
+    };
+    let at = size.map_or_else(|| format!("N >= {TARGET_N}"), |s| format!("N >= {s}"));
+    let mut targets = vec![
         Check::target(
-            "1,000 + 1,000 Ready within 60 s",
-            "<= 60 s at N >= 1000",
+            "all Ready within the time of the size",
+            &format!("<= {} s at {at}", ready_target.as_secs()),
             format!("{wall_s:.1} s at N = {n}"),
-            at_size.then_some(wall_s <= TARGET_READY.as_secs_f64()),
+            size.map(|_| wall_s <= ready_target.as_secs_f64()),
         ),
         Check::target(
-            "operator RSS under 64 MiB",
-            "peak < 64 MiB at N >= 1000",
+            "operator RSS within the memory of the size",
+            &format!("peak < {rss_target} MiB at {at}"),
             format!("peak {peak} MiB, steady {steady_rss} MiB at N = {n}"),
-            at_size.then_some(peak < TARGET_RSS_MIB),
+            size.map(|_| peak < rss_target),
         ),
         Check::target(
             "at most one probe per connection per interval",
@@ -1170,6 +1237,7 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
             Some(apiserver.reconciles_per_object_mean <= TARGET_RECONCILES_PER_OBJECT),
         ),
     ];
+    targets.extend(restart.iter().flat_map(restart::Restart::targets));
     Ok(Report {
         n,
         latency_ms: args.latency_ms,
@@ -1189,6 +1257,8 @@ fn measure(args: &Args) -> anyhow::Result<Report> {
         resources,
         apiserver,
         probes,
+        baseline,
+        restart,
         invariants,
         targets,
     })
@@ -1605,6 +1675,22 @@ impl Report {
                 r.objects_json_mib, r.managed_fields_json_mib
             ),
         );
+        let b = &self.baseline;
+        t.section(&format!(
+            "The apiserver alone (the same {} objects applied the same way, no operator)",
+            b.objects
+        ));
+        t.row("apply -> all answered", &format!("{:.2} s", b.wall_s));
+        t.row(
+            "CPU s by process",
+            &format!("{:?} (total {:.2})", b.cpu_s, b.cpu_total()),
+        );
+        if let Some(r) = &self.restart {
+            t.section("Operator restart with every object Ready (new process, idle)");
+            for (label, value) in r.rows() {
+                t.row(&label, &value);
+            }
+        }
         t.section("Invariants (a violation fails the run)");
         for c in &self.invariants {
             t.row(

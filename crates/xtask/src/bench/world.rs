@@ -217,20 +217,52 @@ impl Bed {
                 "secretRef": {"name": PROJECT_SECRET, "key": "clientSecret"}}},
         });
         self.rt.block_on(async {
-            let namespaces: Api<Namespace> = Api::all(self.client.clone());
-            namespaces
-                .patch(
-                    &self.namespace,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": self.namespace}})),
-                )
-                .await
-                .context("failed to create the namespace")?;
+            self.create_namespace(&self.namespace).await?;
             self.apply_secret(PROJECT_SECRET, json!({"clientSecret": secret}))
                 .await?;
             self.apply(Kind::Project, PROJECT, spec).await
         })
+    }
+
+    /// Creates (or keeps) the namespace `name`.
+    pub async fn create_namespace(&self, name: &str) -> anyhow::Result<()> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        namespaces
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": name}})),
+            )
+            .await
+            .with_context(|| format!("failed to create the namespace {name}"))?;
+        Ok(())
+    }
+
+    /// Deletes every object of `kind` in `namespace` and waits until none is left (objects
+    /// without finalizers: no operator watches that namespace).
+    pub async fn delete_all_in(&self, namespace: &str, kind: Kind) -> anyhow::Result<()> {
+        let api =
+            Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &kind.resource());
+        api.delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+            .with_context(|| format!("failed to delete the {}s of {namespace}", kind.name()))?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !api
+            .list_metadata(&ListParams::default().limit(1))
+            .await?
+            .items
+            .is_empty()
+        {
+            if Instant::now() >= deadline {
+                anyhow::bail!(
+                    "the {}s of {namespace} were not deleted in 120 s",
+                    kind.name()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
     }
 
     /// Operator options for this stack (shipped RBAC, the stack's CA), logging to
@@ -260,13 +292,24 @@ impl Bed {
 
     /// Server-side applies an object of one of our kinds.
     pub async fn apply(&self, kind: Kind, name: &str, spec: Value) -> anyhow::Result<()> {
+        self.apply_in(&self.namespace, kind, name, spec).await
+    }
+
+    /// Server-side applies an object of one of our kinds in `namespace`.
+    pub async fn apply_in(
+        &self,
+        namespace: &str,
+        kind: Kind,
+        name: &str,
+        spec: Value,
+    ) -> anyhow::Result<()> {
         let object = json!({
             "apiVersion": API_VERSION,
             "kind": kind.name(),
             "metadata": {"name": name},
             "spec": spec,
         });
-        self.api(kind)
+        Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &kind.resource())
             .patch(
                 name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -319,10 +362,20 @@ impl Bed {
         objects: Vec<(Kind, String, Value)>,
         parallel: usize,
     ) -> anyhow::Result<BTreeMap<(Kind, String), Instant>> {
+        self.apply_all_in(&self.namespace, objects, parallel).await
+    }
+
+    /// [`Bed::apply_all`] in `namespace`.
+    pub async fn apply_all_in(
+        &self,
+        namespace: &str,
+        objects: Vec<(Kind, String, Value)>,
+        parallel: usize,
+    ) -> anyhow::Result<BTreeMap<(Kind, String), Instant>> {
         futures::stream::iter(objects)
             .map(|(kind, name, spec)| async move {
                 let sent = Instant::now();
-                self.apply(kind, &name, spec).await?;
+                self.apply_in(namespace, kind, &name, spec).await?;
                 anyhow::Ok(((kind, name), sent))
             })
             .buffer_unordered(parallel.max(1))
